@@ -1,0 +1,60 @@
+"""HomeApp realtime server: a Socket.IO server speaking the existing client's protocol."""
+import uuid
+from pathlib import Path
+
+import redis
+from flask import Flask
+
+from homeapp import jsoncodec
+from homeapp.config import load_config
+from homeapp.connections import Connections
+from homeapp.events import Hub, register
+from homeapp.extensions import socketio
+from homeapp.logs import configure_logging
+from homeapp.presence import create_presence
+from homeapp.schemas import limits
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config=None):
+    """Build the Flask app and bind the Socket.IO server to it.
+
+    Settings come from the environment (homeapp.config), overridden by test_config.
+    Raises ConfigError when a setting is malformed.
+    """
+    config = load_config()
+    config.update(test_config or {})
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    app.config.update(config)
+    configure_logging(config["LOG_LEVEL"])
+    limits.configure(config)
+
+    redis_client = None
+    if config["REDIS_URL"]:
+        redis_client = redis.Redis.from_url(
+            config["REDIS_URL"], decode_responses=True,
+            socket_timeout=config["REDIS_TIMEOUT"], socket_connect_timeout=config["REDIS_TIMEOUT"])
+    socketio.init_app(
+        app,
+        async_mode=config.get("ASYNC_MODE", "gevent"),
+        message_queue=config["REDIS_URL"],
+        json=jsoncodec,
+        cors_allowed_origins=config["CORS_ORIGINS"] or None,
+        max_http_buffer_size=config["MAX_PACKET_BYTES"],
+        # one event at a time per socket, in the order it was sent, without a greenlet each
+        async_handlers=False,
+    )
+    server_id = uuid.uuid4().hex
+    presence = create_presence(config, redis_client, server_id)
+    connections = Connections({
+        "message": (config["MESSAGE_RATE"], config["MESSAGE_BURST"]),
+        "typing": (config["TYPING_RATE"], config["TYPING_BURST"]),
+    })
+    hub = Hub(socketio.server, presence, connections, config)
+    register(socketio.server, hub)
+    app.extensions["homeapp"] = hub
+
+    from homeapp import web
+    app.register_blueprint(web.bp)
+    return app

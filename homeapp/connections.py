@@ -1,0 +1,73 @@
+"""What this process knows about each of its sockets: identity, liveness, typing, rate limits."""
+import time
+
+
+class TokenBucket:
+    """Allows `rate` events per second on average and bursts of up to `burst`."""
+
+    __slots__ = ("rate", "burst", "tokens", "stamp")
+
+    def __init__(self, rate, burst):
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def allow(self):
+        """Take one token; False when the bucket is empty."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+class Connection:
+    """One socket. Its identity, once set, never changes (contract section 3)."""
+
+    __slots__ = ("sid", "user_id", "username", "live", "typing", "buckets")
+
+    def __init__(self, sid, user_id=None, username=None):
+        self.sid = sid
+        self.user_id = user_id
+        self.username = username
+        self.live = False       # counted for presence, from its addOnlineUser on
+        self.typing = set()     # room ids it announced typing in and has not stopped
+        self.buckets = {}       # rate class -> TokenBucket, made on first use
+
+
+class Connections:
+    """The sockets of this process, by sid."""
+
+    def __init__(self, rates):
+        self._by_sid = {}
+        self._rates = rates  # rate class -> (rate, burst); a rate of 0 means unlimited
+
+    def open(self, sid, user_id=None, username=None):
+        conn = Connection(sid, user_id, username)
+        self._by_sid[sid] = conn
+        return conn
+
+    def get(self, sid):
+        return self._by_sid.get(sid)
+
+    def close(self, sid):
+        return self._by_sid.pop(sid, None)
+
+    def of_user(self, user_id):
+        return [conn for conn in self._by_sid.values() if conn.user_id == user_id]
+
+    def __len__(self):
+        return len(self._by_sid)
+
+    def allow(self, conn, rate_class):
+        """Charge one event of rate_class to the socket; False when it is over its limit."""
+        bucket = conn.buckets.get(rate_class)
+        if bucket is None:
+            rate, burst = self._rates[rate_class]
+            if rate <= 0:
+                return True
+            bucket = conn.buckets[rate_class] = TokenBucket(rate, burst)
+        return bucket.allow()

@@ -1,0 +1,76 @@
+"""Connection lifecycle, addOnlineUser, joinRoom and leaveRoom."""
+import logging
+
+from homeapp.events import names
+from homeapp.events.dispatch import handles
+from homeapp.events.typing import typing_payload
+from homeapp.identity import identify
+from homeapp.presence import PresenceUnavailable
+from homeapp.schemas import presence as schemas
+from homeapp.services.access import require_self
+from homeapp.services.rooms import room_channel, user_channel
+
+log = logging.getLogger("homeapp.presence")
+
+
+def announce(hub, kind, user_id):
+    """Tell everyone that a user came online ("Add") or went offline ("Remove")."""
+    hub.emit(names.NEW_ONLINE_USER, {"type": kind, "userID": user_id})
+
+
+def connect(hub, sid, environ, auth):
+    """Fix the socket's identity, if the handshake proves one; refuse the connection otherwise."""
+    identity = identify(hub.config, environ, auth)
+    if identity is None:
+        hub.connections.open(sid)
+    else:
+        hub.connections.open(sid, identity.user_id, identity.username)
+
+
+def disconnect(hub, sid):
+    """Stop the socket's typing and take its user offline if it was their last live socket."""
+    conn = hub.connections.close(sid)
+    if conn is None:
+        return
+    for room_id in conn.typing:
+        hub.emit(names.TYPING_STOP, typing_payload(conn, room_id, None),
+                 to=room_channel(room_id), skip_sid=sid)
+    if not conn.live:
+        return
+    try:
+        went_offline = hub.presence.remove_socket(conn.user_id, sid)
+    except PresenceUnavailable as exc:
+        log.warning("could not record that socket %s of user %s closed: %s", sid, conn.user_id, exc)
+        return
+    if went_offline:
+        announce(hub, "Remove", conn.user_id)
+
+
+@handles(names.ADD_ONLINE_USER, schema=schemas.add_online_user, anonymous=True)
+def add_online_user(hub, conn, payload):
+    """Count the socket as live; the first live socket of a user announces "Add"."""
+    user_id = payload["userID"]
+    if conn.user_id is not None:
+        require_self(conn, user_id, "userID")
+    came_online = hub.presence.add_socket(user_id, conn.sid)
+    # the identity is set only once presence accepted it: a refused event changes nothing
+    conn.user_id = user_id
+    if conn.username is None:
+        conn.username = payload["userUsername"]
+    conn.live = True
+    if came_online:
+        announce(hub, "Add", user_id)
+
+
+@handles(names.JOIN_ROOM, schema=schemas.user_channel)
+def join_room(hub, conn, user_id):
+    """Subscribe the socket to its own user channel."""
+    require_self(conn, user_id, "userID")
+    hub.server.enter_room(conn.sid, user_channel(user_id))
+
+
+@handles(names.LEAVE_ROOM, schema=schemas.user_channel)
+def leave_room(hub, conn, user_id):
+    """Unsubscribe the socket from its own user channel."""
+    require_self(conn, user_id, "userID")
+    hub.server.leave_room(conn.sid, user_channel(user_id))

@@ -1,0 +1,37 @@
+"""startTypingRoom and stopTypingRoom: relayed to the room's open views, never back to the typist."""
+from homeapp.events import names
+from homeapp.events.dispatch import handles
+from homeapp.schemas import typing as schemas
+from homeapp.services.access import require_member, require_self
+from homeapp.services.rooms import room_channel
+
+
+def typing_payload(conn, room_id, claimed_username):
+    """typingMessageStart/Stop's payload; the name is the identity's when it has one."""
+    return {"senderID": conn.user_id, "senderUsername": conn.username or claimed_username,
+            "roomID": room_id}
+
+
+def _authorize(conn, payload):
+    require_self(conn, payload["user"]["userID"], "user.userID")
+    require_member(conn, payload["roomID"])
+
+
+def _relay(hub, conn, payload, event):
+    room_id = payload["roomID"]
+    hub.emit(event, typing_payload(conn, room_id, payload["user"]["username"]),
+             to=room_channel(room_id), skip_sid=conn.sid)
+
+
+@handles(names.START_TYPING, schema=schemas.typing, rate="typing")
+def start_typing(hub, conn, payload):
+    _authorize(conn, payload)
+    conn.typing.add(payload["roomID"])  # so that a disconnect can stop it
+    _relay(hub, conn, payload, names.TYPING_START)
+
+
+@handles(names.STOP_TYPING, schema=schemas.typing, rate="typing")
+def stop_typing(hub, conn, payload):
+    _authorize(conn, payload)
+    conn.typing.discard(payload["roomID"])
+    _relay(hub, conn, payload, names.TYPING_STOP)

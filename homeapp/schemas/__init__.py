@@ -1,0 +1,1 @@
+"""Marshmallow schemas, one module per feature, one schema per incoming payload."""

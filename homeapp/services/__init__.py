@@ -1,0 +1,1 @@
+"""Rules of the product that do not know about Socket.IO."""

@@ -1,0 +1,63 @@
+"""Room ids (contract section 2): members, canonical form, Socket.IO room names.
+
+A room id is two or more distinct user ids joined by ":" and sorted numerically.
+Membership is read from the id itself and nowhere else.
+"""
+USER_ID_MAX_DIGITS = 20
+
+
+def is_user_id(text):
+    """True for a string of 1 to 20 ASCII digits."""
+    return (isinstance(text, str) and 0 < len(text) <= USER_ID_MAX_DIGITS
+            and text.isascii() and text.isdigit())
+
+
+def canonical(members):
+    """The room id of a collection of distinct user ids."""
+    return ":".join(sorted(members, key=int))
+
+
+def members_of(room_id, max_members):
+    """Split a room id into its member ids.
+
+    Raises ValueError with a message for the user when it is not canonical.
+    """
+    if not isinstance(room_id, str):
+        raise ValueError("Room id must be a string.")
+    members = room_id.split(":")
+    if len(members) < 2:
+        raise ValueError("Room id needs at least two user ids joined by ':'.")
+    if len(members) > max_members:
+        raise ValueError(f"Room has more than {max_members} members.")
+    if not all(is_user_id(member) for member in members):
+        raise ValueError("Room id members must be user ids of 1 to 20 digits.")
+    if len(set(members)) != len(members):
+        raise ValueError("Room id repeats a member.")
+    if canonical(members) != room_id:
+        raise ValueError(f"Room id must be sorted numerically: {canonical(members)!r}.")
+    return tuple(members)
+
+
+def with_member(room_id, user_id):
+    """The id of the room that adds user_id to room_id's members."""
+    return canonical(room_id.split(":") + [user_id])
+
+
+def without_member(room_id, user_id):
+    """The id of the room that drops user_id from room_id's members."""
+    return canonical([m for m in room_id.split(":") if m != user_id])
+
+
+def recipients_of(room_id, sender_id):
+    """The members of room_id other than the sender."""
+    return [m for m in room_id.split(":") if m != sender_id]
+
+
+def user_channel(user_id):
+    """Socket.IO room of one user's sockets, on every process."""
+    return "user:" + user_id
+
+
+def room_channel(room_id):
+    """Socket.IO room of the sockets that have a chat view open."""
+    return "room:" + room_id
