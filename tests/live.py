@@ -1,0 +1,95 @@
+"""A real Socket.IO client that records every event it receives, for asserting who got what."""
+import itertools
+import threading
+import time
+
+import socketio
+
+PRESENCE = "newOnlineUser"
+_ids = itertools.count(int(time.time() * 1000) % 10**9 * 1000)
+
+
+def new_user_id():
+    """A user id no other test uses, growing, so that later ids sort after earlier ones."""
+    return str(next(_ids))
+
+
+def room_of(*peers):
+    """The canonical room id of the peers' users."""
+    return ":".join(sorted((p.user_id for p in peers), key=int))
+
+
+class Peer:
+    """One socket of one user, connected with the websocket transport."""
+
+    def __init__(self, url, user_id=None, username=None, query=True, **connect_kwargs):
+        self.user_id = user_id
+        self.username = username
+        self.events = []
+        self._changed = threading.Condition()
+        self.client = socketio.Client(reconnection=False)
+        self.client.on("*", self._record)
+        target = url + (f"/?userID={user_id}" if query and user_id else "")
+        self.client.connect(target, transports=["websocket"], wait_timeout=5, **connect_kwargs)
+
+    def _record(self, event, *args):
+        with self._changed:
+            self.events.append((event, args[0] if len(args) == 1 else args))
+            self._changed.notify_all()
+
+    def call(self, event, data=None, timeout=5):
+        """Emit with an acknowledgement and return the ack."""
+        return self.client.call(event, data, timeout=timeout)
+
+    def emit(self, event, data=None):
+        self.client.emit(event, data)
+
+    def got(self, *names):
+        """Payloads received, in order: of the named events, or of every event but presence."""
+        with self._changed:
+            if names:
+                return [(e, p) for e, p in self.events if e in names]
+            return [(e, p) for e, p in self.events if e != PRESENCE]
+
+    def presence_of(self, *user_ids):
+        """The newOnlineUser payloads received about the given users."""
+        return [p for e, p in self.got(PRESENCE) if p["userID"] in user_ids]
+
+    def wait_for(self, event, predicate=lambda p: True, timeout=5):
+        """Block until an event matching predicate has arrived; return its payload."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for e, p in self.events:
+                    if e == event and predicate(p):
+                        return p
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"{event} never reached user {self.user_id}; got {self.events}")
+                self._changed.wait(remaining)
+
+    def clear(self):
+        with self._changed:
+            self.events.clear()
+
+    def close(self):
+        if self.client.connected:
+            self.client.disconnect()
+
+
+def settle(*peers, quiet=0.3, limit=5.0):
+    """Wait until none of the peers has received anything for `quiet` seconds.
+
+    What a test asserts was not delivered has had that long to arrive.
+    """
+    deadline = time.monotonic() + limit
+    counts = [len(p.events) for p in peers]
+    still_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = [len(p.events) for p in peers]
+        if now != counts:
+            counts, still_since = now, time.monotonic()
+        elif time.monotonic() - still_since >= quiet:
+            return
+    raise AssertionError("events kept arriving")

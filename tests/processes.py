@@ -1,0 +1,113 @@
+"""Real processes for live tests: a private redis-server and server processes on free ports."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port():
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout, message):
+    """Poll predicate until it is true; raise AssertionError(message) after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(message)
+
+
+class RedisServer:
+    """A redis-server this test session owns, so it may flush and stop it."""
+
+    def __init__(self):
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="homeapp-redis-")
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = None
+        self._binary = binary
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self._answers, 10, f"redis-server did not start on port {self.port}")
+        return self
+
+    def _answers(self):
+        try:
+            return self.client().ping()
+        except redis.RedisError:
+            return False
+
+    def client(self):
+        return redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=2)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+class ServerProcess:
+    """`python app.py` on a free port with the given settings; its output goes to a log file."""
+
+    def __init__(self, env):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ, HOST="127.0.0.1", PORT=str(self.port), PYTHONUNBUFFERED="1")
+        self.env.pop("REDIS_URL", None)
+        self.env.update({k: str(v) for k, v in env.items()})
+        self.log_path = Path(tempfile.mkstemp(prefix="homeapp-server-", suffix=".log")[1])
+        self.proc = None
+
+    def start(self, entry=("app.py",)):
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, *entry], cwd=ROOT, env=self.env,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        wait_until(self._answers, 20, f"server did not start; log:\n{self.log()}")
+        return self
+
+    def _answers(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"server exited with {self.proc.returncode}; log:\n{self.log()}")
+        try:
+            return requests.get(self.url + "/", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Signal the process and wait for it; returns its exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(5)
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
