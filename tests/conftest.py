@@ -48,9 +48,8 @@ def server(request):
                                    else "redis_backed_server")
 
 
-@pytest.fixture
-def connect(server):
-    """connect(user_id=None, live=True, join=True, **kw) -> a Peer on `server`.
+def _peers_of(server):
+    """connect(user_id=None, live=True, join=True, **kw) -> a Peer on `server`, and the peers made.
 
     `live` sends addOnlineUser, `join` sends joinRoom for the user's own channel:
     what the existing client does on every connect.
@@ -68,6 +67,22 @@ def connect(server):
             assert peer.call("joinRoom", user_id) == {"ok": True}
         return peer
 
+    return make, peers
+
+
+@pytest.fixture
+def connect(server):
+    """Peers on each presence implementation in turn (see _peers_of)."""
+    make, peers = _peers_of(server)
+    yield make
+    for peer in peers:
+        peer.close()
+
+
+@pytest.fixture
+def connect_memory(memory_server):
+    """Peers on the in-memory server only: for checks that do not involve presence storage."""
+    make, peers = _peers_of(memory_server)
     yield make
     for peer in peers:
         peer.close()
@@ -78,4 +93,12 @@ def users(connect):
     """users(n) -> n connected users with growing ids, each live and on its own channel."""
     def make(count, **kwargs):
         return [connect(**kwargs) for _ in range(count)]
+    return make
+
+
+@pytest.fixture
+def memory_users(connect_memory):
+    """users(n) on the in-memory server only."""
+    def make(count, **kwargs):
+        return [connect_memory(**kwargs) for _ in range(count)]
     return make

@@ -93,3 +93,14 @@ def settle(*peers, quiet=0.3, limit=5.0):
         elif time.monotonic() - still_since >= quiet:
             return
     raise AssertionError("events kept arriving")
+
+
+def assert_refused(sender, event, payload, code, bystanders=(), quiet=0.2):
+    """The event is answered with `code`, as ack and as one `error` event, and nothing else happens."""
+    ack = sender.call(event, payload)
+    assert ack["ok"] is False and ack["code"] == code and ack["event"] == event, ack
+    settle(sender, *bystanders, quiet=quiet)
+    assert sender.got() == [("error", ack)]
+    for peer in bystanders:
+        assert peer.got() == [], f"user {peer.user_id} received {peer.got()}"
+    return ack
