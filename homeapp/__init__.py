@@ -5,7 +5,7 @@ from pathlib import Path
 import redis
 from flask import Flask
 
-from homeapp import jsoncodec
+from homeapp import jsoncodec, metrics
 from homeapp.config import load_config
 from homeapp.connections import Connections
 from homeapp.events import Hub, register
@@ -27,7 +27,7 @@ def create_app(test_config=None):
     config.update(test_config or {})
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     app.config.update(config)
-    configure_logging(config["LOG_LEVEL"])
+    configure_logging(config["LOG_LEVEL"], config["LOG_FORMAT"])
     limits.configure(config)
 
     redis_client = None
@@ -51,10 +51,12 @@ def create_app(test_config=None):
         "message": (config["MESSAGE_RATE"], config["MESSAGE_BURST"]),
         "typing": (config["TYPING_RATE"], config["TYPING_BURST"]),
     })
+    metrics.watch_connections(connections)
     hub = Hub(socketio.server, presence, connections, config)
     register(socketio.server, hub)
     app.extensions["homeapp"] = hub
 
-    from homeapp import web
+    from homeapp import ops, web
     app.register_blueprint(web.bp)
+    ops.init_app(app)
     return app

@@ -62,6 +62,14 @@ class Connections:
     def __len__(self):
         return len(self._by_sid)
 
+    def sids(self):
+        """A snapshot of the open sockets' ids."""
+        return list(self._by_sid)
+
+    def live_users(self):
+        """The ids of users with at least one live socket on this process."""
+        return {conn.user_id for conn in list(self._by_sid.values()) if conn.live}
+
     def allow(self, conn, rate_class):
         """Charge one event of rate_class to the socket; False when it is over its limit."""
         bucket = conn.buckets.get(rate_class)

@@ -6,7 +6,7 @@ them, never two or none.
 """
 import redis
 
-from homeapp import redis_keys
+from homeapp import metrics, redis_keys
 from homeapp.presence.base import PresenceStore, PresenceUnavailable
 
 # KEYS: user sockets, onlineUsers, server sockets. ARGV: socket key, user id, sid.
@@ -29,6 +29,12 @@ return 0
 """
 
 
+def _unavailable(operation, exc):
+    """Count a failed Redis call and turn it into the store's one error."""
+    metrics.redis_error(operation)
+    return PresenceUnavailable(str(exc))
+
+
 class RedisPresence(PresenceStore):
     def __init__(self, client, server_id):
         self._redis = client
@@ -47,23 +53,23 @@ class RedisPresence(PresenceStore):
         try:
             return self._add(self._keys(user_id), [self._socket_key(sid), user_id, sid]) == 1
         except redis.RedisError as exc:
-            raise PresenceUnavailable(str(exc)) from exc
+            raise _unavailable("add_socket", exc) from exc
 
     def remove_socket(self, user_id, sid):
         try:
             return self._remove(self._keys(user_id), [self._socket_key(sid), user_id, sid]) == 1
         except redis.RedisError as exc:
-            raise PresenceUnavailable(str(exc)) from exc
+            raise _unavailable("remove_socket", exc) from exc
 
     def online_users(self):
         try:
             return set(self._redis.smembers(redis_keys.ONLINE_USERS))
         except redis.RedisError as exc:
-            raise PresenceUnavailable(str(exc)) from exc
+            raise _unavailable("online_users", exc) from exc
 
     def sockets_of(self, user_id):
         try:
             keys = self._redis.smembers(redis_keys.user_sockets(user_id))
         except redis.RedisError as exc:
-            raise PresenceUnavailable(str(exc)) from exc
+            raise _unavailable("sockets_of", exc) from exc
         return {key.partition("/")[2] for key in keys}
