@@ -1,4 +1,7 @@
-"""Development entry: `python app.py` serves the demo page and Socket.IO on HOST:PORT."""
+"""Development entry: `python app.py` serves the demo page and Socket.IO on HOST:PORT.
+
+SIGTERM or SIGINT shuts it down gracefully (homeapp.shutdown) and it exits 0.
+"""
 from gevent import monkey
 
 monkey.patch_all()  # before anything else imports socket, ssl or threading
@@ -7,7 +10,7 @@ import sys  # noqa: E402
 
 from homeapp import create_app  # noqa: E402
 from homeapp.config import ConfigError  # noqa: E402
-from homeapp.extensions import socketio  # noqa: E402
+from homeapp.shutdown import serve  # noqa: E402
 
 
 def main():
@@ -16,7 +19,7 @@ def main():
     except ConfigError as exc:
         sys.exit(f"homeapp: bad setting: {exc}")
     print(f"HomeApp realtime server on http://{app.config['HOST']}:{app.config['PORT']}/", flush=True)
-    socketio.run(app, host=app.config["HOST"], port=app.config["PORT"], log_output=False)
+    serve(app, app.config["HOST"], app.config["PORT"])
 
 
 if __name__ == "__main__":
