@@ -6,6 +6,7 @@ from gevent import monkey
 
 monkey.patch_all()  # before anything else imports socket, ssl or threading
 
+import logging  # noqa: E402
 import sys  # noqa: E402
 
 from homeapp import create_app  # noqa: E402
@@ -18,7 +19,8 @@ def main():
         app = create_app()
     except ConfigError as exc:
         sys.exit(f"homeapp: bad setting: {exc}")
-    print(f"HomeApp realtime server on http://{app.config['HOST']}:{app.config['PORT']}/", flush=True)
+    logging.getLogger("homeapp").info("HomeApp realtime server on http://%s:%s/",
+                                      app.config["HOST"], app.config["PORT"])
     serve(app, app.config["HOST"], app.config["PORT"])
 
 
