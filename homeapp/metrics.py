@@ -1,14 +1,21 @@
 """Prometheus metrics of this process; docs/operations.md lists them with example queries.
 
 The metrics are module-level singletons in prometheus_client's default registry, like
-the extensions, so that create_app() can run many times. On the hot path an event
-costs one pre-bound counter increment and one histogram observation: the label
-children are looked up once, when the handlers are bound, never per event.
+the extensions, so that create_app() can run many times. Each process counts its own
+events; under gunicorn with several workers each worker has its own numbers.
 
-Each process counts its own events; under gunicorn with several workers each worker
-has its own numbers (docs/operations.md).
+The three families counted per event (events received, their duration, emits) are kept
+here as plain numbers and handed to Prometheus at scrape time. prometheus_client guards
+every increment with a threading.Lock, which gevent's monkey-patching turns into a
+greenlet lock costing about 0.3 µs per increment, several per event. Under gevent all
+greenlets share one thread and `+=` never yields, so these counts need no lock (in the
+threading mode of the tests, concurrent increments may, rarely, lose one). Their label
+children are looked up once, when the handlers are bound, never per event.
 """
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+from bisect import bisect_left
+
+from prometheus_client import REGISTRY, Counter, Gauge, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from homeapp import errors
 
@@ -19,18 +26,95 @@ OUTCOMES = (OK, errors.VALIDATION_ERROR, errors.UNAUTHENTICATED, errors.FORBIDDE
             errors.RATE_LIMITED, errors.UNAVAILABLE, errors.INTERNAL_ERROR)
 UNKNOWN_EVENT_LABEL = "<unknown>"  # client-chosen names would make the label set unbounded
 _DYNAMIC_EMITS = ("privateRatingNotify-",)  # emitted names that carry a user id
+DURATION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    0.5, 1.0, 2.5)
 
-EVENTS_RECEIVED = Counter(
+
+class Count:
+    """One counter child: a number and inc()."""
+
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
+
+    def inc(self, amount=1):
+        self.value += amount
+
+
+class Distribution:
+    """One histogram child: a count per bucket (not cumulative) and the sum."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self):
+        self.counts = [0] * (len(DURATION_BUCKETS) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, seconds):
+        self.counts[bisect_left(DURATION_BUCKETS, seconds)] += 1  # bucket "le" bound included
+        self.sum += seconds
+
+
+class _Family:
+    """Children by label values, collected into one metric family at scrape time."""
+
+    def __init__(self, name, documentation, labelnames, child):
+        self.name, self.documentation, self.labelnames = name, documentation, labelnames
+        self._child = child
+        self._children = {}
+        REGISTRY.register(self)
+
+    def labels(self, *values):
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._child()
+        return child
+
+    def collect(self):
+        family = self._family()
+        for values, child in list(self._children.items()):
+            self._add(family, list(values), child)
+        yield family
+
+
+class _CounterFamily(_Family):
+    def __init__(self, name, documentation, labelnames):
+        super().__init__(name, documentation, labelnames, Count)
+
+    def _family(self):
+        return CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+    @staticmethod
+    def _add(family, values, child):
+        family.add_metric(values, child.value)
+
+
+class _HistogramFamily(_Family):
+    def __init__(self, name, documentation, labelnames):
+        super().__init__(name, documentation, labelnames, Distribution)
+
+    def _family(self):
+        return HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+    @staticmethod
+    def _add(family, values, child):
+        buckets, total = [], 0
+        for bound, count in zip(DURATION_BUCKETS + (float("inf"),), child.counts):
+            total += count
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), total))
+        family.add_metric(values, buckets, child.sum)
+
+
+EVENTS_RECEIVED = _CounterFamily(
     "homeapp_events_received_total",
     "Client events handled, by event name and outcome (ok or the error code sent back).",
     ["event", "outcome"])
-EVENT_DURATION = Histogram(
+EVENT_DURATION = _HistogramFamily(
     "homeapp_event_duration_seconds",
     "Time to handle one client event: checks, validation, handler and its emits.",
-    ["event"],
-    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-             1.0, 2.5))
-EMITS = Counter(
+    ["event"])
+EMITS = _CounterFamily(
     "homeapp_emits_total",
     "Server events emitted by this process, by event name: one per emit call, however many "
     "sockets it reaches.",
@@ -80,19 +164,22 @@ def emit_label(event):
 
 
 def counting_emits(emit):
-    """Wrap an emit function so that every call counts one emit of its event name."""
-    children = {}
-    labels = EMITS.labels
+    """Wrap Socket.IO's emit so that every call counts one emit of its event name.
 
-    def counted_emit(event, *args, **kwargs):
+    The wrapper names the two options the handlers use instead of forwarding *args and
+    **kwargs, which would cost more than the counting itself.
+    """
+    children = {}
+
+    def counted_emit(event, data=None, to=None, skip_sid=None):
         child = children.get(event)
         if child is None:
             label = emit_label(event)
-            child = labels(label)
+            child = EMITS.labels(label)
             if label == event:  # names with a user id in them are not cached: unbounded
                 children[event] = child
-        child.inc()
-        return emit(event, *args, **kwargs)
+        child.value += 1
+        return emit(event, data, to=to, skip_sid=skip_sid)
 
     return counted_emit
 

@@ -18,7 +18,7 @@ def test_emit_label(event, label):
     assert metrics.emit_label(event) == label
 
 
-def test_counting_emit_counts_each_call_and_passes_everything_on():
+def test_counting_emit_counts_each_call_and_passes_its_arguments_on():
     calls = []
     emit = metrics.counting_emits(lambda *args, **kwargs: calls.append((args, kwargs)) or "sent")
     before = sample("homeapp_emits_total", event="test-event")
@@ -28,7 +28,7 @@ def test_counting_emit_counts_each_call_and_passes_everything_on():
     emit("privateRatingNotify-7", {}, to="user:7")
     assert sample("homeapp_emits_total", event="test-event") == before + 2
     assert sample("homeapp_emits_total", event="privateRatingNotify-*") == rating + 1
-    assert calls[0] == (("test-event", {"a": 1}), {"to": ["user:1", "user:2"]})
+    assert calls[0] == (("test-event", {"a": 1}), {"to": ["user:1", "user:2"], "skip_sid": None})
     assert calls[1] == (("test-event", None), {"to": "room:1:2", "skip_sid": "s"})
 
 
