@@ -15,6 +15,7 @@ from marshmallow import ValidationError
 from homeapp import errors
 from homeapp.errors import EventError, error_payload
 from homeapp.events import names
+from homeapp.health import RedisHealth
 from homeapp.presence import PresenceUnavailable
 
 log = logging.getLogger("homeapp.events")
@@ -38,11 +39,13 @@ def handles(event, schema=None, rate=None, anonymous=False):
 class Hub:
     """What handlers act on: the Socket.IO server, presence, this process's sockets, settings."""
 
-    def __init__(self, server, presence, connections, config):
+    def __init__(self, server, presence, connections, config, health=None):
         self.server = server
         self.presence = presence
         self.connections = connections
         self.config = config
+        self.health = health or RedisHealth()
+        self.keeper = None  # the PresenceKeeper, when presence lives in Redis
         self.timezone = ZoneInfo(config["TIMEZONE"])
         self.emit = server.emit
 
@@ -92,7 +95,7 @@ def _run(hub, event, spec, sid, data):
     except EventError as error:
         return refuse(hub, sid, event, error)
     except PresenceUnavailable as exc:
-        log.warning("presence store unavailable: %s", exc)
+        hub.health.lost(exc)  # logged once per outage, not per event
         return refuse(hub, sid, event, EventError(errors.UNAVAILABLE, "Presence is unavailable; try again."))
     except Exception:
         log.exception("handler failed", extra={"sid": sid, "event": event, "user_id": conn.user_id})

@@ -1,6 +1,4 @@
 """Connection lifecycle, addOnlineUser, joinRoom and leaveRoom."""
-import logging
-
 from homeapp.events import names
 from homeapp.events.dispatch import handles
 from homeapp.events.typing import typing_payload
@@ -9,8 +7,6 @@ from homeapp.presence import PresenceUnavailable
 from homeapp.schemas import presence as schemas
 from homeapp.services.access import require_self
 from homeapp.services.rooms import room_channel, user_channel
-
-log = logging.getLogger("homeapp.presence")
 
 
 def announce(hub, kind, user_id):
@@ -40,7 +36,9 @@ def disconnect(hub, sid):
     try:
         went_offline = hub.presence.remove_socket(conn.user_id, sid)
     except PresenceUnavailable as exc:
-        log.warning("could not record that socket %s of user %s closed: %s", sid, conn.user_id, exc)
+        hub.health.lost(exc)
+        if hub.keeper is not None:
+            hub.keeper.owe_departure(conn.user_id, sid)
         return
     if went_offline:
         announce(hub, "Remove", conn.user_id)
