@@ -55,7 +55,7 @@ def create_app(test_config=None):
     # a new id per process start: a restarted process never takes over another's sockets
     server_id = uuid.uuid4().hex
     _, heartbeat_ttl = heartbeat_schedule(config["PRESENCE_TIMEOUT"])
-    presence = create_presence(config, redis_client, server_id, heartbeat_ttl)
+    presence = create_presence(config, redis_client, server_id, heartbeat_ttl, health)
     connections = Connections({
         "message": (config["MESSAGE_RATE"], config["MESSAGE_BURST"]),
         "typing": (config["TYPING_RATE"], config["TYPING_BURST"]),

@@ -32,7 +32,7 @@ class RedisHealth:
         if self._down_since is None:
             return
         seconds = time.monotonic() - self._down_since
-        log.warning("Redis is reachable again after %.1f s (%d failed calls)%s",
+        log.warning("Redis is reachable again after %.1f s (%d calls failed or refused)%s",
                     seconds, self._failures, f"; {detail}" if detail else "")
         self._down_since = None
         self._failures = 0

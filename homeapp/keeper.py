@@ -11,10 +11,12 @@ Every `interval` (a third of HOMEAPP_PRESENCE_TIMEOUT) it
 3. reaps the processes whose heartbeat expired, announcing "Remove" for their users
    left with no socket anywhere.
 
-While Redis is down it probes every second; when Redis answers it declares the
-outage over and re-asserts. It reaps only after Redis has been reachable for a heartbeat TTL,
-so that after an outage every live process has had time to beat again before
-anyone is judged dead by a heartbeat that expired during the outage.
+While Redis is down it probes twice a second; once Redis has answered for a
+second and a half (long enough for every process's message-queue listener to
+have resubscribed) it declares the outage over and re-asserts. It reaps only
+after Redis has been reachable for a heartbeat TTL, so that after an outage every
+live process has had time to beat again before anyone is judged dead by a
+heartbeat that expired during the outage.
 
 `retire(hub)` is for the graceful shutdown: it stops the task and takes this
 process's sockets out of presence at once.
@@ -24,10 +26,12 @@ import time
 
 from homeapp.events.presence import announce
 from homeapp.presence import PresenceUnavailable
+from homeapp.queue import LISTEN_RETRY_SECONDS
 
 log = logging.getLogger("homeapp.keeper")
 
-DOWN_PROBE_SECONDS = 1.0
+DOWN_PROBE_SECONDS = 0.5
+RECOVERY_SECONDS = LISTEN_RETRY_SECONDS + 0.5
 
 
 def heartbeat_schedule(timeout):
@@ -43,6 +47,7 @@ class PresenceKeeper:
         self.interval, self.heartbeat_ttl = heartbeat_schedule(timeout)
         self._owed = {}          # sid -> user id: departures Redis has not heard of
         self._reap_after = None  # monotonic time; None until Redis first answered
+        self._answering_since = None  # while an outage is known: when Redis first answered again
         self._stopping = hub.server.eio.create_event()
         self._task = None
 
@@ -75,6 +80,9 @@ class PresenceKeeper:
         health = self._hub.health
         try:
             self._store.beat()
+            if health.down and not self._answered_long_enough():
+                return
+            self._answering_since = None
             if health.down or self._reap_after is None:
                 self._reap_after = time.monotonic() + self.heartbeat_ttl
                 # before re-asserting: its announcements must reach the other processes
@@ -86,7 +94,17 @@ class PresenceKeeper:
             if time.monotonic() >= self._reap_after:
                 self.reap_dead()
         except PresenceUnavailable as exc:
+            self._answering_since = None
             health.lost(exc)
+
+    def _answered_long_enough(self):
+        """After an outage, Redis must answer for a while before it is declared back, so that
+        every process's message-queue listener (retrying every second) has resubscribed and
+        hears the announcements that re-asserting makes."""
+        now = time.monotonic()
+        if self._answering_since is None:
+            self._answering_since = now
+        return now - self._answering_since >= RECOVERY_SECONDS
 
     def reassert(self):
         """Make Redis hold exactly this process's live sockets; returns (users added, users removed).

@@ -70,15 +70,25 @@ def _unavailable(exc):
 
 
 class RedisPresence(PresenceStore):
-    def __init__(self, client, server_id, heartbeat_ttl=20.0):
+    """With `health`, the calls events make fail fast while an outage is known, so that no
+    transition happens, and goes unannounced to the other processes, until the presence
+    keeper has seen Redis back and re-asserted (homeapp.keeper). Its own calls always try.
+    """
+
+    def __init__(self, client, server_id, heartbeat_ttl=20.0, health=None):
         self._redis = client
         self.server_id = server_id
+        self._health = health
         self._heartbeat_ms = max(1, int(heartbeat_ttl * 1000))
         # what an operator sees in the heartbeat key: which process this is
         self._heartbeat_value = f"{socket.gethostname()} pid {os.getpid()}"
         self._add = client.register_script(_ADD)
         self._remove = client.register_script(_REMOVE)
         self._drop_server = client.register_script(_DROP_SERVER)
+
+    def _check(self):
+        if self._health is not None and self._health.down:
+            raise PresenceUnavailable("Redis is unreachable")
 
     def _socket_key(self, sid):
         return f"{self.server_id}/{sid}"
@@ -88,6 +98,7 @@ class RedisPresence(PresenceStore):
                 redis_keys.server_sockets(self.server_id)]
 
     def add_socket(self, user_id, sid):
+        self._check()
         keys = self._keys(user_id) + [redis_keys.SERVERS, redis_keys.heartbeat(self.server_id)]
         args = [self._socket_key(sid), user_id, sid, self.server_id, self._heartbeat_ms,
                 self._heartbeat_value]
@@ -97,12 +108,14 @@ class RedisPresence(PresenceStore):
             raise _unavailable(exc) from exc
 
     def remove_socket(self, user_id, sid):
+        self._check()
         try:
             return self._remove(self._keys(user_id), [self._socket_key(sid), user_id, sid]) == 1
         except redis.RedisError as exc:
             raise _unavailable(exc) from exc
 
     def online_users(self):
+        self._check()
         try:
             return set(self._redis.smembers(redis_keys.ONLINE_USERS))
         except redis.RedisError as exc:
@@ -116,6 +129,7 @@ class RedisPresence(PresenceStore):
             raise _unavailable(exc) from exc
 
     def sockets_of(self, user_id):
+        self._check()
         try:
             keys = self._redis.smembers(redis_keys.user_sockets(user_id))
         except redis.RedisError as exc:
