@@ -69,3 +69,17 @@ def test_typing_refusals(memory_users, client_event, make_payload, code):
     assert b.call("chatRoom.join", room_id) == {"ok": True}
     b.clear()
     assert_refused(a, client_event, make_payload(a.user_id, b.user_id, room_id), code, [b])
+
+
+def test_typing_in_endless_rooms_remembers_only_the_latest(connect_memory):
+    from homeapp.events.typing import TRACKED_TYPING_ROOMS
+    a, b = connect_memory(), connect_memory()
+    rooms = [room_of(a, b)] + [f"{a.user_id}:{int(b.user_id) + i}" for i in range(1, TRACKED_TYPING_ROOMS + 1)]
+    assert b.call("chatRoom.join", rooms[0]) == {"ok": True}
+    for room_id in rooms:
+        assert a.call("startTypingRoom", payloads.typing(a.user_id, room_id)) == {"ok": True}
+    b.wait_for("typingMessageStart")
+    a.close()
+    settle(b)
+    # the first room fell out of what a remembers, so no stop is sent for it
+    assert [e for e, _ in b.got()] == ["typingMessageStart"]
