@@ -3,13 +3,7 @@ import pytest
 
 from tests import payloads
 from tests.payloads import DROP, changed
-from tests.live import assert_refused, room_of, settle
-
-
-def open_room(room_id, *peers):
-    for peer in peers:
-        assert peer.call("chatRoom.join", room_id) == {"ok": True}
-        peer.clear()
+from tests.live import assert_refused, open_room, room_of, settle
 
 
 def notification_to(payload, user_id):

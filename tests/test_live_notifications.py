@@ -51,14 +51,6 @@ COMMENT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("make_payload, code", [c[1:] for c in COMMENT_CASES],
-                         ids=[c[0] for c in COMMENT_CASES])
-def test_comment_refusals(memory_users, make_payload, code):
-    client, houseworker = memory_users(2)
-    assert_refused(client, "commentNotification", make_payload(client.user_id, houseworker.user_id),
-                   code, [houseworker])
-
-
 RATING_CASES = [
     ("null", lambda a, h: None, "VALIDATION_ERROR"),
     ("zero-stars", lambda a, h: payloads.rating(a, h, 0), "VALIDATION_ERROR"),
@@ -73,9 +65,12 @@ RATING_CASES = [
 ]
 
 
-@pytest.mark.parametrize("make_payload, code", [c[1:] for c in RATING_CASES],
-                         ids=[c[0] for c in RATING_CASES])
-def test_rating_refusals(memory_users, make_payload, code):
+CASES = ([("commentNotification", *case) for case in COMMENT_CASES]
+         + [("ratingNotification", *case) for case in RATING_CASES])
+
+
+@pytest.mark.parametrize("event, make_payload, code", [(c[0], *c[2:]) for c in CASES],
+                         ids=[f"{c[0]}-{c[1]}" for c in CASES])
+def test_notification_refusals(memory_users, event, make_payload, code):
     client, houseworker = memory_users(2)
-    assert_refused(client, "ratingNotification", make_payload(client.user_id, houseworker.user_id),
-                   code, [houseworker])
+    assert_refused(client, event, make_payload(client.user_id, houseworker.user_id), code, [houseworker])

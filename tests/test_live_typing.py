@@ -3,7 +3,7 @@ import pytest
 
 from tests import payloads
 from tests.payloads import DROP, changed
-from tests.live import assert_refused, room_of, settle
+from tests.live import assert_refused, open_room, room_of, settle
 
 EVENTS = [("startTypingRoom", "typingMessageStart"), ("stopTypingRoom", "typingMessageStop")]
 
@@ -12,10 +12,8 @@ EVENTS = [("startTypingRoom", "typingMessageStart"), ("stopTypingRoom", "typingM
 def room(users):
     a, b, outsider = users(3)
     room_id = room_of(a, b)
-    for peer in (a, b):
-        assert peer.call("chatRoom.join", room_id) == {"ok": True}
-    for peer in (a, b, outsider):
-        peer.clear()
+    open_room(room_id, a, b)
+    outsider.clear()
     return a, b, outsider, room_id
 
 
@@ -66,8 +64,7 @@ TYPING_CASES = [
 def test_typing_refusals(memory_users, client_event, make_payload, code):
     a, b = memory_users(2)
     room_id = room_of(a, b)
-    assert b.call("chatRoom.join", room_id) == {"ok": True}
-    b.clear()
+    open_room(room_id, b)
     assert_refused(a, client_event, make_payload(a.user_id, b.user_id, room_id), code, [b])
 
 
