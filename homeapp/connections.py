@@ -34,7 +34,7 @@ class Connection:
         self.user_id = user_id
         self.username = username
         self.live = False       # counted for presence, from its addOnlineUser on
-        self.typing = set()     # room ids it announced typing in and has not stopped
+        self.typing = {}        # room ids it is typing in, oldest first (a dict keeps the order)
         self.buckets = {}       # rate class -> TokenBucket, made on first use
 
 

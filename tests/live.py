@@ -104,3 +104,11 @@ def assert_refused(sender, event, payload, code, bystanders=(), quiet=0.2):
     for peer in bystanders:
         assert peer.got() == [], f"user {peer.user_id} received {peer.got()}"
     return ack
+
+
+def open_room(room_id, *peers):
+    """Open the chat view of room_id in each peer, then forget what they received so far."""
+    for peer in peers:
+        assert peer.call("chatRoom.join", room_id) == {"ok": True}
+    for peer in peers:
+        peer.clear()
