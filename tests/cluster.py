@@ -1,9 +1,16 @@
-"""Several server processes on one private redis-server, and peers connected to any of them."""
+"""Several server processes on one private redis-server, peers connected to any of them, nginx in front."""
+import re
+import shutil
+import subprocess
+import tempfile
 import threading
+from pathlib import Path
+
+import requests
 
 from homeapp import redis_keys
 from tests.live import Peer, new_user_id
-from tests.processes import RedisServer, ServerProcess, wait_until
+from tests.processes import ROOT, RedisServer, ServerProcess, free_port, wait_until
 
 
 # the tests' bursts must not be rate-limited
@@ -25,8 +32,8 @@ class Cluster:
             self.close()
             raise
 
-    def add_process(self):
-        process = ServerProcess(self.env).start()
+    def add_process(self, entry=("app.py",), **env):
+        process = ServerProcess(dict(self.env, **env)).start(entry)
         self.processes.append(process)
         return process
 
@@ -94,3 +101,58 @@ def all_at_once(actions, timeout=20):
     assert not any(t.is_alive() for t in threads), "some actions did not finish"
     if failures:
         raise failures[0]
+
+
+NGINX = Path("/usr/sbin/nginx")
+
+
+class NginxProxy:
+    """A private nginx running deploy/nginx.conf in front of the given processes, on a free port."""
+
+    def __init__(self, processes):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.dir = Path(tempfile.mkdtemp(prefix="homeapp-nginx-"))
+        self.dir.chmod(0o755)  # its workers run as nobody
+        site = (ROOT / "deploy" / "nginx.conf").read_text()
+        backends = "".join(f"    server 127.0.0.1:{p.port};\n" for p in processes)
+        servers = re.compile(r"(?m)^    server 127\.0\.0\.1:\d+;\n")
+        first = servers.search(site)
+        upstreams = first is not None
+        if upstreams:  # the example's backends give way to this test's, where they stood
+            site = site[:first.start()] + backends + servers.sub("", site[first.start():])
+        site, listens = re.subn(r"(?m)^    listen 80;$", f"    listen 127.0.0.1:{self.port};", site)
+        assert upstreams and listens == 1, "deploy/nginx.conf no longer has the lines this test rewrites"
+        (self.dir / "homeapp.conf").write_text(site)
+        (self.dir / "nginx.conf").write_text(
+            f"daemon off;\nworker_processes 1;\npid {self.dir}/nginx.pid;\n"
+            f"error_log {self.dir}/error.log;\nevents {{ worker_connections 256; }}\n"
+            f"http {{\n  access_log {self.dir}/access.log;\n"
+            + "".join(f"  {kind}_temp_path {self.dir}/{kind};\n"
+                      for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+            + f"  include {self.dir}/homeapp.conf;\n}}\n")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([str(NGINX), "-p", str(self.dir), "-c", str(self.dir / "nginx.conf")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_until(self._answers, 10, f"nginx did not start:\n{self.log()}")
+        return self
+
+    def _answers(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"nginx exited with {self.proc.returncode}:\n{self.log()}")
+        try:
+            return requests.get(self.url + "/", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def log(self):
+        path = self.dir / "error.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,10 +1,16 @@
-"""Two processes on one Redis behave as one server: delivery, group events and exact presence."""
+"""Two processes on one Redis behave as one server: delivery, group events and exact presence,
+directly and through nginx."""
+import os
+
 import pytest
 
 from homeapp import redis_keys
 from tests import payloads
-from tests.cluster import Cluster, all_at_once
+from tests.cluster import NGINX, Cluster, NginxProxy, all_at_once
 from tests.live import Peer, new_user_id, room_of, settle
+from tests.processes import wait_until
+
+GUNICORN = ("-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app")
 
 
 @pytest.fixture(scope="module")
@@ -178,3 +184,69 @@ def test_connect_and_disconnect_storms_leave_presence_exact(cluster):
     client = cluster.client()
     assert not set(user_ids) & cluster.online()
     assert not any(client.exists(redis_keys.user_sockets(u)) for u in user_ids)
+
+
+def require_nginx():
+    """CI installs nginx, so there its absence is a failure; elsewhere the test is skipped."""
+    if not NGINX.exists():
+        reason = f"{NGINX} is missing (apt-get install nginx)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def proxied():
+    """Two gunicorn processes (gunicorn.conf.py) on one Redis behind deploy/nginx.conf."""
+    require_nginx()
+    cluster = Cluster(0)
+    proxy = None
+    try:
+        for _ in range(2):
+            cluster.add_process(GUNICORN, HOMEAPP_ALLOW_OPEN=1)
+        proxy = NginxProxy(cluster.processes).start()
+        yield cluster, proxy
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        cluster.close()
+
+
+def servers_of(cluster, peers):
+    """{peer: id of the server process holding its socket}."""
+    client = cluster.client()
+    held = {}
+    for server_id in client.smembers(redis_keys.SERVERS):
+        for sid in client.hkeys(redis_keys.server_sockets(server_id)):
+            held[sid] = server_id
+    return {peer: held[peer.client.get_sid()] for peer in peers}
+
+
+def test_through_nginx_sticky_polling_and_websockets_reach_both_processes(proxied):
+    cluster, proxy = proxied
+    polling = [Peer(proxy.url, new_user_id(), f"p{i}", transports=("polling",)) for i in range(6)]
+    upgrading = [Peer(proxy.url, new_user_id(), f"u{i}", transports=("polling", "websocket"))
+                 for i in range(6)]
+    peers = polling + upgrading
+    cluster.peers.extend(peers)
+    for peer in peers:
+        assert peer.call("addOnlineUser", {"userID": peer.user_id, "userUsername": peer.username}) \
+            == {"ok": True}
+        assert peer.call("joinRoom", peer.user_id) == {"ok": True}
+    wait_until(lambda: all(p.client.transport() == "websocket" for p in upgrading), 10,
+               "the upgrade to websocket did not go through nginx")
+    where = servers_of(cluster, peers)
+    assert len(set(where.values())) == 2, "nginx sent every session to one process"
+
+    # every request of a polling session reaches the process that holds it: many round trips
+    for sender in polling:
+        receiver = next(p for p in peers if where[p] != where[sender])
+        room = room_of(sender, receiver)
+        for peer in (sender, receiver):
+            assert peer.call("chatRoom.join", room) == {"ok": True}
+        for text in ("ping", "pong"):
+            assert sender.call("message", payloads.message(sender.user_id, room, text))["ok"]
+            receiver.wait_for("messageRoom", lambda p, t=text: p["message"] == t and p["roomID"] == room)
+        assert receiver.call("message", payloads.message(receiver.user_id, room, "back"))["ok"]
+        sender.wait_for("messageRoom", lambda p: p["message"] == "back" and p["roomID"] == room)
+    assert all(p.client.connected and p.client.transport() == "polling" for p in polling)
