@@ -3,6 +3,7 @@ import signal
 import time
 
 import pytest
+import requests
 
 from homeapp import redis_keys
 from tests import payloads
@@ -118,6 +119,8 @@ def test_processes_ride_out_a_redis_restart(make_cluster):
         assert ack["code"] == "UNAVAILABLE", ack
     kick = payloads.kick(a.user_id, room_of(a, b, neighbour), neighbour.user_id)
     assert a.call("kickUserFromGroup", kick)["code"] == "UNAVAILABLE"
+    listing = requests.get(cluster[0].url + "/api/online-users", timeout=5)
+    assert listing.status_code == 503 and listing.json()["code"] == "UNAVAILABLE"
     # what does not need Redis is relayed within the process
     assert a.call("message", payloads.message(a.user_id, near_room, "still here"))["ok"]
     neighbour.wait_for("messageRoom", lambda p: p["message"] == "still here")
