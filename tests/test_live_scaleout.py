@@ -24,7 +24,7 @@ def event_names(peer):
     return [event for event, _ in peer.got()]
 
 
-def open_room(*peers):
+def join_room_of(*peers):
     """Every peer opens the room of their users (a user's second tab counts once in its id)."""
     room = ":".join(sorted({p.user_id for p in peers}, key=int))
     for peer in peers:
@@ -39,7 +39,7 @@ def clear(*peers):
 
 def test_message_crosses_processes(cluster):
     a, b = cluster.peer(0), cluster.peer(1)
-    room = open_room(a, b)
+    room = join_room_of(a, b)
     clear(a, b)
     assert a.call("message", payloads.message(a.user_id, room, "across", date=payloads.DATE))["ok"]
     settle(a, b)
@@ -70,7 +70,7 @@ def test_create_user_group_reaches_members_on_the_other_process(cluster):
 
 def test_add_user_to_group_reaches_the_open_room_on_the_other_process(cluster):
     a, b, c, d = cluster.peer(0), cluster.peer(1), cluster.peer(1), cluster.peer(0)
-    room = open_room(a, b, c)
+    room = join_room_of(a, b, c)
     payload = payloads.new_member(a.user_id, room, d.user_id)
     clear(a, b, c, d)
     assert a.call("addUserToGroup", payload) == {"ok": True}
@@ -88,7 +88,7 @@ def test_kicked_user_leaves_the_room_on_every_process(cluster):
     a, b = cluster.peer(0), cluster.peer(1)
     kicked_far = cluster.peer(1)                         # the kicked user's tab on the other process
     kicked_near = cluster.peer(0, user_id=kicked_far.user_id)  # and one on the kicker's process
-    room = open_room(a, b, kicked_far, kicked_near)
+    room = join_room_of(a, b, kicked_far, kicked_near)
     clear(a, b, kicked_far, kicked_near)
     payload = payloads.kick(a.user_id, room, kicked_far.user_id)
     assert a.call("kickUserFromGroup", payload) == {"ok": True}
@@ -110,7 +110,7 @@ def test_kicked_user_leaves_the_room_on_every_process(cluster):
 
 def test_deleted_room_is_emptied_on_every_process(cluster):
     a, b, c = cluster.peer(0), cluster.peer(1), cluster.peer(1)
-    room = open_room(a, b, c)
+    room = join_room_of(a, b, c)
     clear(a, b, c)
     assert a.call("deleteUserRoom", payloads.delete_room(a.user_id, room)) == {"ok": True}
     settle(a, b, c)
