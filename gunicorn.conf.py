@@ -16,6 +16,7 @@ worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
 # long-polling transport needs every request of a session to reach the same process.
 # Scale with more gunicorns behind the sticky proxy instead.
 workers = 1
+# (and no preload_app: each worker must start its own presence keeper after the fork)
 
 # gunicorn's control socket has one default path per user: several gunicorns on one host
 # would take it from each other. Give each its own with --control-socket if you use gunicornc.

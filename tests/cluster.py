@@ -6,12 +6,12 @@ import tempfile
 import threading
 from pathlib import Path
 
+import redis
 import requests
 
 from homeapp import redis_keys
 from tests.live import Peer, new_user_id
 from tests.processes import ROOT, RedisServer, ServerProcess, free_port, wait_until
-
 
 # the tests' bursts must not be rate-limited
 UNLIMITED = {"HOMEAPP_MESSAGE_RATE": 0, "HOMEAPP_TYPING_RATE": 0}
@@ -65,17 +65,14 @@ class Cluster:
         def subscribed():
             try:
                 counts = self.client().pubsub_numsub("flask-socketio")
-            except Exception:
+            except redis.RedisError:
                 return False
             return counts and counts[0][1] >= listeners
         wait_until(subscribed, timeout, "the processes did not all subscribe to the message queue")
 
     def close(self):
         for peer in self.peers:
-            try:
-                peer.close()
-            except Exception:
-                pass
+            peer.close()
         for process in self.processes:
             process.stop()
         self.redis.stop()
@@ -90,7 +87,7 @@ def all_at_once(actions, timeout=20):
         try:
             barrier.wait(timeout)
             action()
-        except BaseException as exc:  # noqa: B902 - reported to the test below
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread below
             failures.append(exc)
 
     threads = [threading.Thread(target=run, args=(action,), daemon=True) for action in actions]

@@ -246,7 +246,7 @@ def test_through_nginx_sticky_polling_and_websockets_reach_both_processes(proxie
             assert peer.call("chatRoom.join", room) == {"ok": True}
         for text in ("ping", "pong"):
             assert sender.call("message", payloads.message(sender.user_id, room, text))["ok"]
-            receiver.wait_for("messageRoom", lambda p, t=text: p["message"] == t and p["roomID"] == room)
+            receiver.wait_for("messageRoom", lambda p, t=text, r=room: p["message"] == t and p["roomID"] == r)
         assert receiver.call("message", payloads.message(receiver.user_id, room, "back"))["ok"]
-        sender.wait_for("messageRoom", lambda p: p["message"] == "back" and p["roomID"] == room)
+        sender.wait_for("messageRoom", lambda p, r=room: p["message"] == "back" and p["roomID"] == r)
     assert all(p.client.connected and p.client.transport() == "polling" for p in polling)
