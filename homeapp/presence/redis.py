@@ -45,13 +45,15 @@ return 0
 # Takes every socket of one server out of presence.
 # KEYS: server registry, its heartbeat, its sockets hash, onlineUsers.
 # ARGV: server id, user-sockets key prefix, "retire" (its own shutdown) or "reap" (it is dead).
-# Returns nil when a reaped server turns out to be beating, else {sockets removed, {users gone}}.
+# Returns {sockets removed, {users gone}}, or nil when there is nothing to claim: a reaped
+# server turns out to be beating, or another reaper already took it.
 # The user-socket keys come from the hash, so this needs a single Redis, not a cluster.
 _DROP_SERVER = """
 if ARGV[3] == 'reap' and redis.call('EXISTS', KEYS[2]) == 1 then return nil end
 local held = redis.call('HGETALL', KEYS[3])
 redis.call('DEL', KEYS[3], KEYS[2])
-redis.call('SREM', KEYS[1], ARGV[1])
+local registered = redis.call('SREM', KEYS[1], ARGV[1])
+if registered == 0 and #held == 0 then return nil end
 local gone = {}
 for i = 1, #held, 2 do
   local user_key = ARGV[2] .. held[i + 1]
@@ -177,8 +179,7 @@ class RedisPresence(PresenceStore):
         """Take a dead process's sockets out of presence.
 
         Returns (sockets removed, users left with no socket), or None when the process
-        is beating after all or another reaper got there first (then (0, [])).
-        Raises PresenceUnavailable.
+        is beating after all or another reaper got there first. Raises PresenceUnavailable.
         """
         return self._drop(server_id, "reap")
 
