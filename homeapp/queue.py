@@ -20,8 +20,6 @@ LISTEN_RETRY_SECONDS = 1.0
 
 
 class QueueManager(socketio.RedisManager):
-    name = "redis"
-
     def __init__(self, url, health, timeout, channel="flask-socketio"):
         super().__init__(url, channel=channel)
         self._health = health

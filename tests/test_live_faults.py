@@ -82,7 +82,8 @@ def test_killed_process_is_reaped_once_within_the_timeout(make_cluster):
         observer.wait_for("newOnlineUser", lambda p: p == add(newcomer.user_id))
 
 
-def test_sigterm_without_a_graceful_shutdown_is_also_reaped(make_cluster):
+def test_sigterm_takes_the_users_offline_once(make_cluster):
+    """Whether the process retires its sockets itself (graceful shutdown) or is reaped."""
     cluster = make_cluster(2)
     observer = cluster.peer(0, live=False, join=False)
     user = cluster.peer(1)
