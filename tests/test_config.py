@@ -14,6 +14,7 @@ def test_defaults_follow_the_contract():
 
 def test_settings_are_read():
     config = load_config({"PORT": "8080", "REDIS_URL": "redis://h:1/0", "HOMEAPP_AUTH": "JWT",
+                          "HOMEAPP_JWT_SECRET": "s" * 32,
                           "HOMEAPP_CORS_ORIGINS": "https://a.example, https://b.example",
                           "HOMEAPP_MESSAGE_RATE": "2.5"})
     assert config["PORT"] == 8080 and config["REDIS_URL"] == "redis://h:1/0"
