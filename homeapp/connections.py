@@ -36,7 +36,7 @@ class Connection:
         self.expires_at = expires_at  # Unix seconds when its token or session ends; None: never
         self.session_id = session_id  # the express-session it was proven by, re-read at expiry
         self.live = False       # counted for presence, from its addOnlineUser on
-        self.typing = set()     # room ids it announced typing in and has not stopped
+        self.typing = {}        # room ids it is typing in, oldest first (a dict keeps the order)
         self.buckets = {}       # rate class -> TokenBucket, made on first use
 
 

@@ -108,6 +108,14 @@ def assert_refused(sender, event, payload, code, bystanders=(), quiet=0.2):
     return ack
 
 
+def open_room(room_id, *peers):
+    """Open the chat view of room_id in each peer, then forget what they received so far."""
+    for peer in peers:
+        assert peer.call("chatRoom.join", room_id) == {"ok": True}
+    for peer in peers:
+        peer.clear()
+
+
 def refusal(url, **connect_kwargs):
     """Connect expecting a refusal; return the reason the server sent with connect_error.
 

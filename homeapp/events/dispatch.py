@@ -110,8 +110,22 @@ def _unknown(event, sid, *args):
     return error_payload(EventError(errors.UNKNOWN_EVENT, f"Unknown event {event!r}."), event)
 
 
+def _drop_malformed_packets(server):
+    """A Socket.IO packet that does not decode (bad JSON, an event without a name) is dropped
+    with one log line, instead of a traceback per packet; the socket stays connected."""
+    handle = server._handle_eio_message
+
+    def guarded(eio_sid, data):
+        try:
+            return handle(eio_sid, data)
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:
+            log.info("dropped a malformed packet from %s: %s: %s", eio_sid, type(exc).__name__, exc)
+    server.eio.on("message", guarded)
+
+
 def bind(server, hub, on_connect, on_disconnect):
     """Register every client event, the catch-all and the connection hooks on the server."""
+    _drop_malformed_packets(server)
     for event, spec in _HANDLERS.items():
         def handler(sid, data=None, *extra, _event=event, _spec=spec):
             return _run(hub, _event, _spec, sid, data)
