@@ -236,6 +236,12 @@ function pretty(value) {
   return value === undefined ? "" : JSON.stringify(value, null, 2);
 }
 
+/* One line when it fits, so that a log shows many entries at a glance. */
+function compact(value) {
+  const line = JSON.stringify(value);
+  return line !== undefined && line.length <= 72 ? line : pretty(value);
+}
+
 function clock() {
   return new Date().toLocaleTimeString([], { hour12: false });
 }
@@ -312,7 +318,7 @@ function addLog(panel, kind, name, payload, isError = false) {
       el("span", { class: "entry-name" }, name),
       el("span", { class: "entry-kind" }, kind),
       el("time", {}, clock())));
-  if (payload !== undefined) entry.append(el("pre", { class: "entry-payload" }, pretty(payload)));
+  if (payload !== undefined) entry.append(el("pre", { class: "entry-payload" }, compact(payload)));
   const log = $(panel.root, "log");
   log.prepend(entry);
   while (log.children.length > LOG_LIMIT) log.lastElementChild.remove();
