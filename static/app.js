@@ -463,6 +463,9 @@ function refreshScenario() {
   for (const user of users) {
     const input = el("input", { type: "checkbox", dataset: { user: user.userID } });
     input.checked = membersOf(room).includes(user.userID);
+    // a room has at least two members: the last two stay checked until a third is
+    input.disabled = input.checked && state.roomMembers.size <= 2;
+    input.title = input.disabled ? "A room needs two members: check another one first." : "";
     input.addEventListener("change", () => {
       if (input.checked) state.roomMembers.add(user.userID);
       else state.roomMembers.delete(user.userID);
