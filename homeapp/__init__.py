@@ -10,7 +10,9 @@ from homeapp.config import load_config
 from homeapp.connections import Connections
 from homeapp.events import Hub, register
 from homeapp.extensions import socketio
+from homeapp.identity import create_identifier
 from homeapp.logs import configure_logging
+from homeapp.origins import allowed_origins
 from homeapp.presence import create_presence
 from homeapp.schemas import limits
 
@@ -40,7 +42,8 @@ def create_app(test_config=None):
         async_mode=config.get("ASYNC_MODE", "gevent"),
         message_queue=config["REDIS_URL"],
         json=jsoncodec,
-        cors_allowed_origins=config["CORS_ORIGINS"] or None,
+        cors_allowed_origins=allowed_origins(config["CORS_ORIGINS"]),
+        cors_credentials=config["CORS_CREDENTIALS"],
         max_http_buffer_size=config["MAX_PACKET_BYTES"],
         # one event at a time per socket, in the order it was sent, without a greenlet each
         async_handlers=False,
@@ -51,7 +54,7 @@ def create_app(test_config=None):
         "message": (config["MESSAGE_RATE"], config["MESSAGE_BURST"]),
         "typing": (config["TYPING_RATE"], config["TYPING_BURST"]),
     })
-    hub = Hub(socketio.server, presence, connections, config)
+    hub = Hub(socketio.server, presence, connections, config, create_identifier(config, redis_client))
     register(socketio.server, hub)
     app.extensions["homeapp"] = hub
 

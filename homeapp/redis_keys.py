@@ -14,3 +14,8 @@ def user_sockets(user_id):
 def server_sockets(server_id):
     """Hash sid -> user id of the live sockets one server process holds."""
     return f"{_PREFIX}presence:server:{server_id}"
+
+
+def session(prefix, session_id):
+    """JSON of one express-session, written by the REST API's connect-redis store (default prefix "sess:")."""
+    return f"{prefix}{session_id}"
