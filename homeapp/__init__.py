@@ -12,8 +12,10 @@ from homeapp.connections import Connections
 from homeapp.events import Hub, register
 from homeapp.extensions import socketio
 from homeapp.health import RedisHealth
+from homeapp.identity import create_identifier
 from homeapp.keeper import PresenceKeeper, heartbeat_schedule
 from homeapp.logs import configure_logging
+from homeapp.origins import allowed_origins
 from homeapp.presence import create_presence
 from homeapp.queue import QueueManager
 from homeapp.schemas import limits
@@ -47,7 +49,8 @@ def create_app(test_config=None):
         async_mode=config.get("ASYNC_MODE", "gevent"),
         client_manager=client_manager,
         json=jsoncodec,
-        cors_allowed_origins=config["CORS_ORIGINS"] or None,
+        cors_allowed_origins=allowed_origins(config["CORS_ORIGINS"]),
+        cors_credentials=config["CORS_CREDENTIALS"],
         max_http_buffer_size=config["MAX_PACKET_BYTES"],
         # one event at a time per socket, in the order it was sent, without a greenlet each
         async_handlers=False,
@@ -60,7 +63,8 @@ def create_app(test_config=None):
         "message": (config["MESSAGE_RATE"], config["MESSAGE_BURST"]),
         "typing": (config["TYPING_RATE"], config["TYPING_BURST"]),
     })
-    hub = Hub(socketio.server, presence, connections, config, health)
+    hub = Hub(socketio.server, presence, connections, config,
+              create_identifier(config, redis_client), health)
     register(socketio.server, hub)
     if redis_client is not None:
         hub.keeper = PresenceKeeper(hub, presence, config["PRESENCE_TIMEOUT"]).start()

@@ -25,3 +25,8 @@ def server_sockets(server_id):
 def heartbeat(server_id):
     """A key that lives while its server process does: refreshed with a TTL, gone when it dies."""
     return f"{_PREFIX}presence:heartbeat:{server_id}"
+
+
+def session(prefix, session_id):
+    """JSON of one express-session, written by the REST API's connect-redis store (default prefix "sess:")."""
+    return f"{prefix}{session_id}"

@@ -28,8 +28,10 @@ class Peer:
         self.username = username
         self.events = []
         self._changed = threading.Condition()
+        self.ended = threading.Event()  # set when the server (or close()) ends the connection
         self.client = socketio.Client(reconnection=False)
         self.client.on("*", self._record)
+        self.client.on("disconnect", lambda reason=None: self.ended.set())
         target = url + (f"/?userID={user_id}" if query and user_id else "")
         self.client.connect(target, transports=list(transports), wait_timeout=5, **connect_kwargs)
 
@@ -113,3 +115,20 @@ def open_room(room_id, *peers):
         assert peer.call("chatRoom.join", room_id) == {"ok": True}
     for peer in peers:
         peer.clear()
+
+
+def refusal(url, **connect_kwargs):
+    """Connect expecting a refusal; return the reason the server sent with connect_error.
+
+    Fails when the connection is accepted.
+    """
+    client = socketio.Client(reconnection=False)
+    reasons = []
+    client.on("connect_error", lambda data=None: reasons.append(data))
+    try:
+        client.connect(url, transports=["websocket"], wait_timeout=5, **connect_kwargs)
+    except socketio.exceptions.ConnectionError:
+        assert reasons, "refused without a connect_error reason"
+        return reasons[0]["message"] if isinstance(reasons[0], dict) else reasons[0]
+    client.disconnect()
+    raise AssertionError("the connection was accepted")

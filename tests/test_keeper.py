@@ -23,7 +23,7 @@ TIMEOUT = 3.0
 def make_hub(client):
     health = RedisHealth()
     store = RedisPresence(client, uuid.uuid4().hex, heartbeat_ttl=TIMEOUT * 2 / 3, health=health)
-    hub = Hub(socketio.Server(async_mode="threading"), store, Connections({}), load_config({}), health)
+    hub = Hub(socketio.Server(async_mode="threading"), store, Connections({}), load_config({}), health=health)
     hub.announced = []
     hub.emit = lambda event, payload, **kwargs: hub.announced.append((payload["type"], payload["userID"]))
     hub.keeper = PresenceKeeper(hub, store, TIMEOUT)

@@ -15,7 +15,9 @@ from marshmallow import ValidationError
 from homeapp import errors
 from homeapp.errors import EventError, error_payload
 from homeapp.events import names
+from homeapp.expiry import ExpiryWatch
 from homeapp.health import RedisHealth
+from homeapp.identity import OpenIdentifier
 from homeapp.presence import PresenceUnavailable
 
 log = logging.getLogger("homeapp.events")
@@ -37,13 +39,16 @@ def handles(event, schema=None, rate=None, anonymous=False):
 
 
 class Hub:
-    """What handlers act on: the Socket.IO server, presence, this process's sockets, settings."""
+    """What handlers act on: the Socket.IO server, presence, this process's sockets, settings,
+    how sockets prove who they are and when those proofs run out."""
 
-    def __init__(self, server, presence, connections, config, health=None):
+    def __init__(self, server, presence, connections, config, identifier=None, health=None):
         self.server = server
         self.presence = presence
         self.connections = connections
         self.config = config
+        self.identifier = identifier or OpenIdentifier()
+        self.expiry = ExpiryWatch(server.start_background_task, server.sleep)
         self.health = health or RedisHealth()
         self.keeper = None  # the PresenceKeeper, when presence lives in Redis
         self.timezone = ZoneInfo(config["TIMEZONE"])
