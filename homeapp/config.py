@@ -162,4 +162,6 @@ def load_config(env=None):
         "TYPING_BURST": _int(env, "HOMEAPP_TYPING_BURST", 10, minimum=1),
         # Redis calls must fail fast so that an outage answers UNAVAILABLE instead of hanging
         "REDIS_TIMEOUT": _float(env, "HOMEAPP_REDIS_TIMEOUT", 2.0, minimum=0.05),
+        # seconds after which a process that stopped beating is dead and its users go offline
+        "PRESENCE_TIMEOUT": _float(env, "HOMEAPP_PRESENCE_TIMEOUT", 30.0, minimum=1.0),
     }

@@ -61,6 +61,10 @@ class Connections:
     def of_user(self, user_id):
         return [conn for conn in self._by_sid.values() if conn.user_id == user_id]
 
+    def live(self):
+        """The sockets counted for presence, from their addOnlineUser on."""
+        return [conn for conn in self._by_sid.values() if conn.live]
+
     def __len__(self):
         return len(self._by_sid)
 

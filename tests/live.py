@@ -20,9 +20,10 @@ def room_of(*peers):
 
 
 class Peer:
-    """One socket of one user, connected with the websocket transport."""
+    """One socket of one user, connected with the websocket transport unless `transports` says otherwise."""
 
-    def __init__(self, url, user_id=None, username=None, query=True, **connect_kwargs):
+    def __init__(self, url, user_id=None, username=None, query=True, transports=("websocket",),
+                 **connect_kwargs):
         self.user_id = user_id
         self.username = username
         self.events = []
@@ -32,7 +33,7 @@ class Peer:
         self.client.on("*", self._record)
         self.client.on("disconnect", lambda reason=None: self.ended.set())
         target = url + (f"/?userID={user_id}" if query and user_id else "")
-        self.client.connect(target, transports=["websocket"], wait_timeout=5, **connect_kwargs)
+        self.client.connect(target, transports=list(transports), wait_timeout=5, **connect_kwargs)
 
     def _record(self, event, *args):
         with self._changed:

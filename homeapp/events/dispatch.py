@@ -16,6 +16,7 @@ from homeapp import errors
 from homeapp.errors import EventError, error_payload
 from homeapp.events import names
 from homeapp.expiry import ExpiryWatch
+from homeapp.health import RedisHealth
 from homeapp.identity import OpenIdentifier
 from homeapp.presence import PresenceUnavailable
 
@@ -41,13 +42,15 @@ class Hub:
     """What handlers act on: the Socket.IO server, presence, this process's sockets, settings,
     how sockets prove who they are and when those proofs run out."""
 
-    def __init__(self, server, presence, connections, config, identifier=None):
+    def __init__(self, server, presence, connections, config, identifier=None, health=None):
         self.server = server
         self.presence = presence
         self.connections = connections
         self.config = config
         self.identifier = identifier or OpenIdentifier()
         self.expiry = ExpiryWatch(server.start_background_task, server.sleep)
+        self.health = health or RedisHealth()
+        self.keeper = None  # the PresenceKeeper, when presence lives in Redis
         self.timezone = ZoneInfo(config["TIMEZONE"])
         self.emit = server.emit
 
@@ -97,7 +100,7 @@ def _run(hub, event, spec, sid, data):
     except EventError as error:
         return refuse(hub, sid, event, error)
     except PresenceUnavailable as exc:
-        log.warning("presence store unavailable: %s", exc)
+        hub.health.lost(exc)  # logged once per outage, not per event
         return refuse(hub, sid, event, EventError(errors.UNAVAILABLE, "Presence is unavailable; try again."))
     except Exception:
         log.exception("handler failed", extra={"sid": sid, "event": event, "user_id": conn.user_id})

@@ -69,7 +69,9 @@ def disconnect(hub, sid):
     try:
         went_offline = hub.presence.remove_socket(conn.user_id, sid)
     except PresenceUnavailable as exc:
-        log.warning("could not record that socket %s of user %s closed: %s", sid, conn.user_id, exc)
+        hub.health.lost(exc)
+        if hub.keeper is not None:
+            hub.keeper.owe_departure(conn.user_id, sid)
         return
     if went_offline:
         announce(hub, "Remove", conn.user_id)
