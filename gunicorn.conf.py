@@ -1,21 +1,19 @@
-"""gunicorn settings for production: `gunicorn -c gunicorn.conf.py wsgi:app`.
+"""gunicorn settings for one HomeApp process: `gunicorn -c gunicorn.conf.py wsgi:app`.
 
-Listens on HOST:PORT like app.py, with the gevent-websocket worker (the plain gevent
-worker fails every websocket upgrade). One worker by default: Socket.IO's polling
-transport needs every request of a session on the same process, so scale out with
-more processes behind a sticky load balancer and REDIS_URL, not with -w. Each worker
-has its own /metrics (docs/operations.md).
+HOST and PORT say where it listens, like `python app.py`. To run several processes, start
+several gunicorns, one per port (or host), all with the same REDIS_URL, behind the proxy
+of deploy/nginx.conf (docs/scale-out.md).
 
-SIGTERM to the master: it closes the listening sockets and sends SIGTERM to each
-worker, whose handler below runs homeapp.shutdown within HOMEAPP_SHUTDOWN_GRACE;
-graceful_timeout leaves a margin after that before gunicorn kills the worker.
+SIGTERM to the master: it closes the listening socket and sends SIGTERM to the worker,
+whose handler below runs homeapp.shutdown within HOMEAPP_SHUTDOWN_GRACE: its users go
+offline at once. graceful_timeout leaves a margin after that before gunicorn kills the
+worker (docs/operations.md).
 
 The master never imports the homeapp package: that would import redis, Flask and
-Socket.IO before the workers' gevent monkey-patching. It reads config.py and logs.py,
+Socket.IO before the worker's gevent monkey-patching. It reads config.py and logs.py,
 which need only the standard library and orjson, as standalone modules.
 """
 import importlib.util
-import os
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parent
@@ -32,13 +30,29 @@ _settings = _standalone("config").load_config()  # a bad setting stops gunicorn 
 _logs = _standalone("logs")
 
 bind = f"{_settings['HOST']}:{_settings['PORT']}"
+
+# The plain gevent worker answers every websocket upgrade with a 500 when gevent-websocket
+# is installed; this one serves both transports.
 worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
-workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
-worker_connections = int(os.environ.get("HOMEAPP_WORKER_CONNECTIONS", "10000"))  # sockets per worker
-graceful_timeout = int(_settings["SHUTDOWN_GRACE"]) + 5  # gunicorn takes whole seconds
+
+# One worker per gunicorn: its master hands requests to workers at random, and the
+# long-polling transport needs every request of a session to reach the same process.
+# Scale with more gunicorns behind the sticky proxy instead.
+workers = 1
+# (and no preload_app: each worker must start its own presence keeper after the fork)
+
+# gevent's limit on concurrent connections per worker; each socket holds one
+worker_connections = 10000
+
+# seconds gunicorn waits for a stopping worker before killing it: shutdown() gives up first
+graceful_timeout = int(_settings["SHUTDOWN_GRACE"]) + 5
+
+# gunicorn's control socket has one default path per user: several gunicorns on one host
+# would take it from each other. Give each its own with --control-socket if you use gunicornc.
+control_socket_disable = True
+
+# gunicorn's own lines (master and worker) go through homeapp's handler, in its format
 loglevel = _settings["LOG_LEVEL"].lower()
-control_socket_disable = True  # its default path is per user, shared by every instance on the host
-# gunicorn's own lines (master and workers) go through homeapp's handler, in its format
 logconfig_dict = {
     "root": {"level": _settings["LOG_LEVEL"], "handlers": ["homeapp"]},
     "loggers": {name: {"level": _settings["LOG_LEVEL"], "handlers": [], "propagate": True}
@@ -65,7 +79,7 @@ def post_worker_init(worker):
 
     def drain(signum, frame):
         if worker.alive:
-            worker.alive = False  # gunicorn closes its listeners and waits for the handlers to end
+            worker.alive = False  # gunicorn closes its listener and waits for the handlers to end
             worker.homeapp_drain = gevent.spawn(shutdown, hub, _grace(worker))
 
     signal.signal(signal.SIGTERM, drain)

@@ -4,11 +4,18 @@ Every limit of contract section 6 is a setting here; a bad value stops the
 process with a message naming the variable instead of failing later.
 """
 import os
+import re
 import zoneinfo
 
 AUTH_MODES = ("open", "jwt", "session")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# a secret an attacker cannot brute-force offline from one signed token or cookie
+MIN_SECRET_BYTES = 32
+MAX_JWT_LEEWAY = 300
+_ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
+_COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # an RFC 6265 token
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 class ConfigError(Exception):
@@ -46,6 +53,80 @@ def _list(env, name):
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def _flag(env, name, default):
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
+
+
+def _cors(env):
+    """Allowed origins and whether credentials (cookies) may come with them."""
+    origins = _list(env, "HOMEAPP_CORS_ORIGINS")
+    credentials = _flag(env, "HOMEAPP_CORS_CREDENTIALS", True)
+    for origin in origins:
+        if origin == "*":
+            if credentials:
+                raise ConfigError("HOMEAPP_CORS_ORIGINS may not be '*' while credentials are allowed: "
+                                  "list the origins, or set HOMEAPP_CORS_CREDENTIALS=0")
+        elif not _ORIGIN.match(origin):
+            raise ConfigError(f"HOMEAPP_CORS_ORIGINS entries must look like https://host[:port], "
+                              f"got {origin!r}")
+    return {"CORS_ORIGINS": origins, "CORS_CREDENTIALS": credentials}
+
+
+def _auth(env, auth, redis_url):
+    """The settings of the identity modes (contract section 3); a mode's own are required."""
+    settings = {
+        "JWT_SECRET": env.get("HOMEAPP_JWT_SECRET") or None,
+        "JWT_AUDIENCE": env.get("HOMEAPP_JWT_AUDIENCE") or None,
+        "JWT_ISSUER": env.get("HOMEAPP_JWT_ISSUER") or None,
+        "JWT_LEEWAY": _float(env, "HOMEAPP_JWT_LEEWAY", 10.0),
+        # comma-separated for rotation: any of them verifies a cookie
+        "SESSION_SECRETS": _list(env, "HOMEAPP_SESSION_SECRET"),
+        "SESSION_COOKIE": env.get("HOMEAPP_SESSION_COOKIE", "sessionLog").strip(),
+        "SESSION_PREFIX": env.get("HOMEAPP_SESSION_PREFIX", "sess:"),
+        # only wsgi.py reads it: production may run open only when told so
+        "ALLOW_OPEN": _flag(env, "HOMEAPP_ALLOW_OPEN", False),
+    }
+    if settings["JWT_LEEWAY"] > MAX_JWT_LEEWAY:
+        raise ConfigError(f"HOMEAPP_JWT_LEEWAY is a clock-skew margin of at most {MAX_JWT_LEEWAY} s, "
+                          f"got {settings['JWT_LEEWAY']}")
+    if not _COOKIE_NAME.match(settings["SESSION_COOKIE"]):
+        raise ConfigError(f"HOMEAPP_SESSION_COOKIE is not a cookie name: {settings['SESSION_COOKIE']!r}")
+    if auth == "jwt" and not settings["JWT_SECRET"]:
+        raise ConfigError("HOMEAPP_AUTH=jwt needs HOMEAPP_JWT_SECRET")
+    if auth == "session":
+        if not settings["SESSION_SECRETS"]:
+            raise ConfigError("HOMEAPP_AUTH=session needs HOMEAPP_SESSION_SECRET")
+        if not redis_url:
+            raise ConfigError("HOMEAPP_AUTH=session needs REDIS_URL: the sessions live in Redis")
+    return settings
+
+
+def check_production(config):
+    """Refuse settings that are fine on a laptop and unsafe in production (wsgi.py).
+
+    Raises ConfigError naming the setting to change.
+    """
+    mode = config["AUTH_MODE"]
+    if mode == "open" and not config["ALLOW_OPEN"]:
+        raise ConfigError("HOMEAPP_AUTH=open trusts every client to say who it is; set HOMEAPP_AUTH "
+                          "to jwt or session, or HOMEAPP_ALLOW_OPEN=1 to run open anyway")
+    name, secrets = {"jwt": ("HOMEAPP_JWT_SECRET", [config["JWT_SECRET"]]),
+                     "session": ("HOMEAPP_SESSION_SECRET", config["SESSION_SECRETS"])}.get(mode, (None, []))
+    if name and not any(secrets):
+        raise ConfigError(f"{name} is missing")
+    for secret in secrets:
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"{name} is too short: a secret of {len(secret.encode())} bytes; "
+                              f"each must have at least {MIN_SECRET_BYTES}")
+
+
 def load_config(env=None):
     """Return the settings as a dict for ``app.config``.
 
@@ -66,12 +147,14 @@ def load_config(env=None):
     log_format = env.get("HOMEAPP_LOG_FORMAT", "text").strip().lower()
     if log_format not in LOG_FORMATS:
         raise ConfigError(f"HOMEAPP_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    redis_url = env.get("REDIS_URL") or None
     return {
         "HOST": env.get("HOST", "127.0.0.1"),
         "PORT": _int(env, "PORT", 5000, minimum=0),
-        "REDIS_URL": env.get("REDIS_URL") or None,
+        "REDIS_URL": redis_url,
         "AUTH_MODE": auth,
-        "CORS_ORIGINS": _list(env, "HOMEAPP_CORS_ORIGINS"),
+        **_auth(env, auth, redis_url),
+        **_cors(env),
         "TIMEZONE": timezone,
         "LOG_LEVEL": log_level,
         "LOG_FORMAT": log_format,
@@ -92,4 +175,6 @@ def load_config(env=None):
         "READY_TIMEOUT": _float(env, "HOMEAPP_READY_TIMEOUT", 0.5, minimum=0.05),
         "METRICS_TOKEN": env.get("HOMEAPP_METRICS_TOKEN") or None,
         "SHUTDOWN_GRACE": _float(env, "HOMEAPP_SHUTDOWN_GRACE", 10.0, minimum=0.1),
+        # seconds after which a process that stopped beating is dead and its users go offline
+        "PRESENCE_TIMEOUT": _float(env, "HOMEAPP_PRESENCE_TIMEOUT", 30.0, minimum=1.0),
     }

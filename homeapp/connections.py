@@ -27,14 +27,16 @@ class TokenBucket:
 class Connection:
     """One socket. Its identity, once set, never changes (contract section 3)."""
 
-    __slots__ = ("sid", "user_id", "username", "live", "typing", "buckets")
+    __slots__ = ("sid", "user_id", "username", "expires_at", "session_id", "live", "typing", "buckets")
 
-    def __init__(self, sid, user_id=None, username=None):
+    def __init__(self, sid, user_id=None, username=None, expires_at=None, session_id=None):
         self.sid = sid
         self.user_id = user_id
         self.username = username
+        self.expires_at = expires_at  # Unix seconds when its token or session ends; None: never
+        self.session_id = session_id  # the express-session it was proven by, re-read at expiry
         self.live = False       # counted for presence, from its addOnlineUser on
-        self.typing = set()     # room ids it announced typing in and has not stopped
+        self.typing = {}        # room ids it is typing in, oldest first (a dict keeps the order)
         self.buckets = {}       # rate class -> TokenBucket, made on first use
 
 
@@ -45,8 +47,8 @@ class Connections:
         self._by_sid = {}
         self._rates = rates  # rate class -> (rate, burst); a rate of 0 means unlimited
 
-    def open(self, sid, user_id=None, username=None):
-        conn = Connection(sid, user_id, username)
+    def open(self, sid, user_id=None, username=None, expires_at=None, session_id=None):
+        conn = Connection(sid, user_id, username, expires_at, session_id)
         self._by_sid[sid] = conn
         return conn
 
@@ -59,6 +61,10 @@ class Connections:
     def of_user(self, user_id):
         return [conn for conn in self._by_sid.values() if conn.user_id == user_id]
 
+    def live(self):
+        """The sockets counted for presence, from their addOnlineUser on."""
+        return [conn for conn in self._by_sid.values() if conn.live]
+
     def __len__(self):
         return len(self._by_sid)
 
@@ -66,9 +72,6 @@ class Connections:
         """A snapshot of the open sockets' ids."""
         return list(self._by_sid)
 
-    def live_users(self):
-        """The ids of users with at least one live socket on this process."""
-        return {conn.user_id for conn in list(self._by_sid.values()) if conn.live}
 
     def allow(self, conn, rate_class):
         """Charge one event of rate_class to the socket; False when it is over its limit."""

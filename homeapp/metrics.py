@@ -124,8 +124,10 @@ CONNECTIONS_REFUSED = Counter(
     "Socket.IO connections refused: no valid identity, or the process is shutting down.")
 REDIS_ERRORS = Counter(
     "homeapp_redis_errors_total",
-    "Redis calls that failed (timeout, refused connection, error reply), by operation.",
-    ["operation"])
+    "Redis calls that failed, or were refused at once during a known outage: presence, the "
+    "message queue, the presence keeper, readiness probes.")
+REDIS_OUTAGE = Gauge(
+    "homeapp_redis_outage", "1 while this process considers Redis unreachable, else 0.")
 CONNECTED_SOCKETS = Gauge(
     "homeapp_connected_sockets", "Socket.IO connections open on this process.")
 ONLINE_USERS = Gauge(
@@ -184,12 +186,8 @@ def counting_emits(emit):
     return counted_emit
 
 
-def watch_connections(connections):
-    """Read the socket and user gauges from `connections` whenever metrics are scraped."""
+def watch(connections, health):
+    """Read the gauges from this app's sockets and Redis health whenever metrics are scraped."""
     CONNECTED_SOCKETS.set_function(lambda: len(connections))
-    ONLINE_USERS.set_function(lambda: len(connections.live_users()))
-
-
-def redis_error(operation):
-    """Count one failed Redis call."""
-    REDIS_ERRORS.labels(operation).inc()
+    ONLINE_USERS.set_function(lambda: len({conn.user_id for conn in connections.live()}))
+    REDIS_OUTAGE.set_function(lambda: 1 if health.down else 0)

@@ -34,14 +34,18 @@ def healthz():
 
 def _not_ready_reason():
     """Why this process should get no new connections, or None when it should."""
-    if current_app.extensions["homeapp"].draining:
+    hub = current_app.extensions["homeapp"]
+    if hub.draining:
         return "shutting down"
+    if hub.health.down:  # until the presence keeper has seen Redis back and re-asserted
+        return "redis unreachable: presence events answer UNAVAILABLE"
     probe = current_app.extensions[_PROBE]
     if probe is not None:
         try:
             probe.ping()
         except redis.RedisError as exc:
-            metrics.redis_error("ping")
+            # not reported to hub.health: one slow probe must not start an outage
+            metrics.REDIS_ERRORS.inc()
             # the presence store and the message queue both live at REDIS_URL
             return f"redis unreachable: {exc}"
     return None

@@ -5,12 +5,28 @@ ONLINE_USERS = "onlineUsers"
 
 _PREFIX = "homeapp:"
 
+# Set of the ids of server processes that may hold sockets: where reapers look for dead ones.
+SERVERS = f"{_PREFIX}presence:servers"
+
+# Prefix of the per-user socket sets, for the Lua script that walks a dead server's sockets.
+USER_SOCKETS_PREFIX = f"{_PREFIX}presence:user:"
+
 
 def user_sockets(user_id):
     """Set of "<server id>/<sid>" for each live socket of a user, on every process."""
-    return f"{_PREFIX}presence:user:{user_id}"
+    return f"{USER_SOCKETS_PREFIX}{user_id}"
 
 
 def server_sockets(server_id):
     """Hash sid -> user id of the live sockets one server process holds."""
     return f"{_PREFIX}presence:server:{server_id}"
+
+
+def heartbeat(server_id):
+    """A key that lives while its server process does: refreshed with a TTL, gone when it dies."""
+    return f"{_PREFIX}presence:heartbeat:{server_id}"
+
+
+def session(prefix, session_id):
+    """JSON of one express-session, written by the REST API's connect-redis store (default prefix "sess:")."""
+    return f"{prefix}{session_id}"

@@ -7,6 +7,10 @@ Each socket is closed at the Engine.IO level: the server sends a close packet an
 the normal disconnect, which removes the socket from presence and announces
 `newOnlineUser` Remove when it was its user's last one. A Socket.IO client sees a
 transport close and reconnects, to another process behind the load balancer.
+
+With Redis, the presence keeper is stopped first, so that it does not re-assert sockets
+while they close, and `keeper.retire` runs last: it removes this process's heartbeat and
+registration, and whatever sockets a failed disconnect left behind.
 """
 import logging
 import signal
@@ -17,6 +21,8 @@ from gevent import pywsgi
 from gevent.event import Event
 from gevent.pool import Pool
 from geventwebsocket.handler import WebSocketHandler
+
+from homeapp import keeper
 
 log = logging.getLogger("homeapp.shutdown")
 
@@ -35,10 +41,14 @@ def shutdown(hub, grace):
     sids = hub.connections.sids()
     log.info("shutting down: closing %d sockets within %.1f s", len(sids), grace)
     pool = Pool(CONCURRENCY)
+    # past the grace, what is left is for the other processes to reap (docs/scale-out.md)
     with gevent.Timeout(grace, False):
+        if hub.keeper is not None:
+            hub.keeper.stop()
         for sid in sids:
             pool.spawn(_close, hub, sid)
         pool.join()
+        keeper.retire(hub)
     pool.kill(block=True, timeout=1)
     left = len(hub.connections)
     level = logging.WARNING if left else logging.INFO

@@ -20,17 +20,20 @@ def room_of(*peers):
 
 
 class Peer:
-    """One socket of one user, connected with the websocket transport."""
+    """One socket of one user, connected with the websocket transport unless `transports` says otherwise."""
 
-    def __init__(self, url, user_id=None, username=None, query=True, **connect_kwargs):
+    def __init__(self, url, user_id=None, username=None, query=True, transports=("websocket",),
+                 **connect_kwargs):
         self.user_id = user_id
         self.username = username
         self.events = []
         self._changed = threading.Condition()
+        self.ended = threading.Event()  # set when the server (or close()) ends the connection
         self.client = socketio.Client(reconnection=False)
         self.client.on("*", self._record)
+        self.client.on("disconnect", lambda reason=None: self.ended.set())
         target = url + (f"/?userID={user_id}" if query and user_id else "")
-        self.client.connect(target, transports=["websocket"], wait_timeout=5, **connect_kwargs)
+        self.client.connect(target, transports=list(transports), wait_timeout=5, **connect_kwargs)
 
     def _record(self, event, *args):
         with self._changed:
@@ -104,3 +107,28 @@ def assert_refused(sender, event, payload, code, bystanders=(), quiet=0.2):
     for peer in bystanders:
         assert peer.got() == [], f"user {peer.user_id} received {peer.got()}"
     return ack
+
+
+def open_room(room_id, *peers):
+    """Open the chat view of room_id in each peer, then forget what they received so far."""
+    for peer in peers:
+        assert peer.call("chatRoom.join", room_id) == {"ok": True}
+    for peer in peers:
+        peer.clear()
+
+
+def refusal(url, **connect_kwargs):
+    """Connect expecting a refusal; return the reason the server sent with connect_error.
+
+    Fails when the connection is accepted.
+    """
+    client = socketio.Client(reconnection=False)
+    reasons = []
+    client.on("connect_error", lambda data=None: reasons.append(data))
+    try:
+        client.connect(url, transports=["websocket"], wait_timeout=5, **connect_kwargs)
+    except socketio.exceptions.ConnectionError:
+        assert reasons, "refused without a connect_error reason"
+        return reasons[0]["message"] if isinstance(reasons[0], dict) else reasons[0]
+    client.disconnect()
+    raise AssertionError("the connection was accepted")

@@ -1,6 +1,6 @@
 import pytest
 
-from homeapp.config import ConfigError, load_config
+from homeapp.config import ConfigError, check_production, load_config
 
 
 def test_defaults_follow_the_contract():
@@ -14,6 +14,7 @@ def test_defaults_follow_the_contract():
 
 def test_settings_are_read():
     config = load_config({"PORT": "8080", "REDIS_URL": "redis://h:1/0", "HOMEAPP_AUTH": "JWT",
+                          "HOMEAPP_JWT_SECRET": "s" * 32,
                           "HOMEAPP_CORS_ORIGINS": "https://a.example, https://b.example",
                           "HOMEAPP_MESSAGE_RATE": "2.5"})
     assert config["PORT"] == 8080 and config["REDIS_URL"] == "redis://h:1/0"
@@ -50,3 +51,57 @@ def test_operations_defaults():
 def test_bad_operations_settings_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
         load_config({name: value})
+
+
+LONG = "s" * 32
+
+
+def test_auth_settings_have_defaults():
+    config = load_config({"HOMEAPP_AUTH": "session", "HOMEAPP_SESSION_SECRET": f" {LONG}, old-one ",
+                          "REDIS_URL": "redis://h:1/0"})
+    assert config["SESSION_SECRETS"] == [LONG, "old-one"]
+    assert (config["SESSION_COOKIE"], config["SESSION_PREFIX"]) == ("sessionLog", "sess:")
+    assert (config["JWT_LEEWAY"], config["JWT_AUDIENCE"], config["JWT_ISSUER"]) == (10.0, None, None)
+    assert config["CORS_CREDENTIALS"] is True and config["ALLOW_OPEN"] is False
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"HOMEAPP_AUTH": "jwt"}, "needs HOMEAPP_JWT_SECRET"),
+    ({"HOMEAPP_AUTH": "session", "REDIS_URL": "redis://h/0"}, "needs HOMEAPP_SESSION_SECRET"),
+    ({"HOMEAPP_AUTH": "session", "HOMEAPP_SESSION_SECRET": LONG}, "needs REDIS_URL"),
+    ({"HOMEAPP_CORS_ORIGINS": "*"}, "may not be '\\*' while credentials"),
+    ({"HOMEAPP_CORS_ORIGINS": "https://a.example/"}, "HOMEAPP_CORS_ORIGINS entries"),
+    ({"HOMEAPP_CORS_ORIGINS": "a.example"}, "HOMEAPP_CORS_ORIGINS entries"),
+    ({"HOMEAPP_CORS_CREDENTIALS": "maybe"}, "HOMEAPP_CORS_CREDENTIALS"),
+    ({"HOMEAPP_JWT_LEEWAY": "3600"}, "HOMEAPP_JWT_LEEWAY"),
+    ({"HOMEAPP_JWT_LEEWAY": "-1"}, "HOMEAPP_JWT_LEEWAY"),
+    ({"HOMEAPP_SESSION_COOKIE": "my cookie"}, "HOMEAPP_SESSION_COOKIE"),
+])
+def test_bad_auth_settings_are_refused(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(env)
+
+
+def test_star_origin_is_allowed_only_without_credentials():
+    config = load_config({"HOMEAPP_CORS_ORIGINS": "*", "HOMEAPP_CORS_CREDENTIALS": "0"})
+    assert config["CORS_ORIGINS"] == ["*"] and config["CORS_CREDENTIALS"] is False
+
+
+@pytest.mark.parametrize("env, message", [
+    ({}, "HOMEAPP_ALLOW_OPEN=1"),
+    ({"HOMEAPP_AUTH": "jwt", "HOMEAPP_JWT_SECRET": "short"}, "HOMEAPP_JWT_SECRET is too short"),
+    ({"HOMEAPP_AUTH": "session", "HOMEAPP_SESSION_SECRET": f"{LONG},short", "REDIS_URL": "redis://h/0"},
+     "HOMEAPP_SESSION_SECRET is too short"),
+])
+def test_production_refuses_open_mode_and_short_secrets(env, message):
+    with pytest.raises(ConfigError, match=message):
+        check_production(load_config(env))
+
+
+@pytest.mark.parametrize("env", [
+    {"HOMEAPP_ALLOW_OPEN": "1"},
+    {"HOMEAPP_AUTH": "jwt", "HOMEAPP_JWT_SECRET": LONG},
+    {"HOMEAPP_AUTH": "session", "HOMEAPP_SESSION_SECRET": f"{LONG},{LONG}x", "REDIS_URL": "redis://h/0"},
+])
+def test_production_accepts_safe_settings(env):
+    check_production(load_config(env))

@@ -3,7 +3,7 @@ import pytest
 
 from tests import payloads
 from tests.payloads import DROP, changed
-from tests.live import assert_refused, room_of, settle
+from tests.live import assert_refused, open_room, room_of, settle
 
 
 @pytest.fixture
@@ -11,10 +11,8 @@ def chat(users):
     """Two users with the room open in one tab each, and an outsider."""
     a, b, outsider = users(3)
     room = room_of(a, b)
-    for peer in (a, b):
-        assert peer.call("chatRoom.join", room) == {"ok": True}
-    for peer in (a, b, outsider):
-        peer.clear()
+    open_room(room, a, b)
+    outsider.clear()
     return a, b, outsider, room
 
 
@@ -147,15 +145,12 @@ BAD_MESSAGES = _bad_message_cases()
 def test_message_refusals(memory_users, make_payload, code):
     a, b = memory_users(2)
     room = room_of(a, b)
-    assert b.call("chatRoom.join", room) == {"ok": True}
-    b.clear()
+    open_room(room, b)
     assert_refused(a, "message", make_payload(a.user_id, b.user_id, room), code, [b])
 
 
 def test_no_message_for_a_room_of_others(memory_users):
     a, b, c = memory_users(3)
     room = room_of(b, c)
-    for peer in (b, c):
-        assert peer.call("chatRoom.join", room) == {"ok": True}
-        peer.clear()
+    open_room(room, b, c)
     assert_refused(a, "message", payloads.message(a.user_id, room), "FORBIDDEN", [b, c])

@@ -6,9 +6,10 @@ from homeapp.events.dispatch import Hub, bind
 
 
 def register(server, hub):
-    """Bind every event handler and the connection lifecycle to the Socket.IO server."""
+    """Bind every event handler, the connection lifecycle and expiry to the Socket.IO server."""
     def on_disconnect(sid, reason=None):
         presence.disconnect(hub, sid)
+    hub.expiry.on_due = partial(presence.expire, hub)
     bind(server, hub, partial(presence.connect, hub), on_disconnect)
 
 

@@ -16,6 +16,9 @@ from marshmallow import ValidationError
 from homeapp import errors, metrics
 from homeapp.errors import EventError, error_payload
 from homeapp.events import names
+from homeapp.expiry import ExpiryWatch
+from homeapp.health import RedisHealth
+from homeapp.identity import OpenIdentifier
 from homeapp.logs import EVENT_CONTEXT
 from homeapp.presence import PresenceUnavailable
 
@@ -39,13 +42,18 @@ def handles(event, schema=None, rate=None, anonymous=False):
 
 
 class Hub:
-    """What handlers act on: the Socket.IO server, presence, this process's sockets, settings."""
+    """What handlers act on: the Socket.IO server, presence, this process's sockets, settings,
+    how sockets prove who they are and when those proofs run out."""
 
-    def __init__(self, server, presence, connections, config):
+    def __init__(self, server, presence, connections, config, identifier=None, health=None):
         self.server = server
         self.presence = presence
         self.connections = connections
         self.config = config
+        self.identifier = identifier or OpenIdentifier()
+        self.expiry = ExpiryWatch(server.start_background_task, server.sleep)
+        self.health = health or RedisHealth()
+        self.keeper = None  # the PresenceKeeper, when presence lives in Redis
         self.timezone = ZoneInfo(config["TIMEZONE"])
         self.emit = metrics.counting_emits(server.emit)
         self.draining = False  # set by homeapp.shutdown: refuse new sockets, report not ready
@@ -119,7 +127,7 @@ def _accept(hub, spec, conn, data):
     except EventError:
         raise
     except PresenceUnavailable as exc:
-        log.warning("presence store unavailable: %s", exc)
+        hub.health.lost(exc)  # logged once per outage, not per event
         raise EventError(errors.UNAVAILABLE, "Presence is unavailable; try again.") from None
     except Exception:
         log.exception("handler failed")
@@ -133,12 +141,26 @@ def _unknown(event, sid, *args):
     return error_payload(EventError(errors.UNKNOWN_EVENT, f"Unknown event {event!r}."), event)
 
 
+def _drop_malformed_packets(server):
+    """A Socket.IO packet that does not decode (bad JSON, an event without a name) is dropped
+    with one log line, instead of a traceback per packet; the socket stays connected."""
+    handle = server._handle_eio_message
+
+    def guarded(eio_sid, data):
+        try:
+            return handle(eio_sid, data)
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:
+            log.info("dropped a malformed packet from %s: %s: %s", eio_sid, type(exc).__name__, exc)
+    server.eio.on("message", guarded)
+
+
 def bind(server, hub, on_connect, on_disconnect):
     """Register every client event, the catch-all and the connection hooks on the server.
 
     A connection is refused while the hub drains for shutdown; a disconnect's log lines
     name its socket and user like an event's.
     """
+    _drop_malformed_packets(server)
     for event, spec in _HANDLERS.items():
         def handler(sid, data=None, *extra, _event=event, _spec=spec, _meter=metrics.EventMeter(event)):
             return _run(hub, _event, _spec, _meter, sid, data)

@@ -1,10 +1,12 @@
 """Connection lifecycle, addOnlineUser, joinRoom and leaveRoom."""
 import logging
 
+from socketio import exceptions as socketio_errors
+
 from homeapp.events import names
 from homeapp.events.dispatch import handles
 from homeapp.events.typing import typing_payload
-from homeapp.identity import identify
+from homeapp.identity import Refused
 from homeapp.presence import PresenceUnavailable
 from homeapp.schemas import presence as schemas
 from homeapp.services.access import require_self
@@ -19,16 +21,43 @@ def announce(hub, kind, user_id):
 
 
 def connect(hub, sid, environ, auth):
-    """Fix the socket's identity, if the handshake proves one; refuse the connection otherwise."""
-    identity = identify(hub.config, environ, auth)
+    """Fix the socket's identity, if the handshake proves one; refuse the connection otherwise.
+
+    Raises socketio's ConnectionRefusedError, whose message the client gets as connect_error;
+    a refused socket leaves no trace here.
+    """
+    try:
+        identity = hub.identifier.identify(environ, auth)
+    except Refused as refusal:
+        log.info("refused a connection: %s", refusal)
+        raise socketio_errors.ConnectionRefusedError(str(refusal)) from None
     if identity is None:
         hub.connections.open(sid)
-    else:
-        hub.connections.open(sid, identity.user_id, identity.username)
+        return
+    hub.connections.open(sid, identity.user_id, identity.username, identity.expires_at, identity.session_id)
+    if identity.expires_at is not None:
+        hub.expiry.watch(sid, identity.expires_at)
+
+
+def expire(hub, sid):
+    """The socket's token or session reached its end: keep it if the proof was extended, else drop it."""
+    conn = hub.connections.get(sid)
+    if conn is None:
+        return
+    try:
+        identity = hub.identifier.renew(conn)
+    except Refused as refusal:
+        log.info("disconnecting socket %s of user %s: %s", sid, conn.user_id, refusal)
+        hub.server.disconnect(sid)
+        return
+    conn.expires_at = identity.expires_at
+    if identity.expires_at is not None:
+        hub.expiry.watch(sid, identity.expires_at)
 
 
 def disconnect(hub, sid):
     """Stop the socket's typing and take its user offline if it was their last live socket."""
+    hub.expiry.forget(sid)
     conn = hub.connections.close(sid)
     if conn is None:
         return
@@ -40,7 +69,9 @@ def disconnect(hub, sid):
     try:
         went_offline = hub.presence.remove_socket(conn.user_id, sid)
     except PresenceUnavailable as exc:
-        log.warning("could not record that socket %s of user %s closed: %s", sid, conn.user_id, exc)
+        hub.health.lost(exc)
+        if hub.keeper is not None:
+            hub.keeper.owe_departure(conn.user_id, sid)
         return
     if went_offline:
         announce(hub, "Remove", conn.user_id)

@@ -3,12 +3,12 @@ from homeapp.presence.base import PresenceStore, PresenceUnavailable
 from homeapp.presence.memory import MemoryPresence
 
 
-def create_presence(config, redis_client=None, server_id=None):
+def create_presence(config, redis_client=None, server_id=None, heartbeat_ttl=20.0, health=None):
     """The Redis store when Redis is configured, the in-process one otherwise."""
     if redis_client is None:
         return MemoryPresence()
     from homeapp.presence.redis import RedisPresence
-    return RedisPresence(redis_client, server_id)
+    return RedisPresence(redis_client, server_id, heartbeat_ttl, health)
 
 
 __all__ = ["PresenceStore", "PresenceUnavailable", "MemoryPresence", "create_presence"]

@@ -3,21 +3,35 @@
 Each transition is one Lua script so that two tabs connecting or closing at the
 same moment on different processes see one "came online" / "went offline" between
 them, never two or none.
+
+Every process keeps a hash of its own sockets and a heartbeat key with a TTL, and
+is listed in a registry of servers. A process whose heartbeat expired is dead:
+another process reaps it with one script that claims its hash (deleting it), so
+however many reapers race, its users' "went offline" is reported once.
 """
+import os
+import socket
+
 import redis
 
-from homeapp import metrics, redis_keys
+from homeapp import redis_keys
 from homeapp.presence.base import PresenceStore, PresenceUnavailable
 
-# KEYS: user sockets, onlineUsers, server sockets. ARGV: socket key, user id, sid.
+# KEYS: user sockets, onlineUsers, server sockets, server registry, heartbeat.
+# ARGV: socket key, user id, sid, server id, heartbeat TTL (ms), heartbeat value.
+# A live process is registered and beating by the time it holds a socket, even if Redis
+# lost both since its last heartbeat, so that its sockets can always be reaped.
 _ADD = """
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[2])
+redis.call('SADD', KEYS[4], ARGV[4])
+redis.call('SET', KEYS[5], ARGV[6], 'PX', ARGV[5], 'NX')
 local added = redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
 if added == 1 and redis.call('SCARD', KEYS[1]) == 1 then return 1 end
 return 0
 """
 
+# KEYS: user sockets, onlineUsers, server sockets. ARGV: socket key, user id, sid.
 _REMOVE = """
 redis.call('HDEL', KEYS[3], ARGV[3])
 local removed = redis.call('SREM', KEYS[1], ARGV[1])
@@ -28,48 +42,159 @@ end
 return 0
 """
 
+# Takes every socket of one server out of presence.
+# KEYS: server registry, its heartbeat, its sockets hash, onlineUsers.
+# ARGV: server id, user-sockets key prefix, "retire" (its own shutdown) or "reap" (it is dead).
+# Returns {sockets removed, {users gone}}, or nil when there is nothing to claim: a reaped
+# server turns out to be beating, or another reaper already took it.
+# The user-socket keys come from the hash, so this needs a single Redis, not a cluster.
+_DROP_SERVER = """
+if ARGV[3] == 'reap' and redis.call('EXISTS', KEYS[2]) == 1 then return nil end
+local held = redis.call('HGETALL', KEYS[3])
+redis.call('DEL', KEYS[3], KEYS[2])
+local registered = redis.call('SREM', KEYS[1], ARGV[1])
+if registered == 0 and #held == 0 then return nil end
+local gone = {}
+for i = 1, #held, 2 do
+  local user_key = ARGV[2] .. held[i + 1]
+  local removed = redis.call('SREM', user_key, ARGV[1] .. '/' .. held[i])
+  if removed == 1 and redis.call('SCARD', user_key) == 0 then
+    redis.call('SREM', KEYS[4], held[i + 1])
+    table.insert(gone, held[i + 1])
+  end
+end
+return {#held / 2, gone}
+"""
 
-def _unavailable(operation, exc):
-    """Count a failed Redis call and turn it into the store's one error."""
-    metrics.redis_error(operation)
-    return PresenceUnavailable(str(exc))
+
+def _unavailable(exc):
+    return PresenceUnavailable(str(exc) or type(exc).__name__)
 
 
 class RedisPresence(PresenceStore):
-    def __init__(self, client, server_id):
+    """With `health`, the calls events make fail fast while an outage is known, so that no
+    transition happens, and goes unannounced to the other processes, until the presence
+    keeper has seen Redis back and re-asserted (homeapp.keeper). Its own calls always try.
+    """
+
+    def __init__(self, client, server_id, heartbeat_ttl=20.0, health=None):
         self._redis = client
-        self._server_id = server_id
+        self.server_id = server_id
+        self._health = health
+        self._heartbeat_ms = max(1, int(heartbeat_ttl * 1000))
+        # what an operator sees in the heartbeat key: which process this is
+        self._heartbeat_value = f"{socket.gethostname()} pid {os.getpid()}"
         self._add = client.register_script(_ADD)
         self._remove = client.register_script(_REMOVE)
+        self._drop_server = client.register_script(_DROP_SERVER)
+
+    def _check(self):
+        if self._health is not None and self._health.down:
+            raise PresenceUnavailable("Redis is unreachable")
 
     def _socket_key(self, sid):
-        return f"{self._server_id}/{sid}"
+        return f"{self.server_id}/{sid}"
 
     def _keys(self, user_id):
         return [redis_keys.user_sockets(user_id), redis_keys.ONLINE_USERS,
-                redis_keys.server_sockets(self._server_id)]
+                redis_keys.server_sockets(self.server_id)]
 
     def add_socket(self, user_id, sid):
+        self._check()
+        keys = self._keys(user_id) + [redis_keys.SERVERS, redis_keys.heartbeat(self.server_id)]
+        args = [self._socket_key(sid), user_id, sid, self.server_id, self._heartbeat_ms,
+                self._heartbeat_value]
         try:
-            return self._add(self._keys(user_id), [self._socket_key(sid), user_id, sid]) == 1
+            return self._add(keys, args) == 1
         except redis.RedisError as exc:
-            raise _unavailable("add_socket", exc) from exc
+            raise _unavailable(exc) from exc
 
     def remove_socket(self, user_id, sid):
+        self._check()
         try:
             return self._remove(self._keys(user_id), [self._socket_key(sid), user_id, sid]) == 1
         except redis.RedisError as exc:
-            raise _unavailable("remove_socket", exc) from exc
+            raise _unavailable(exc) from exc
 
     def online_users(self):
+        self._check()
         try:
             return set(self._redis.smembers(redis_keys.ONLINE_USERS))
         except redis.RedisError as exc:
-            raise _unavailable("online_users", exc) from exc
+            raise _unavailable(exc) from exc
+
+    def is_online(self, user_id):
+        """True while the user has a live socket on some process. Raises PresenceUnavailable."""
+        try:
+            return bool(self._redis.sismember(redis_keys.ONLINE_USERS, user_id))
+        except redis.RedisError as exc:
+            raise _unavailable(exc) from exc
 
     def sockets_of(self, user_id):
+        self._check()
         try:
             keys = self._redis.smembers(redis_keys.user_sockets(user_id))
         except redis.RedisError as exc:
-            raise _unavailable("sockets_of", exc) from exc
+            raise _unavailable(exc) from exc
         return {key.partition("/")[2] for key in keys}
+
+    # --- liveness of server processes -------------------------------------------------
+
+    def beat(self):
+        """Refresh this process's heartbeat and registration. Raises PresenceUnavailable."""
+        try:
+            with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(redis_keys.heartbeat(self.server_id), self._heartbeat_value,
+                         px=self._heartbeat_ms)
+                pipe.sadd(redis_keys.SERVERS, self.server_id)
+                pipe.execute()
+        except redis.RedisError as exc:
+            raise _unavailable(exc) from exc
+
+    def sockets_here(self):
+        """{sid: user id} of the sockets Redis believes this process holds. Raises PresenceUnavailable."""
+        try:
+            return self._redis.hgetall(redis_keys.server_sockets(self.server_id))
+        except redis.RedisError as exc:
+            raise _unavailable(exc) from exc
+
+    def dead_servers(self):
+        """Ids of registered processes, other than this one, whose heartbeat has expired.
+
+        Raises PresenceUnavailable.
+        """
+        try:
+            others = sorted(self._redis.smembers(redis_keys.SERVERS) - {self.server_id})
+            if not others:
+                return []
+            with self._redis.pipeline(transaction=False) as pipe:
+                for server_id in others:
+                    pipe.exists(redis_keys.heartbeat(server_id))
+                beating = pipe.execute()
+        except redis.RedisError as exc:
+            raise _unavailable(exc) from exc
+        return [server_id for server_id, alive in zip(others, beating) if not alive]
+
+    def reap(self, server_id):
+        """Take a dead process's sockets out of presence.
+
+        Returns (sockets removed, users left with no socket), or None when the process
+        is beating after all or another reaper got there first. Raises PresenceUnavailable.
+        """
+        return self._drop(server_id, "reap")
+
+    def retire(self):
+        """Take this process's own sockets out of presence, at shutdown; see reap()."""
+        return self._drop(self.server_id, "retire")
+
+    def _drop(self, server_id, mode):
+        keys = [redis_keys.SERVERS, redis_keys.heartbeat(server_id),
+                redis_keys.server_sockets(server_id), redis_keys.ONLINE_USERS]
+        try:
+            result = self._drop_server(keys, [server_id, redis_keys.USER_SOCKETS_PREFIX, mode])
+        except redis.RedisError as exc:
+            raise _unavailable(exc) from exc
+        if result is None:
+            return None
+        count, users = result
+        return int(count), list(users)

@@ -1,0 +1,155 @@
+"""Several server processes on one private redis-server, peers connected to any of them, nginx in front."""
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import redis
+import requests
+
+from homeapp import redis_keys
+from tests.live import Peer, new_user_id
+from tests.processes import ROOT, RedisServer, ServerProcess, free_port, wait_until
+
+# the tests' bursts must not be rate-limited
+UNLIMITED = {"HOMEAPP_MESSAGE_RATE": 0, "HOMEAPP_TYPING_RATE": 0}
+
+
+class Cluster:
+    """`count` processes of app.py sharing a redis-server this cluster owns (so it may stop it)."""
+
+    def __init__(self, count=2, **env):
+        self.redis = RedisServer().start()
+        self.env = dict(UNLIMITED, REDIS_URL=self.redis.url, **env)
+        self.processes = []
+        self.peers = []
+        try:
+            for _ in range(count):
+                self.add_process()
+        except BaseException:
+            self.close()
+            raise
+
+    def add_process(self, entry=("app.py",), **env):
+        process = ServerProcess(dict(self.env, **env)).start(entry)
+        self.processes.append(process)
+        return process
+
+    def __getitem__(self, index):
+        return self.processes[index]
+
+    def peer(self, process, user_id=None, live=True, join=True, **kwargs):
+        """A Peer on `process` (an index or a ServerProcess), doing what the client does on connect."""
+        if isinstance(process, int):
+            process = self.processes[process]
+        user_id = user_id or new_user_id()
+        peer = Peer(process.url, user_id, f"user{user_id}", **kwargs)
+        self.peers.append(peer)
+        if live:
+            assert peer.call("addOnlineUser", {"userID": user_id, "userUsername": peer.username}) \
+                == {"ok": True}
+        if join:
+            assert peer.call("joinRoom", user_id) == {"ok": True}
+        return peer
+
+    def client(self):
+        return self.redis.client()
+
+    def online(self):
+        return self.client().smembers(redis_keys.ONLINE_USERS)
+
+    def wait_for_queue(self, listeners, timeout=10):
+        """Wait until `listeners` processes listen on the message queue (each does from its first client)."""
+        def subscribed():
+            try:
+                counts = self.client().pubsub_numsub("flask-socketio")
+            except redis.RedisError:
+                return False
+            return counts and counts[0][1] >= listeners
+        wait_until(subscribed, timeout, "the processes did not all subscribe to the message queue")
+
+    def close(self):
+        for peer in self.peers:
+            peer.close()
+        for process in self.processes:
+            process.stop()
+        self.redis.stop()
+
+
+def all_at_once(actions, timeout=20):
+    """Run each callable in its own thread, released together; re-raise the first failure."""
+    barrier = threading.Barrier(len(actions))
+    failures = []
+
+    def run(action):
+        try:
+            barrier.wait(timeout)
+            action()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(action,), daemon=True) for action in actions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(t.is_alive() for t in threads), "some actions did not finish"
+    if failures:
+        raise failures[0]
+
+
+NGINX = Path("/usr/sbin/nginx")
+
+
+class NginxProxy:
+    """A private nginx running deploy/nginx.conf in front of the given processes, on a free port."""
+
+    def __init__(self, processes):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.dir = Path(tempfile.mkdtemp(prefix="homeapp-nginx-"))
+        self.dir.chmod(0o755)  # its workers run as nobody
+        site = (ROOT / "deploy" / "nginx.conf").read_text()
+        backends = "".join(f"    server 127.0.0.1:{p.port};\n" for p in processes)
+        servers = re.compile(r"(?m)^    server 127\.0\.0\.1:\d+;\n")
+        first = servers.search(site)
+        upstreams = first is not None
+        if upstreams:  # the example's backends give way to this test's, where they stood
+            site = site[:first.start()] + backends + servers.sub("", site[first.start():])
+        site, listens = re.subn(r"(?m)^    listen 80;$", f"    listen 127.0.0.1:{self.port};", site)
+        assert upstreams and listens == 1, "deploy/nginx.conf no longer has the lines this test rewrites"
+        (self.dir / "homeapp.conf").write_text(site)
+        (self.dir / "nginx.conf").write_text(
+            f"daemon off;\nworker_processes 1;\npid {self.dir}/nginx.pid;\n"
+            f"error_log {self.dir}/error.log;\nevents {{ worker_connections 256; }}\n"
+            f"http {{\n  access_log {self.dir}/access.log;\n"
+            + "".join(f"  {kind}_temp_path {self.dir}/{kind};\n"
+                      for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+            + f"  include {self.dir}/homeapp.conf;\n}}\n")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([str(NGINX), "-p", str(self.dir), "-c", str(self.dir / "nginx.conf")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_until(self._answers, 10, f"nginx did not start:\n{self.log()}")
+        return self
+
+    def _answers(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"nginx exited with {self.proc.returncode}:\n{self.log()}")
+        try:
+            return requests.get(self.url + "/", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def log(self):
+        path = self.dir / "error.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,139 @@
+"""The presence keeper's rounds, run by hand against Redis, with announcements recorded."""
+import time
+import uuid
+
+import pytest
+import redis
+import socketio
+
+from homeapp import keeper as keeper_module
+from homeapp import redis_keys
+from homeapp.config import load_config
+from homeapp.connections import Connections
+from homeapp.events import Hub
+from homeapp.health import RedisHealth
+from homeapp.keeper import PresenceKeeper, retire
+from homeapp.presence.redis import RedisPresence
+from tests.live import new_user_id
+from tests.processes import free_port
+
+TIMEOUT = 3.0
+
+
+def make_hub(client):
+    health = RedisHealth()
+    store = RedisPresence(client, uuid.uuid4().hex, heartbeat_ttl=TIMEOUT * 2 / 3, health=health)
+    hub = Hub(socketio.Server(async_mode="threading"), store, Connections({}), load_config({}), health=health)
+    hub.announced = []
+    hub.emit = lambda event, payload, **kwargs: hub.announced.append((payload["type"], payload["userID"]))
+    hub.keeper = PresenceKeeper(hub, store, TIMEOUT)
+    return hub
+
+
+@pytest.fixture
+def hub(redis_server):
+    hub = make_hub(redis_server.client())
+    yield hub
+    hub.keeper.stop()
+
+
+@pytest.fixture
+def client(redis_server):
+    return redis_server.client()
+
+
+def go_live(hub, user_id, sid=None):
+    """A socket of this process that sent addOnlineUser."""
+    conn = hub.connections.open(sid or uuid.uuid4().hex, user_id)
+    conn.live = True
+    hub.presence.add_socket(user_id, conn.sid)
+    return conn
+
+
+def lose_everything(client, hub, *user_ids):
+    """What a Redis restart does to this process's presence."""
+    client.delete(redis_keys.server_sockets(hub.presence.server_id),
+                  *(redis_keys.user_sockets(u) for u in user_ids))
+    client.srem(redis_keys.ONLINE_USERS, *user_ids)
+
+
+def test_a_round_restores_what_redis_lost_and_announces_each_user_once(hub, client):
+    a, b = new_user_id(), new_user_id()
+    go_live(hub, a), go_live(hub, a), go_live(hub, b)
+    hub.keeper.tick()
+    assert hub.announced == []  # nothing lost, nothing said
+    lose_everything(client, hub, a, b)
+    hub.keeper.tick()
+    assert sorted(hub.announced) == sorted([("Add", a), ("Add", b)])
+    assert len(client.hgetall(redis_keys.server_sockets(hub.presence.server_id))) == 3
+    hub.keeper.tick()
+    assert len(hub.announced) == 2
+
+
+def test_a_socket_closed_during_an_outage_is_removed_when_redis_answers(hub, client):
+    stays, leaves = new_user_id(), new_user_id()
+    go_live(hub, stays)
+    gone = go_live(hub, leaves)
+    hub.connections.close(gone.sid)
+    hub.keeper.owe_departure(leaves, gone.sid)  # its removal failed
+    hub.keeper.tick()
+    hub.keeper.tick()
+    assert hub.announced == [("Remove", leaves)]
+    assert not client.sismember(redis_keys.ONLINE_USERS, leaves)
+
+
+def test_a_departure_lost_with_redis_data_is_still_announced(hub, client):
+    leaves, other_tab_lives = new_user_id(), new_user_id()
+    gone = go_live(hub, leaves)
+    gone_tab = go_live(hub, other_tab_lives)
+    go_live(hub, other_tab_lives)
+    lose_everything(client, hub, leaves, other_tab_lives)
+    for conn in (gone, gone_tab):
+        hub.connections.close(conn.sid)
+        hub.keeper.owe_departure(conn.user_id, conn.sid)
+    hub.keeper.tick()
+    assert sorted(hub.announced) == sorted([("Add", other_tab_lives), ("Remove", leaves)])
+
+
+def test_redis_must_answer_a_while_before_the_outage_is_over(hub, monkeypatch):
+    hub.health.lost(ConnectionError("test"))
+    hub.keeper.tick()
+    assert hub.health.down  # answered once: not yet
+    monkeypatch.setattr(keeper_module, "RECOVERY_SECONDS", 0.0)
+    hub.keeper.tick()
+    assert not hub.health.down
+
+
+def test_reaping_waits_a_heartbeat_ttl_after_redis_first_answers(hub, client):
+    dead = RedisPresence(client, uuid.uuid4().hex)
+    user = new_user_id()
+    dead.add_socket(user, "s")
+    client.delete(redis_keys.heartbeat(dead.server_id))
+    hub.keeper.tick()
+    assert hub.announced == [] and client.sismember(redis_keys.ONLINE_USERS, user)
+    hub.keeper.reap_dead()
+    assert hub.announced == [("Remove", user)]
+
+
+def test_retire_stops_beating_and_takes_own_users_offline(hub, client):
+    a = new_user_id()
+    go_live(hub, a), go_live(hub, a)
+    hub.keeper.start()
+    retire(hub)
+    assert hub.announced == [("Remove", a)]
+    assert not client.exists(redis_keys.heartbeat(hub.presence.server_id))
+    assert hub.presence.server_id not in client.smembers(redis_keys.SERVERS)
+    time.sleep(hub.keeper.interval + 0.2)  # the task is gone: nothing beats again
+    assert not client.exists(redis_keys.heartbeat(hub.presence.server_id))
+
+
+def test_retire_without_redis_leaves_the_reaping_to_others(caplog):
+    hub = make_hub(redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5))
+    retire(hub)  # does not raise
+    assert "will reap them" in caplog.text
+
+
+def test_retire_without_redis_configured_does_nothing():
+    hub = make_hub(redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0"))
+    hub.keeper = None
+    retire(hub)

@@ -1,0 +1,208 @@
+"""Group chats: each recipient gets its own notification and the room-list change, nobody else does."""
+import pytest
+
+from tests import payloads
+from tests.payloads import DROP, changed
+from tests.live import assert_refused, open_room, room_of, settle
+
+
+def notification_to(payload, user_id):
+    return next(n for n in payload["notifications"] if n["to"] == user_id)
+
+
+def test_create_user_group(users):
+    a, b, c, outsider = users(4)
+    payload = payloads.new_member(a.user_id, room_of(a, b), c.user_id)
+    data = payload["data"]
+    open_room(room_of(a, b), a, b)
+    assert a.call("createUserGroup", payload) == {"ok": True}
+    settle(a, b, c, outsider)
+    change = {k: data[k] for k in ("newUserID", "newUsername", "roomID", "newRoomID", "currentMember",
+                                   "clientUsername", "newUserPicturePath", "online")}
+    for peer in (b, c):
+        assert peer.got() == [("createUserToGroupNotify", notification_to(data, peer.user_id)),
+                              ("createUserGroupChange", change)]
+    assert a.got() == [] and outsider.got() == []
+
+
+def test_a_recipient_without_a_notification_still_gets_the_change(users):
+    a, b, c = users(3)
+    payload = payloads.new_member(a.user_id, room_of(a, b), c.user_id)
+    payload["data"]["notifications"] = [n for n in payload["data"]["notifications"] if n["to"] == c.user_id]
+    assert a.call("createUserGroup", payload) == {"ok": True}
+    settle(b, c)
+    assert [e for e, _ in b.got()] == ["createUserGroupChange"]
+    assert [e for e, _ in c.got()] == ["createUserToGroupNotify", "createUserGroupChange"]
+
+
+def test_add_user_to_group(users):
+    a, b, c, d, outsider = users(5)
+    room = room_of(a, b, c)
+    open_room(room, a, b)
+    payload = payloads.new_member(a.user_id, room, d.user_id)
+    data = payload["data"]
+    assert a.call("addUserToGroup", payload) == {"ok": True}
+    settle(a, b, c, d, outsider)
+    change = {k: data[k] for k in ("newUserID", "newUsername", "roomID", "newRoomID", "currentMember",
+                                   "clientUsername", "newUserPicturePath", "online")}
+    in_room = ("addUserToGroupChangeInRoom", data["newRoomID"])
+    assert a.got() == [in_room]
+    assert b.got() == [in_room, ("addUserToGroupNotify", notification_to(data, b.user_id)),
+                       ("addUserToGroupChange", change)]
+    for peer in (c, d):  # members without the room open
+        assert peer.got() == [("addUserToGroupNotify", notification_to(data, peer.user_id)),
+                              ("addUserToGroupChange", change)]
+    assert outsider.got() == []
+
+
+def test_kick_user_from_group(users):
+    a, b, c, d, outsider = users(5)
+    room = room_of(a, b, c, d)
+    open_room(room, a, b, c)
+    payload = payloads.kick(a.user_id, room, c.user_id)
+    assert a.call("kickUserFromGroup", payload) == {"ok": True}
+    settle(a, b, c, d, outsider)
+    in_room = ("kickUserFromGroupChangeInRoom", {"firstRoomID": payload["firstRoomID"],
+                                                 "kickedUserID": c.user_id,
+                                                 "newRoomID": payload["newRoomID"]})
+    change = ("kickUserFromGroupChange", {"roomID": room, "newRoomID": payload["newRoomID"],
+                                          "kickedUsername": f"user{c.user_id}", "kickedUserID": c.user_id})
+
+    def notify(peer):
+        return ("kickUserFromGroupNotify", {"roomID": room, "newRoomID": payload["newRoomID"],
+                                            "kickedUserID": c.user_id,
+                                            "notification": notification_to(payload, peer.user_id)})
+    assert a.got() == [in_room]
+    assert b.got() == [in_room, notify(b), change]
+    assert c.got() == [in_room, notify(c), change]
+    assert d.got() == [notify(d), change]
+    assert outsider.got() == []
+    # the kicked user's socket has left the old room: b's next message there does not reach it
+    for peer in (a, b, c, d):
+        peer.clear()
+    assert b.call("message", payloads.message(b.user_id, room, "after the kick"))["ok"]
+    settle(a, c)
+    assert a.got("messageRoom") and not c.got("messageRoom")
+
+
+def test_delete_user_room(users):
+    a, b, c, outsider = users(4)
+    room = room_of(a, b, c)
+    open_room(room, a, b, c)
+    payload = payloads.delete_room(a.user_id, room)
+    assert a.call("deleteUserRoom", payload) == {"ok": True}
+    settle(a, b, c, outsider)
+    for peer in (b, c):
+        assert peer.got() == [("deleteUserRoomNotify", dict(payload["notifications"][0], roomID=room)),
+                              ("deleteUserRoomChange", {"roomID": room})]
+    assert a.got() == [] and outsider.got() == []
+    # the room was emptied: nobody's open view of it receives messageRoom any more
+    for peer in (a, b, c):
+        peer.clear()
+    assert b.call("message", payloads.message(b.user_id, room, "anyone?"))["ok"]
+    settle(a, b, c)
+    assert not (a.got("messageRoom") or b.got("messageRoom") or c.got("messageRoom"))
+
+
+def _forged_notification(a, b, payload, path):
+    """payload with the notification at path claiming to come from b."""
+    return changed(payload, path, payloads.notification(b, a))
+
+
+TOO_MANY = 101
+
+NEW_MEMBER_CASES = [
+    ("null", lambda a, b, c: None, "VALIDATION_ERROR"),
+    ("unwrapped", lambda a, b, c: payloads.new_member(a, f"{a}:{b}", c)["data"], "VALIDATION_ERROR"),
+    ("wrong-new-room", lambda a, b, c: changed(payloads.new_member(a, f"{a}:{b}", c), "data.newRoomID",
+                                               f"{a}:{b}"), "VALIDATION_ERROR"),
+    ("unsorted-new-room", lambda a, b, c: changed(payloads.new_member(a, f"{a}:{b}", c), "data.newRoomID",
+                                                  f"{c}:{b}:{a}"), "VALIDATION_ERROR"),
+    ("already-member", lambda a, b, c: changed(changed(payloads.new_member(a, f"{a}:{b}", c),
+                                                       "data.newUserID", b), "data.newRoomID", f"{a}:{b}"),
+     "VALIDATION_ERROR"),
+    ("no-new-user", lambda a, b, c: changed(payloads.new_member(a, f"{a}:{b}", c), "data.newUserID", DROP),
+     "VALIDATION_ERROR"),
+    ("no-new-name", lambda a, b, c: changed(payloads.new_member(a, f"{a}:{b}", c), "data.newUsername",
+                                            DROP), "VALIDATION_ERROR"),
+    ("members-not-list", lambda a, b, c: changed(payloads.new_member(a, f"{a}:{b}", c),
+                                                 "data.currentMember", "all"), "VALIDATION_ERROR"),
+    ("notification-no-date", lambda a, b, c: changed(payloads.new_member(a, f"{a}:{b}", c),
+                                                     "data.notifications.0.date", DROP), "VALIDATION_ERROR"),
+    ("notification-to-bad", lambda a, b, c: changed(payloads.new_member(a, f"{a}:{b}", c),
+                                                    "data.notifications.0.to", "everyone"), "VALIDATION_ERROR"),
+    ("101-notifications", lambda a, b, c: changed(payloads.new_member(a, f"{a}:{b}", c), "data.notifications",
+                                                  [payloads.notification(a, b)] * TOO_MANY), "VALIDATION_ERROR"),
+    ("picture-path-huge", lambda a, b, c: changed(payloads.new_member(a, f"{a}:{b}", c),
+                                                  "data.newUserPicturePath", "p" * 5000), "VALIDATION_ERROR"),
+    ("forged-client", lambda a, b, c: payloads.new_member(b, f"{a}:{b}", c), "FORBIDDEN"),
+    ("not-a-member", lambda a, b, c: payloads.new_member(a, f"{b}:{c}", str(int(c) + 1)), "FORBIDDEN"),
+    ("forged-notification", lambda a, b, c: _forged_notification(
+        a, b, payloads.new_member(a, f"{a}:{b}", c), "data.notifications.0"), "FORBIDDEN"),
+]
+
+
+@pytest.mark.parametrize("event", ["createUserGroup", "addUserToGroup"])
+@pytest.mark.parametrize("make_payload, code", [c[1:] for c in NEW_MEMBER_CASES],
+                         ids=[c[0] for c in NEW_MEMBER_CASES])
+def test_new_member_refusals(memory_users, event, make_payload, code):
+    a, b, c = memory_users(3)
+    open_room(room_of(a, b), b)
+    c.clear()
+    assert_refused(a, event, make_payload(a.user_id, b.user_id, c.user_id), code, [b, c])
+
+
+KICK_CASES = [
+    ("null", lambda a, b, c: None, "VALIDATION_ERROR"),
+    ("wrapped", lambda a, b, c: {"data": payloads.kick(a, f"{a}:{b}:{c}", c)}, "VALIDATION_ERROR"),
+    ("wrong-new-room", lambda a, b, c: changed(payloads.kick(a, f"{a}:{b}:{c}", c), "newRoomID",
+                                               f"{a}:{c}"), "VALIDATION_ERROR"),
+    ("kicked-not-member", lambda a, b, c: changed(changed(payloads.kick(a, f"{a}:{b}:{c}", c),
+                                                          "kickedUserID", str(int(c) + 1)),
+                                                  "newRoomID", f"{a}:{b}:{c}"), "VALIDATION_ERROR"),
+    ("kick-leaves-one", lambda a, b, c: payloads.kick(a, f"{a}:{b}", b), "VALIDATION_ERROR"),
+    ("bad-first-room", lambda a, b, c: changed(payloads.kick(a, f"{a}:{b}:{c}", c), "firstRoomID", "1"),
+     "VALIDATION_ERROR"),
+    ("notifications-not-list", lambda a, b, c: changed(payloads.kick(a, f"{a}:{b}:{c}", c),
+                                                       "notifications", {}), "VALIDATION_ERROR"),
+    ("forged-client", lambda a, b, c: payloads.kick(b, f"{a}:{b}:{c}", c), "FORBIDDEN"),
+    ("not-a-member", lambda a, b, c: payloads.kick(b, f"{b}:{c}:{int(c) + 1}", c), "FORBIDDEN"),
+    ("forged-notification", lambda a, b, c: _forged_notification(
+        a, b, payloads.kick(a, f"{a}:{b}:{c}", c), "notifications.0"), "FORBIDDEN"),
+]
+
+
+@pytest.mark.parametrize("make_payload, code", [c[1:] for c in KICK_CASES], ids=[c[0] for c in KICK_CASES])
+def test_kick_refusals(memory_users, make_payload, code):
+    a, b, c = memory_users(3)
+    room = room_of(a, b, c)
+    open_room(room, b, c)
+    assert_refused(a, "kickUserFromGroup", make_payload(a.user_id, b.user_id, c.user_id), code, [b, c])
+    # c was not evicted: the room still reaches it
+    assert b.call("message", payloads.message(b.user_id, room, "still here"))["ok"]
+    c.wait_for("messageRoom")
+
+
+DELETE_CASES = [
+    ("null", lambda a, b, c: None, "VALIDATION_ERROR"),
+    ("no-room", lambda a, b, c: changed(payloads.delete_room(a, f"{a}:{b}:{c}"), "roomID", DROP),
+     "VALIDATION_ERROR"),
+    ("unsorted", lambda a, b, c: payloads.delete_room(a, f"{c}:{b}:{a}"), "VALIDATION_ERROR"),
+    ("no-client", lambda a, b, c: changed(payloads.delete_room(a, f"{a}:{b}:{c}"), "clientID", DROP),
+     "VALIDATION_ERROR"),
+    ("forged-client", lambda a, b, c: payloads.delete_room(b, f"{a}:{b}:{c}"), "FORBIDDEN"),
+    ("not-a-member", lambda a, b, c: payloads.delete_room(a, f"{b}:{c}"), "FORBIDDEN"),
+    ("forged-notification", lambda a, b, c: _forged_notification(
+        a, b, payloads.delete_room(a, f"{a}:{b}:{c}"), "notifications.0"), "FORBIDDEN"),
+]
+
+
+@pytest.mark.parametrize("make_payload, code", [c[1:] for c in DELETE_CASES],
+                         ids=[c[0] for c in DELETE_CASES])
+def test_delete_refusals(memory_users, make_payload, code):
+    a, b, c = memory_users(3)
+    room = room_of(b, c)
+    open_room(room, b, c)
+    assert_refused(a, "deleteUserRoom", make_payload(a.user_id, b.user_id, c.user_id), code, [b, c])
+    assert b.call("message", payloads.message(b.user_id, room, "room intact"))["ok"]
+    c.wait_for("messageRoom")
