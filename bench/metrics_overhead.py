@@ -63,14 +63,19 @@ def metric_operations():
     except ImportError:
         return {}
     meter = metrics.EventMeter("bench")
-    emit = metrics.counting_emits(lambda *args, **kwargs: None)
+
+    def plain_emit(event, data=None, to=None, room=None, skip_sid=None):
+        return None
+
+    emit = metrics.counting_emits(plain_emit)
     ops = {
         "counter child inc": meter.ok.inc,
         "histogram child observe": lambda: meter.duration.observe(0.0002),
         "perf_counter pair": lambda: time.perf_counter() - time.perf_counter(),
         "contextvar set + reset": lambda: EVENT_CONTEXT.reset(EVENT_CONTEXT.set(None)),
-        "counted emit (wrapper only)": lambda: emit("messageRoom", None, to="room:1:2"),
-        "empty lambda (call overhead)": lambda: None,
+        "emit through the counting wrapper": lambda: emit("messageRoom", None, to="room:1:2"),
+        "the same emit, unwrapped": lambda: plain_emit("messageRoom", None, to="room:1:2"),
+        "empty lambda (timing overhead)": lambda: None,
     }
     return {name: min(timeit.repeat(op, number=100000, repeat=5)) / 100000 * 1e9 for name, op in ops.items()}
 
@@ -104,7 +109,7 @@ def main():
         took = per_call(handlers[event], sid, payloads[event], args.rounds, args.calls)
         print(f"{event:16s} {took:8.2f} µs per event")
     for name, ns in ({} if args.no_ops else metric_operations()).items():
-        print(f"  {name:30s} {ns:7.0f} ns")
+        print(f"  {name:34s} {ns:7.0f} ns")
 
 
 if __name__ == "__main__":
