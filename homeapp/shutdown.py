@@ -77,7 +77,8 @@ def serve(app, host, port, signals=(signal.SIGTERM, signal.SIGINT)):
     hub = app.extensions["homeapp"]
     grace = app.config["SHUTDOWN_GRACE"]
     # what Flask-SocketIO's run() builds for gevent, plus a pool so that stop() can wait for handlers
-    server = pywsgi.WSGIServer((host, port), app, handler_class=WebSocketHandler, log=None, spawn=Pool())
+    server = pywsgi.WSGIServer((host, port), app, handler_class=WebSocketHandler, log=None, spawn=Pool(),
+                               error_log=logging.getLogger("homeapp.wsgi"))  # tracebacks in the log's format
     stopping = []
     stopped = Event()
 

@@ -311,8 +311,14 @@ def test_sigterm_closes_every_socket_and_exits_0(redis_server, store):
         assert not online & {first.user_id, sockets[2].user_id}
 
 
-@pytest.mark.parametrize("entry", [("app.py",), GUNICORN], ids=["app.py", "gunicorn"])
-def test_sigterm_takes_users_offline_at_once_everywhere(redis_server, redis_backed_server, entry):
+@pytest.mark.parametrize("entry, signum", [
+    (("app.py",), signal.SIGTERM),
+    (("app.py",), signal.SIGINT),
+    (GUNICORN, signal.SIGTERM),
+    (GUNICORN, signal.SIGINT),  # gunicorn's quick shutdown: worker_int
+    (GUNICORN, signal.SIGQUIT),
+], ids=["app.py-TERM", "app.py-INT", "gunicorn-TERM", "gunicorn-INT", "gunicorn-QUIT"])
+def test_stop_signal_takes_users_offline_at_once_everywhere(redis_server, redis_backed_server, entry, signum):
     """Another process sharing Redis hears Remove for each user of the stopped one, at once."""
     stopping = start({"REDIS_URL": redis_server.url, "HOMEAPP_ALLOW_OPEN": "1"}, entry)
     observer = Peer(redis_backed_server.url)
@@ -323,7 +329,7 @@ def test_sigterm_takes_users_offline_at_once_everywhere(redis_server, redis_back
         online = set(requests.get(redis_backed_server.url + "/api/online-users", timeout=5).json())
         assert gone <= online
         started = time.monotonic()
-        stopping.proc.send_signal(signal.SIGTERM)
+        stopping.proc.send_signal(signum)
         for user_id in gone:
             observer.wait_for("newOnlineUser", lambda p, u=user_id: p == {"type": "Remove", "userID": u})
         assert time.monotonic() - started < 2
