@@ -19,6 +19,7 @@ from homeapp.origins import allowed_origins
 from homeapp.presence import create_presence
 from homeapp.queue import QueueManager
 from homeapp.schemas import limits
+from homeapp.transport import without_nagle
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,6 +68,7 @@ def create_app(test_config=None):
     hub = Hub(socketio.server, presence, connections, config,
               create_identifier(config, redis_client), health)
     register(socketio.server, hub)
+    app.wsgi_app = without_nagle(app.wsgi_app)  # outside Flask-SocketIO's middleware: sees every socket
     if redis_client is not None:
         hub.keeper = PresenceKeeper(hub, presence, config["PRESENCE_TIMEOUT"]).start()
     app.extensions["homeapp"] = hub
