@@ -72,7 +72,6 @@ class Connections:
         """A snapshot of the open sockets' ids."""
         return list(self._by_sid)
 
-
     def allow(self, conn, rate_class):
         """Charge one event of rate_class to the socket; False when it is over its limit."""
         bucket = conn.buckets.get(rate_class)

@@ -159,7 +159,8 @@ def _reversed(room):
      "VALIDATION_ERROR", {"error": 1}),
     ("message", lambda a, b, room: payloads.message(b.user_id, room), "message", "FORBIDDEN", {"error": 1}),
     ("newComment", lambda a, b, room: {"comment": "x"}, "<unknown>", "UNKNOWN_EVENT", {}),
-])
+], ids=["message", "first contact", "typing", "bad room id", "empty text", "someone else's message",
+        "unknown event"])
 def test_events_move_their_counters(ops_server, peers, event, build, label, outcome, emits):
     a, b = peers(2)
     room = room_of(a, b)
