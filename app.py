@@ -1,13 +1,17 @@
-"""Development entry: `python app.py` serves the demo page and Socket.IO on HOST:PORT."""
+"""Development entry: `python app.py` serves the demo page and Socket.IO on HOST:PORT.
+
+SIGTERM or SIGINT shuts it down gracefully (homeapp.shutdown) and it exits 0.
+"""
 from gevent import monkey
 
 monkey.patch_all()  # before anything else imports socket, ssl or threading
 
+import logging  # noqa: E402
 import sys  # noqa: E402
 
 from homeapp import create_app  # noqa: E402
 from homeapp.config import ConfigError  # noqa: E402
-from homeapp.extensions import socketio  # noqa: E402
+from homeapp.shutdown import serve  # noqa: E402
 
 
 def main():
@@ -15,8 +19,9 @@ def main():
         app = create_app()
     except ConfigError as exc:
         sys.exit(f"homeapp: bad setting: {exc}")
-    print(f"HomeApp realtime server on http://{app.config['HOST']}:{app.config['PORT']}/", flush=True)
-    socketio.run(app, host=app.config["HOST"], port=app.config["PORT"], log_output=False)
+    logging.getLogger("homeapp").info("HomeApp realtime server on http://%s:%s/",
+                                      app.config["HOST"], app.config["PORT"])
+    serve(app, app.config["HOST"], app.config["PORT"])
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import redis
 from flask import Flask
 from socketio import manager as socketio_manager
 
-from homeapp import jsoncodec
+from homeapp import jsoncodec, metrics
 from homeapp.config import load_config
 from homeapp.connections import Connections
 from homeapp.events import Hub, register
@@ -34,7 +34,7 @@ def create_app(test_config=None):
     config.update(test_config or {})
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     app.config.update(config)
-    configure_logging(config["LOG_LEVEL"])
+    configure_logging(config["LOG_LEVEL"], config["LOG_FORMAT"])
     limits.configure(config)
 
     health = RedisHealth()
@@ -64,6 +64,7 @@ def create_app(test_config=None):
         "message": (config["MESSAGE_RATE"], config["MESSAGE_BURST"]),
         "typing": (config["TYPING_RATE"], config["TYPING_BURST"]),
     })
+    metrics.watch(connections, health)
     hub = Hub(socketio.server, presence, connections, config,
               create_identifier(config, redis_client), health)
     register(socketio.server, hub)
@@ -72,6 +73,7 @@ def create_app(test_config=None):
         hub.keeper = PresenceKeeper(hub, presence, config["PRESENCE_TIMEOUT"]).start()
     app.extensions["homeapp"] = hub
 
-    from homeapp import web
+    from homeapp import ops, web
     app.register_blueprint(web.bp)
+    ops.init_app(app)
     return app

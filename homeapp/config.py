@@ -8,6 +8,8 @@ import re
 import zoneinfo
 
 AUTH_MODES = ("open", "jwt", "session")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # a secret an attacker cannot brute-force offline from one signed token or cookie
 MIN_SECRET_BYTES = 32
 MAX_JWT_LEEWAY = 300
@@ -139,6 +141,12 @@ def load_config(env=None):
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"HOMEAPP_TIMEZONE is not a known time zone: {timezone!r}") from None
+    log_level = env.get("HOMEAPP_LOG_LEVEL", "INFO").strip().upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"HOMEAPP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    log_format = env.get("HOMEAPP_LOG_FORMAT", "text").strip().lower()
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"HOMEAPP_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
     redis_url = env.get("REDIS_URL") or None
     return {
         "HOST": env.get("HOST", "127.0.0.1"),
@@ -148,7 +156,8 @@ def load_config(env=None):
         **_auth(env, auth, redis_url),
         **_cors(env),
         "TIMEZONE": timezone,
-        "LOG_LEVEL": env.get("HOMEAPP_LOG_LEVEL", "INFO").upper(),
+        "LOG_LEVEL": log_level,
+        "LOG_FORMAT": log_format,
         # contract section 6
         "MAX_MESSAGE_LENGTH": _int(env, "HOMEAPP_MAX_MESSAGE_LENGTH", 5000, minimum=1),
         "MAX_USERNAME_LENGTH": _int(env, "HOMEAPP_MAX_USERNAME_LENGTH", 64, minimum=1),
@@ -162,6 +171,10 @@ def load_config(env=None):
         "TYPING_BURST": _int(env, "HOMEAPP_TYPING_BURST", 10, minimum=1),
         # Redis calls must fail fast so that an outage answers UNAVAILABLE instead of hanging
         "REDIS_TIMEOUT": _float(env, "HOMEAPP_REDIS_TIMEOUT", 2.0, minimum=0.05),
+        # operations (docs/operations.md)
+        "READY_TIMEOUT": _float(env, "HOMEAPP_READY_TIMEOUT", 0.5, minimum=0.05),
+        "METRICS_TOKEN": env.get("HOMEAPP_METRICS_TOKEN") or None,
+        "SHUTDOWN_GRACE": _float(env, "HOMEAPP_SHUTDOWN_GRACE", 10.0, minimum=0.1),
         # seconds after which a process that stopped beating is dead and its users go offline
         "PRESENCE_TIMEOUT": _float(env, "HOMEAPP_PRESENCE_TIMEOUT", 30.0, minimum=1.0),
     }

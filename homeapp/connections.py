@@ -68,6 +68,10 @@ class Connections:
     def __len__(self):
         return len(self._by_sid)
 
+    def sids(self):
+        """A snapshot of the open sockets' ids."""
+        return list(self._by_sid)
+
     def allow(self, conn, rate_class):
         """Charge one event of rate_class to the socket; False when it is over its limit."""
         bucket = conn.buckets.get(rate_class)

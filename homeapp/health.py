@@ -7,6 +7,8 @@ that it is back, after it has re-asserted this process's sockets.
 import logging
 import time
 
+from homeapp import metrics
+
 log = logging.getLogger("homeapp.redis")
 
 
@@ -22,6 +24,7 @@ class RedisHealth:
     def lost(self, exc):
         """Record a failed Redis call; the first of an outage is logged."""
         self._failures += 1
+        metrics.REDIS_ERRORS.inc()
         if self._down_since is None:
             self._down_since = time.monotonic()
             log.error("Redis is unreachable (%s): presence events answer UNAVAILABLE and other "

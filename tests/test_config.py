@@ -35,6 +35,24 @@ def test_bad_settings_name_the_variable(name, value):
         load_config({name: value})
 
 
+def test_operations_defaults():
+    config = load_config({})
+    assert (config["LOG_LEVEL"], config["LOG_FORMAT"], config["METRICS_TOKEN"]) == ("INFO", "text", None)
+    assert (config["SHUTDOWN_GRACE"], config["READY_TIMEOUT"]) == (10.0, 0.5)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("HOMEAPP_LOG_LEVEL", "LOUD"),
+    ("HOMEAPP_LOG_FORMAT", "xml"),
+    ("HOMEAPP_SHUTDOWN_GRACE", "soon"),
+    ("HOMEAPP_SHUTDOWN_GRACE", "0"),
+    ("HOMEAPP_READY_TIMEOUT", "0"),
+])
+def test_bad_operations_settings_name_the_variable(name, value):
+    with pytest.raises(ConfigError, match=name):
+        load_config({name: value})
+
+
 LONG = "s" * 32
 
 

@@ -8,21 +8,24 @@ on the hot path (docs/performance.md).
 import logging
 import uuid
 from datetime import datetime
+from time import perf_counter
 from zoneinfo import ZoneInfo
 
 from marshmallow import ValidationError
 
-from homeapp import errors
+from homeapp import errors, metrics
 from homeapp.errors import EventError, error_payload
 from homeapp.events import names
 from homeapp.expiry import ExpiryWatch
 from homeapp.health import RedisHealth
 from homeapp.identity import OpenIdentifier
+from homeapp.logs import EVENT_CONTEXT
 from homeapp.presence import PresenceUnavailable
 
 log = logging.getLogger("homeapp.events")
 
 OK = {"ok": True}
+DISCONNECT = "disconnect"
 _HANDLERS = {}
 
 
@@ -52,7 +55,8 @@ class Hub:
         self.health = health or RedisHealth()
         self.keeper = None  # the PresenceKeeper, when presence lives in Redis
         self.timezone = ZoneInfo(config["TIMEZONE"])
-        self.emit = server.emit
+        self.emit = metrics.counting_emits(server.emit)
+        self.draining = False  # set by homeapp.shutdown: refuse new sockets, report not ready
 
     def now_date(self):
         """The server's clock in the protocol's date shape."""
@@ -76,16 +80,39 @@ def _summary(messages, path=""):
 
 def refuse(hub, sid, event, error):
     """Tell the sender why its event was refused; the result is also its ack."""
+    # the message names the rule that failed, never the payload's text
+    log.log(logging.DEBUG if error.code == errors.RATE_LIMITED else logging.INFO,
+            "refused %s: %s", error.code, error.message)
     payload = error_payload(error, event)
     hub.emit(names.ERROR, payload, to=sid)
     return payload
 
 
-def _run(hub, event, spec, sid, data):
-    func, schema, rate, anonymous = spec
+def _run(hub, event, spec, meter, sid, data):
+    """Handle one client event: count its outcome, time it, and name it on every log line."""
     conn = hub.connections.get(sid)
     if conn is None:  # the socket is already gone
         return None
+    started = perf_counter()
+    context = EVENT_CONTEXT.set((conn, event))
+    try:
+        result = _accept(hub, spec, conn, data)
+        meter.ok.inc()
+    except EventError as error:
+        meter.refusal(error.code).inc()
+        result = refuse(hub, sid, event, error)
+    finally:
+        EVENT_CONTEXT.reset(context)
+    meter.duration.observe(perf_counter() - started)
+    return result
+
+
+def _accept(hub, spec, conn, data):
+    """Identity, rate limit, validation, then the handler; returns the ack.
+
+    Raises EventError for every refusal, an unavailable store or a failed handler included.
+    """
+    func, schema, rate, anonymous = spec
     try:
         if conn.user_id is None and not anonymous:
             raise EventError(errors.UNAUTHENTICATED, "Identify first: send addOnlineUser.")
@@ -97,19 +124,20 @@ def _run(hub, event, spec, sid, data):
             except ValidationError as exc:
                 raise EventError(errors.VALIDATION_ERROR, _summary(exc.messages), exc.messages) from None
         result = func(hub, conn, data)
-    except EventError as error:
-        return refuse(hub, sid, event, error)
+    except EventError:
+        raise
     except PresenceUnavailable as exc:
         hub.health.lost(exc)  # logged once per outage, not per event
-        return refuse(hub, sid, event, EventError(errors.UNAVAILABLE, "Presence is unavailable; try again."))
+        raise EventError(errors.UNAVAILABLE, "Presence is unavailable; try again.") from None
     except Exception:
-        log.exception("handler failed", extra={"sid": sid, "event": event, "user_id": conn.user_id})
-        return refuse(hub, sid, event, EventError(errors.INTERNAL_ERROR, "The server failed to handle this event."))
+        log.exception("handler failed")
+        raise EventError(errors.INTERNAL_ERROR, "The server failed to handle this event.") from None
     return OK if result is None else dict(OK, **result)
 
 
 def _unknown(event, sid, *args):
     """Unknown events are ignored; only a client that asked for an ack hears about it."""
+    metrics.count_unknown_event()
     return error_payload(EventError(errors.UNKNOWN_EVENT, f"Unknown event {event!r}."), event)
 
 
@@ -127,12 +155,37 @@ def _drop_malformed_packets(server):
 
 
 def bind(server, hub, on_connect, on_disconnect):
-    """Register every client event, the catch-all and the connection hooks on the server."""
+    """Register every client event, the catch-all and the connection hooks on the server.
+
+    A connection is refused while the hub drains for shutdown; a disconnect's log lines
+    name its socket and user like an event's.
+    """
     _drop_malformed_packets(server)
     for event, spec in _HANDLERS.items():
-        def handler(sid, data=None, *extra, _event=event, _spec=spec):
-            return _run(hub, _event, _spec, sid, data)
+        def handler(sid, data=None, *extra, _event=event, _spec=spec, _meter=metrics.EventMeter(event)):
+            return _run(hub, _event, _spec, _meter, sid, data)
         server.on(event, handler)
+
+    def connect(sid, environ, auth=None):
+        try:
+            if hub.draining:
+                raise ConnectionRefusedError("The server is shutting down; connect again.")
+            on_connect(sid, environ, auth)
+        except ConnectionRefusedError:
+            metrics.CONNECTIONS_REFUSED.inc()
+            raise
+
+    def disconnect(sid, reason=None):
+        conn = hub.connections.get(sid)
+        if conn is None:
+            return on_disconnect(sid, reason)
+        context = EVENT_CONTEXT.set((conn, DISCONNECT))
+        try:
+            log.debug("disconnected: %s", reason)
+            return on_disconnect(sid, reason)
+        finally:
+            EVENT_CONTEXT.reset(context)
+
     server.on("*", _unknown)
-    server.on("connect", on_connect)
-    server.on("disconnect", on_disconnect)
+    server.on("connect", connect)
+    server.on(DISCONNECT, disconnect)

@@ -1,0 +1,99 @@
+"""Graceful shutdown: refuse new sockets and close the open ones, so their users go offline at once.
+
+`shutdown(hub, grace)` is the one routine. `python app.py` runs it from `serve()` on
+SIGTERM or SIGINT; under gunicorn, gunicorn.conf.py runs it when a worker is told to stop.
+
+Each socket is closed at the Engine.IO level: the server sends a close packet and runs
+the normal disconnect, which removes the socket from presence and announces
+`newOnlineUser` Remove when it was its user's last one. A Socket.IO client sees a
+transport close and reconnects, to another process behind the load balancer.
+
+With Redis, the presence keeper is stopped first, so that it does not re-assert sockets
+while they close, and `keeper.retire` runs last: it removes this process's heartbeat and
+registration, and whatever sockets a failed disconnect left behind.
+"""
+import logging
+import signal
+import time
+
+import gevent
+from gevent import pywsgi
+from gevent.event import Event
+from gevent.pool import Pool
+from geventwebsocket.handler import WebSocketHandler
+
+from homeapp import keeper
+
+log = logging.getLogger("homeapp.shutdown")
+
+# sockets closed at once: each close may wait on Redis, and an outage must not serialise them
+CONCURRENCY = 100
+
+
+def shutdown(hub, grace):
+    """Refuse new sockets, then close every open one, giving up after `grace` seconds.
+
+    Returns how many sockets were still open when it stopped (0: all closed cleanly).
+    Calling it again closes whatever opened since; it never raises.
+    """
+    started = time.monotonic()
+    hub.draining = True
+    sids = hub.connections.sids()
+    log.info("shutting down: closing %d sockets within %.1f s", len(sids), grace)
+    pool = Pool(CONCURRENCY)
+    # past the grace, what is left is for the other processes to reap (docs/scale-out.md)
+    with gevent.Timeout(grace, False):
+        if hub.keeper is not None:
+            hub.keeper.stop()
+        for sid in sids:
+            pool.spawn(_close, hub, sid)
+        pool.join()
+        keeper.retire(hub)
+    pool.kill(block=True, timeout=1)
+    left = len(hub.connections)
+    level = logging.WARNING if left else logging.INFO
+    log.log(level, "shutdown: %d sockets closed, %d left open, in %.2f s",
+            len(sids) - left, left, time.monotonic() - started)
+    return left
+
+
+def _close(hub, sid):
+    """Close one socket: close packet to the client, then the normal disconnect."""
+    try:
+        eio_sid = hub.server.manager.eio_sid_from_sid(sid, "/")
+        if eio_sid is not None:  # None: it is disconnecting on its own
+            hub.server.eio.disconnect(eio_sid)
+    except Exception:
+        log.exception("could not close socket %s", sid)
+
+
+def serve(app, host, port, signals=(signal.SIGTERM, signal.SIGINT)):
+    """Serve app (HTTP and websockets) on host:port until one of `signals`, then shut down and return.
+
+    The first signal stops accepting connections, runs shutdown() within the app's
+    HOMEAPP_SHUTDOWN_GRACE, and gives the handlers what is left of it to finish
+    writing; later signals change nothing. Raises OSError when the port is taken.
+    """
+    hub = app.extensions["homeapp"]
+    grace = app.config["SHUTDOWN_GRACE"]
+    # what Flask-SocketIO's run() builds for gevent, plus a pool so that stop() can wait for handlers
+    server = pywsgi.WSGIServer((host, port), app, handler_class=WebSocketHandler, log=None, spawn=Pool(),
+                               error_log=logging.getLogger("homeapp.wsgi"))  # tracebacks in the log's format
+    stopping = []
+    stopped = Event()
+
+    def stop():
+        deadline = time.monotonic() + grace
+        server.close()  # no new connections
+        shutdown(hub, grace)
+        server.stop(timeout=max(0.1, deadline - time.monotonic()))
+        stopped.set()
+
+    def on_signal():
+        if not stopping:
+            stopping.append(gevent.spawn(stop))
+
+    for signum in signals:
+        gevent.signal_handler(signum, on_signal)
+    server.start()
+    stopped.wait()
