@@ -21,6 +21,7 @@ const cfg = JSON.parse(process.argv[2]);
 const CLK_TCK = cfg.clk_tck || 100;
 const CPU_LIMIT = cfg.loadgen_cpu_limit || 0.9;
 const ACK_TIMEOUT_MS = 15000;
+const IDLE_CONNECT_TIMEOUT_MS = 5000; // a server out of file descriptors never answers
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
@@ -96,12 +97,12 @@ function percentiles(samples) {
 
 // ---------------------------------------------------------------- sockets
 
-function connect(userID, room) {
+function connect(userID, room, timeout = ACK_TIMEOUT_MS) {
   const query = { userID };
   if (room) query.room = room; // read by the echo ceiling only; the servers ignore it
   return new Promise((resolve, reject) => {
     const socket = io(cfg.url, {
-      transports: ["websocket"], query, forceNew: true, reconnection: false, timeout: ACK_TIMEOUT_MS,
+      transports: ["websocket"], query, forceNew: true, reconnection: false, timeout,
     });
     socket.once("connect", () => resolve(socket));
     socket.once("connect_error", (err) => { socket.close(); reject(err); });
@@ -386,13 +387,16 @@ async function idleScenario() {
   await sleep(cfg.settle_s * 1000);
   out({ type: "step", sockets: 0, server_rss_kb: serverRssKb(), errors: 0 });
   for (const level of cfg.levels) {
-    const missing = level - sockets.length;
+    const held = sockets.length;
+    const missing = level - held;
     const started = performance.now();
     const before = errors;
+    const giveUp = Math.max(20, 0.01 * missing); // the process holds no more: stop trying
     await pooled(missing, cfg.connect_concurrency || 100, async () => {
+      if (errors - before > giveUp) return;
       const userID = String(nextUser++);
       try {
-        const socket = await connect(userID);
+        const socket = await connect(userID, null, IDLE_CONNECT_TIMEOUT_MS);
         socket.__userID = userID;
         await ack(socket, "joinRoom", userID);
         sockets.push(socket);
@@ -410,9 +414,9 @@ async function idleScenario() {
     }
     out({
       type: "step", level, sockets: sockets.length, server_rss_kb: serverRssKb(),
-      connects_s: round(missing / rampSeconds, 1), errors: errors - before, probe_ack_ms: probeMs,
+      connects_s: round((sockets.length - held) / rampSeconds, 1), errors: errors - before, probe_ack_ms: probeMs,
     });
-    if (errors - before > 0.01 * missing || probeMs === null) break; // the process holds no more
+    if (errors - before > 0.01 * missing || probeMs === null) break;
   }
   for (const socket of sockets) socket.close();
 }
