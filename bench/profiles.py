@@ -46,8 +46,8 @@ def full():
             "offered rates, and at half of the run's own maximum, gives latency against load.",
             WITH_ECHO + ["echo-nodelay"], 3,
             {"scenario": "relay", "event": "message", "rooms": 100, "room_size": 2,
-             "closed_steps": closed([2, 8, 32], 1.5, 3),
-             "open_levels": levels(500, 1000, 2000, 3000, 5000, 8000, 12000, 16000),
+             "closed_steps": closed([8, 32], 1.5, 3),
+             "open_levels": levels(500, 1000, 2000, 3000, 5000, 8000, 12000),
              "open_fraction_of_max": [0.5], "open_step": open_step(1, 2.5)}),
         Scenario(
             "fanout", "Group fan-out (rooms of 10)",
