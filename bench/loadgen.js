@@ -267,7 +267,6 @@ async function relayScenario() {
     const recorded = win;
     win = null;
     await drain(5000); // whatever is still in flight must not leak into the next step
-    if (cfg.dump_latencies) fs.writeFileSync(cfg.dump_latencies, recorded.latencies.join("\n"));
     const expected = recorded.sentInside * perMessage;
     const lost = expected - recorded.latencies.length;
     const msgPerS = recorded.arrived / perMessage / measured.seconds;

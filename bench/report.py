@@ -31,7 +31,8 @@ def one_line(scenario, record):
     if scenario == "storm":
         return ", ".join(f"{s['connects_s']:.0f} connects/s p99 {s['latency_ms'].get('p99')} ms" for s in steps)
     best = max((s for s in steps if s["mode"] == "closed"), key=lambda s: s["msg_s"])
-    text = f"max {best['msg_s']:.0f} msg/s (gen cpu {best['loadgen_cpu']:.0%})"
+    validity = "" if best["valid"] else ", invalid: the generator saturated"
+    text = f"max {best['msg_s']:.0f} msg/s (gen cpu {best['loadgen_cpu']:.0%}{validity})"
     opens = [s for s in steps if s["mode"] == "open"]
     if opens:
         text += "; p99 " + ", ".join(f"{s['latency_ms'].get('p99')}@{s['offered_msg_s']}" for s in opens)

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -167,11 +168,9 @@ def main(argv=None):
                "scenarios": {}, "records": []}
     print(f"bench: {profile} run, results in {out_dir}", flush=True)
     needs_redis = any(s.needs_redis for s in scenarios) and PrivateRedis.available()
-    redis = PrivateRedis(out_dir / "logs" / "redis.log") if needs_redis else None
     started = time.monotonic()
-    try:
-        if redis:
-            redis.__enter__()
+    with ExitStack() as stack:
+        redis = stack.enter_context(PrivateRedis(out_dir / "logs" / "redis.log")) if needs_redis else None
         for scenario in scenarios:
             names = scenario.targets
             if args.targets:
@@ -183,9 +182,6 @@ def main(argv=None):
                                                    "targets": names, "runs": runs,
                                                    "config": scenario.config}
             results["records"] += run_scenario(scenario, names, runs, out_dir, redis)
-    finally:
-        if redis:
-            redis.__exit__(None, None, None)
     results["wall_s"] = round(time.monotonic() - started, 1)
     results["labels"] = {name: resolve_target(name).label for name in
                          {r["target"] for r in results["records"]}}
