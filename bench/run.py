@@ -1,6 +1,6 @@
 """Run the benchmark: every scenario against every server, then write JSON, Markdown and PNG plots.
 
-    .venv/bin/python -m bench.run                # the full run (about 12 minutes)
+    .venv/bin/python -m bench.run                # the full run (about 15 minutes)
     .venv/bin/python -m bench.run --quick        # one run of each, shorter (about 3 minutes)
     .venv/bin/python -m bench.run --smoke        # seconds; what tests/test_bench_smoke.py runs
     .venv/bin/python -m bench.run --scenarios relay --targets homeapp,node --runs 5
