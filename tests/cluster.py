@@ -7,11 +7,10 @@ import threading
 from pathlib import Path
 
 import redis
-import requests
 
 from homeapp import redis_keys
 from tests.live import Peer, new_user_id
-from tests.processes import ROOT, RedisServer, ServerProcess, free_port, wait_until
+from tests.processes import ROOT, RedisServer, ServerProcess, answers_http, free_port, wait_until
 
 # the tests' bursts must not be rate-limited
 UNLIMITED = {"HOMEAPP_MESSAGE_RATE": 0, "HOMEAPP_TYPING_RATE": 0}
@@ -137,12 +136,7 @@ class NginxProxy:
         return self
 
     def _answers(self):
-        if self.proc.poll() is not None:
-            raise AssertionError(f"nginx exited with {self.proc.returncode}:\n{self.log()}")
-        try:
-            return requests.get(self.url + "/", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
+        return answers_http(self.proc, self.url, self.log, "nginx")
 
     def log(self):
         path = self.dir / "error.log"

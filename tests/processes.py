@@ -32,6 +32,16 @@ def wait_until(predicate, timeout, message):
     raise AssertionError(message)
 
 
+def answers_http(proc, url, log, what):
+    """True once url answers 200; raises AssertionError with the log if proc has exited."""
+    if proc.poll() is not None:
+        raise AssertionError(f"{what} exited with {proc.returncode}; log:\n{log()}")
+    try:
+        return requests.get(url + "/", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 class RedisServer:
     """A redis-server this test session owns, so it may flush and stop it."""
 
@@ -88,12 +98,7 @@ class ServerProcess:
         return self
 
     def _answers(self):
-        if self.proc.poll() is not None:
-            raise AssertionError(f"server exited with {self.proc.returncode}; log:\n{self.log()}")
-        try:
-            return requests.get(self.url + "/", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
+        return answers_http(self.proc, self.url, self.log, "server")
 
     def log(self):
         return self.log_path.read_text(errors="replace")

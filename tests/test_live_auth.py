@@ -236,13 +236,19 @@ def test_expiry_disconnects_the_socket_and_takes_it_offline(request, redis_serve
     assert short.user_id not in online_ids(server)
 
 
+def _short_session_peer(server, client, user_id, peers):
+    """A socket logged in with a session that expires in 2 s unless something extends it."""
+    cred.store_session(client, f"sid-{user_id}", user_id, expires_in=2)
+    peer = Peer(server.url, user_id, query=False,
+                headers=cookie_header(cred.python_signed(f"sid-{user_id}")))
+    peers.append(peer)
+    return peer
+
+
 def test_a_session_the_rest_api_extends_keeps_its_socket(session_server, redis_server, peers):
     client = redis_server.client()
     user_id = new_user_id()
-    cred.store_session(client, f"sid-{user_id}", user_id, expires_in=2)
-    peer = Peer(session_server.url, user_id, query=False,
-                headers=cookie_header(cred.python_signed(f"sid-{user_id}")))
-    peers.append(peer)
+    peer = _short_session_peer(session_server, client, user_id, peers)
     cred.store_session(client, f"sid-{user_id}", user_id, expires_in=60)  # rolling: the REST API touched it
     assert not peer.ended.wait(4)
     assert peer.call("joinRoom", user_id) == {"ok": True}
@@ -251,10 +257,7 @@ def test_a_session_the_rest_api_extends_keeps_its_socket(session_server, redis_s
 def test_a_session_destroyed_by_logout_ends_the_socket_at_its_expiry(session_server, redis_server, peers):
     client = redis_server.client()
     user_id = new_user_id()
-    cred.store_session(client, f"sid-{user_id}", user_id, expires_in=2)
-    peer = Peer(session_server.url, user_id, query=False,
-                headers=cookie_header(cred.python_signed(f"sid-{user_id}")))
-    peers.append(peer)
+    peer = _short_session_peer(session_server, client, user_id, peers)
     client.delete(f"sess:sid-{user_id}")
     assert peer.ended.wait(6)
 
