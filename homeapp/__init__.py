@@ -19,7 +19,7 @@ from homeapp.origins import allowed_origins
 from homeapp.presence import create_presence
 from homeapp.queue import QueueManager
 from homeapp.schemas import limits
-from homeapp.transport import without_nagle
+from homeapp.transport import tuned_websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,6 +50,7 @@ def create_app(test_config=None):
         async_mode=config.get("ASYNC_MODE", "gevent"),
         client_manager=client_manager,
         json=jsoncodec,
+        serializer=jsoncodec.TextPacket,
         cors_allowed_origins=allowed_origins(config["CORS_ORIGINS"]),
         cors_credentials=config["CORS_CREDENTIALS"],
         max_http_buffer_size=config["MAX_PACKET_BYTES"],
@@ -68,7 +69,7 @@ def create_app(test_config=None):
     hub = Hub(socketio.server, presence, connections, config,
               create_identifier(config, redis_client), health)
     register(socketio.server, hub)
-    app.wsgi_app = without_nagle(app.wsgi_app)  # outside Flask-SocketIO's middleware: sees every socket
+    app.wsgi_app = tuned_websockets(app.wsgi_app)  # outside Flask-SocketIO's middleware: sees every socket
     if redis_client is not None:
         hub.keeper = PresenceKeeper(hub, presence, config["PRESENCE_TIMEOUT"]).start()
     app.extensions["homeapp"] = hub

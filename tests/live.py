@@ -4,6 +4,7 @@ import threading
 import time
 
 import socketio
+import websocket
 
 PRESENCE = "newOnlineUser"
 _ids = itertools.count(int(time.time() * 1000) % 10**9 * 1000)
@@ -12,6 +13,17 @@ _ids = itertools.count(int(time.time() * 1000) % 10**9 * 1000)
 def new_user_id():
     """A user id no other test uses, growing, so that later ids sort after earlier ones."""
     return str(next(_ids))
+
+
+def raw_socket(server, user_id):
+    """A bare websocket past the Engine.IO and Socket.IO handshakes, for frames that a
+    Socket.IO client would never write. The caller closes it."""
+    ws = websocket.create_connection(
+        f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket&userID={user_id}", timeout=5)
+    assert ws.recv().startswith("0")
+    ws.send("40")
+    assert ws.recv().startswith("40")
+    return ws
 
 
 def room_of(*peers):
