@@ -1,6 +1,7 @@
 """Payloads of createUserGroup, addUserToGroup, kickUserFromGroup and deleteUserRoom."""
-from marshmallow import ValidationError, fields, validates_schema
+from marshmallow import ValidationError, validates_schema
 
+from homeapp.schemas import fields
 from homeapp.schemas.common import (BaseSchema, Notifications, RoomId, ShortText, UserId,
                                     Username, at_most)
 from homeapp.services import rooms

@@ -1,6 +1,7 @@
 """Payload of `message`."""
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, validate, validates_schema
 
+from homeapp.schemas import fields
 from homeapp.schemas.common import (BaseSchema, DateSchema, NotificationSchema, RoomId, Text,
                                     UserId, Username)
 from homeapp.schemas.limits import LIMITS

@@ -1,6 +1,7 @@
 """Payloads of commentNotification and ratingNotification."""
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, validate, validates_schema
 
+from homeapp.schemas import fields
 from homeapp.schemas.common import BaseSchema, NotificationSchema, RecordId, Text, UserId, Username
 
 

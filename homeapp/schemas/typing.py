@@ -1,6 +1,5 @@
 """Payloads of startTypingRoom and stopTypingRoom."""
-from marshmallow import fields
-
+from homeapp.schemas import fields
 from homeapp.schemas.common import BaseSchema, RoomId, UserId, Username
 
 

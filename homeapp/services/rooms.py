@@ -3,6 +3,8 @@
 A room id is two or more distinct user ids joined by ":" and sorted numerically.
 Membership is read from the id itself and nowhere else.
 """
+from functools import lru_cache
+
 USER_ID_MAX_DIGITS = 20
 
 
@@ -24,6 +26,13 @@ def members_of(room_id, max_members):
     """
     if not isinstance(room_id, str):
         raise ValueError("Room id must be a string.")
+    return _members(room_id, max_members)
+
+
+# Every `message` parses its room id four times (schema, recipients, handler), and the
+# active rooms of a process repeat. Only valid ids are remembered: a ValueError is not cached.
+@lru_cache(maxsize=4096)
+def _members(room_id, max_members):
     members = room_id.split(":")
     if len(members) < 2:
         raise ValueError("Room id needs at least two user ids joined by ':'.")
