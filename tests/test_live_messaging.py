@@ -1,9 +1,11 @@
 """`message`: who receives which event with which payload, and who does not."""
+import json
+
 import pytest
 
 from tests import payloads
 from tests.payloads import DROP, changed
-from tests.live import assert_refused, open_room, room_of, settle
+from tests.live import assert_refused, open_room, raw_socket, room_of, settle
 
 
 @pytest.fixture
@@ -32,6 +34,27 @@ def test_private_message_reaches_each_party_once(chat):
                                    "lastMessage": "Hello!", "unreadUpdateStatus": True,
                                    "createRoomNotification": None}),
     ]
+    assert outsider.got() == []
+
+
+def test_message_ids_are_unique_and_utf8_texts_arrive_intact(chat, server):
+    a, b, outsider, room = chat
+    # raw UTF-8 on the wire (Python's client would escape it to ASCII), in frames long enough
+    # for 16-bit lengths: what the server's unmasking and UTF-8 validation see from a browser
+    texts = ["Grüße, señor! こんにちは 👋🏽", "ż" * 5000, "👋" * 5000]
+    ws = raw_socket(server, a.user_id)
+    try:
+        for ack_id, text in enumerate(texts):
+            packet = json.dumps(["message", payloads.message(a.user_id, room, text)], ensure_ascii=False)
+            ws.send(f"42{ack_id}{packet}")
+        acks = [ws.recv() for _ in texts]
+    finally:
+        ws.close()
+    assert [ack[:3] for ack in acks] == ["430", "431", "432"]
+    ids = {json.loads(ack[3:])[0]["id"] for ack in acks}
+    assert len(ids) == len(texts) and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    settle(a, b, outsider)
+    assert [data["message"] for event, data in b.got() if event == "messageRoom"] == texts
     assert outsider.got() == []
 
 
@@ -118,6 +141,7 @@ def _bad_message_cases():
         ("unread-other-room", "data.unreadMessArray.0.roomID", "1:2", "VALIDATION_ERROR"),
         ("unread-negative", "data.unreadMessArray.0.countNumber", -1, "VALIDATION_ERROR"),
         ("contact-not-bool", "data.contact", "maybe", "VALIDATION_ERROR"),
+        ("text-binary", "data.message", b"Hello!", "VALIDATION_ERROR"),  # a binary attachment
         ("bad-room-notification", "data.createRoomNotification", {"id": 1}, "VALIDATION_ERROR"),
     ]
     cases += [(name, (lambda p, v: lambda a, b, r: changed(payloads.message(a, r), p, v))(path, value), code)

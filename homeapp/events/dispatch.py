@@ -5,10 +5,11 @@ Flask-SocketIO's decorators: those push a Flask request context for every event,
 which the handlers here never use and which costs more than the handler itself
 on the hot path (docs/performance.md).
 """
+import itertools
 import logging
-import uuid
+import secrets
 from datetime import datetime
-from time import perf_counter
+from time import perf_counter, time
 from zoneinfo import ZoneInfo
 
 from marshmallow import ValidationError
@@ -57,15 +58,24 @@ class Hub:
         self.timezone = ZoneInfo(config["TIMEZONE"])
         self.emit = metrics.counting_emits(server.emit)
         self.draining = False  # set by homeapp.shutdown: refuse new sockets, report not ready
+        self._date_minute, self._date = None, None
+        self._id_prefix, self._id_counter = secrets.token_hex(8), itertools.count()
 
     def now_date(self):
-        """The server's clock in the protocol's date shape."""
-        now = datetime.now(self.timezone)
-        return {"day": now.day, "month": now.month, "year": now.year, "time": now.strftime("%H:%M")}
+        """The server's clock in the protocol's date shape: the same dict for a whole minute
+        (its callers only read it), since formatting it costs more than a whole emit."""
+        minute = int(time()) // 60
+        if minute != self._date_minute:
+            now = datetime.fromtimestamp(minute * 60, self.timezone)
+            self._date = {"day": now.day, "month": now.month, "year": now.year,
+                          "time": now.strftime("%H:%M")}
+            self._date_minute = minute
+        return self._date
 
-    @staticmethod
-    def new_message_id():
-        return uuid.uuid4().hex
+    def new_message_id(self):
+        """32 hex digits, unique across processes: a random prefix per process and a counter
+        (uuid4 reads the kernel's random source for every message)."""
+        return f"{self._id_prefix}{next(self._id_counter):016x}"
 
 
 def _summary(messages, path=""):
