@@ -9,14 +9,22 @@ Redis is down:
   can block for the whole connect timeout, and two error lines per emit;
 - the listener retries every second rather than backing off to a minute, so
   cross-process delivery resumes soon after Redis does;
-- failures are reported to RedisHealth, which logs each outage once.
+- failures are reported to RedisHealth, which logs each outage once;
+- publishing does not wait for Redis: a `message` makes three emits or more, and each
+  was a PUBLISH round trip inside the sender's event. Emits are queued, and one
+  background task sends whatever has queued up in one pipelined round trip, in order.
 """
+import logging
 import time
 
 import redis
 import socketio
 
+log = logging.getLogger("homeapp.queue")
+
 LISTEN_RETRY_SECONDS = 1.0
+# messages per pipelined round trip: bounds one batch's memory and Redis's output buffer
+MAX_BATCH = 1000
 
 
 class QueueManager(socketio.RedisManager):
@@ -25,18 +33,40 @@ class QueueManager(socketio.RedisManager):
         self._health = health
         self._timeout = timeout
         self._publisher = None
+        self._outbox = []
+        self._queued = None  # an Event of the server's async mode, once the sender runs
 
     def _publish(self, data):
         if self._health.down:
             return
+        self._outbox.append(self.json.dumps(data))
+        if self._queued is None:
+            self._queued = self.server.eio.create_event()
+            self.server.start_background_task(self._send_forever)
+        self._queued.set()
+
+    def _send_forever(self):
+        while True:
+            self._queued.wait()
+            self._queued.clear()
+            while self._outbox:
+                batch, self._outbox = self._outbox[:MAX_BATCH], self._outbox[MAX_BATCH:]
+                self._send(batch)
+
+    def _send(self, batch):
         try:
             if self._publisher is None:
                 self._publisher = redis.Redis.from_url(
                     self.redis_url, socket_timeout=self._timeout,
                     socket_connect_timeout=self._timeout)
-            self._publisher.publish(self.channel, self.json.dumps(data))
+            pipe = self._publisher.pipeline(transaction=False)
+            for message in batch:
+                pipe.publish(self.channel, message)
+            pipe.execute()
         except redis.RedisError as exc:
             self._health.lost(exc)
+        except Exception:  # the sender must outlive any one batch
+            log.exception("could not publish %d messages", len(batch))
 
     def _redis_listen_with_retries(self):
         # No read timeout on the subscriber: it waits for messages indefinitely; a

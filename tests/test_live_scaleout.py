@@ -50,6 +50,20 @@ def test_message_crosses_processes(cluster):
     assert event_names(b) == ["messageRoom", "messagePage", "messageResponseNotify"]
 
 
+def test_a_burst_crosses_processes_complete_and_in_order(cluster):
+    """Emits to other processes are queued and pipelined: none is lost, none overtakes."""
+    a, b = cluster.peer(0), cluster.peer(1)
+    room = join_room_of(a, b)
+    clear(a, b)
+    texts = [f"burst {i}" for i in range(200)]
+    for text in texts:
+        a.emit("message", payloads.message(a.user_id, room, text))
+    wait_until(lambda: len(b.got("messageResponseNotify")) == len(texts), 10, "every notification")
+    assert [data["message"] for _, data in b.got("messageRoom")] == texts
+    assert [data["lastMessage"] for _, data in b.got("messagePage")] == texts
+    assert [data["lastMessage"] for _, data in b.got("messageResponseNotify")] == texts
+
+
 def test_create_user_group_reaches_members_on_the_other_process(cluster):
     a, b, c = cluster.peer(0), cluster.peer(1), cluster.peer(1)
     room = room_of(a, b)
