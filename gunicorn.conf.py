@@ -32,8 +32,9 @@ _logs = _standalone("logs")
 bind = f"{_settings['HOST']}:{_settings['PORT']}"
 
 # The plain gevent worker answers every websocket upgrade with a 500 when gevent-websocket
-# is installed; this one serves both transports.
-worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
+# is installed; gevent-websocket's serves both transports, and homeapp's is that one with
+# a smaller read buffer per connection (homeapp/transport.py).
+worker_class = "homeapp.transport.Worker"
 
 # One worker per gunicorn: its master hands requests to workers at random, and the
 # long-polling transport needs every request of a session to reach the same process.

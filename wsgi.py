@@ -1,6 +1,6 @@
-"""Production entry for gunicorn with the gevent-websocket worker:
+"""Production entry for gunicorn with homeapp's gevent-websocket worker (gunicorn.conf.py):
 
-    gunicorn -k geventwebsocket.gunicorn.workers.GeventWebSocketWorker -w 1 wsgi:app
+    gunicorn -c gunicorn.conf.py wsgi:app
 
 Refuses to start, with the reason on stderr, when the settings are only fit for a
 laptop: `open` identities without HOMEAPP_ALLOW_OPEN=1, or a missing or short

@@ -54,6 +54,8 @@ def create_app(test_config=None):
         cors_allowed_origins=allowed_origins(config["CORS_ORIGINS"]),
         cors_credentials=config["CORS_CREDENTIALS"],
         max_http_buffer_size=config["MAX_PACKET_BYTES"],
+        ping_interval=config["PING_INTERVAL"],
+        ping_timeout=config["PING_TIMEOUT"],
         # one event at a time per socket, in the order it was sent, without a greenlet each
         async_handlers=False,
     )

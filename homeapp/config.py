@@ -175,6 +175,10 @@ def load_config(env=None):
         "READY_TIMEOUT": _float(env, "HOMEAPP_READY_TIMEOUT", 0.5, minimum=0.05),
         "METRICS_TOKEN": env.get("HOMEAPP_METRICS_TOKEN") or None,
         "SHUTDOWN_GRACE": _float(env, "HOMEAPP_SHUTDOWN_GRACE", 10.0, minimum=0.1),
+        # Engine.IO heartbeat, the Socket.IO defaults: a client that misses a pong for
+        # interval + timeout seconds is disconnected (and goes offline)
+        "PING_INTERVAL": _int(env, "HOMEAPP_PING_INTERVAL", 25, minimum=1),
+        "PING_TIMEOUT": _int(env, "HOMEAPP_PING_TIMEOUT", 20, minimum=1),
         # seconds after which a process that stopped beating is dead and its users go offline
         "PRESENCE_TIMEOUT": _float(env, "HOMEAPP_PRESENCE_TIMEOUT", 30.0, minimum=1.0),
     }

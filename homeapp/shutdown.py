@@ -20,9 +20,8 @@ import gevent
 from gevent import pywsgi
 from gevent.event import Event
 from gevent.pool import Pool
-from geventwebsocket.handler import WebSocketHandler
-
 from homeapp import keeper
+from homeapp.transport import Handler
 
 log = logging.getLogger("homeapp.shutdown")
 
@@ -77,7 +76,7 @@ def serve(app, host, port, signals=(signal.SIGTERM, signal.SIGINT)):
     hub = app.extensions["homeapp"]
     grace = app.config["SHUTDOWN_GRACE"]
     # what Flask-SocketIO's run() builds for gevent, plus a pool so that stop() can wait for handlers
-    server = pywsgi.WSGIServer((host, port), app, handler_class=WebSocketHandler, log=None, spawn=Pool(),
+    server = pywsgi.WSGIServer((host, port), app, handler_class=Handler, log=None, spawn=Pool(),
                                error_log=logging.getLogger("homeapp.wsgi"))  # tracebacks in the log's format
     stopping = []
     stopped = Event()

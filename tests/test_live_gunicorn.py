@@ -1,4 +1,4 @@
-"""The production entry: wsgi:app under gunicorn's gevent-websocket worker speaks the protocol."""
+"""The production entry: wsgi:app under gunicorn.conf.py (homeapp's gevent-websocket worker) speaks the protocol."""
 import pytest
 
 from tests import payloads
@@ -9,8 +9,7 @@ from tests.processes import ServerProcess
 @pytest.fixture(scope="module")
 def gunicorn_server():
     process = ServerProcess({"HOMEAPP_ALLOW_OPEN": 1})
-    process.start(entry=("-m", "gunicorn", "-k", "geventwebsocket.gunicorn.workers.GeventWebSocketWorker",
-                         "-w", "1", "-b", f"127.0.0.1:{process.port}", "wsgi:app"))
+    process.start(entry=("-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"))
     yield process
     assert process.stop() == 0, process.log()
 
