@@ -15,11 +15,12 @@ def new_user_id():
     return str(next(_ids))
 
 
-def raw_socket(server, user_id):
+def raw_socket(server, user_id, **options):
     """A bare websocket past the Engine.IO and Socket.IO handshakes, for frames that a
     Socket.IO client would never write. The caller closes it."""
     ws = websocket.create_connection(
-        f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket&userID={user_id}", timeout=5)
+        f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket&userID={user_id}",
+        timeout=5, **options)
     assert ws.recv().startswith("0")
     ws.send("40")
     assert ws.recv().startswith("40")

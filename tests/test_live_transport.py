@@ -1,9 +1,12 @@
-"""The Engine.IO heartbeat: a client that answers pings stays, one that stops is dropped and goes offline."""
+"""The connection itself: the Engine.IO heartbeat, and clients that read slowly."""
+import json
+import socket
 import time
 
 import pytest
 import websocket
 
+from tests import payloads
 from tests.conftest import FAST
 from tests.live import Peer, new_user_id, raw_socket
 
@@ -69,3 +72,27 @@ def test_a_client_that_stops_answering_is_dropped_and_goes_offline(quick_pings):
     finally:
         ws.close()
         observer.close()
+
+
+def test_a_slow_reader_gets_every_frame_in_order(memory_server, memory_users):
+    """Frames for a client that reads slower than the server writes wait in the server, in
+    order, instead of failing or blocking everyone else's."""
+    a, = memory_users(1)
+    reader = new_user_id()
+    room = ":".join(sorted([a.user_id, reader], key=int))
+    # a small receive window, and nothing read while about 5 MB are sent to it
+    ws = raw_socket(memory_server, reader, sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+    try:
+        ws.send(f'420["joinRoom","{reader}"]')
+        texts = [f"{i:04d}" + "x" * 4000 for i in range(600)]
+        for text in texts:
+            a.emit("message", payloads.message(a.user_id, room, text))
+        assert a.call("joinRoom", a.user_id) == {"ok": True}  # the sender is not held up
+        relayed = []
+        while len(relayed) < len(texts):
+            frame = ws.recv()
+            if frame.startswith('42["messagePage"'):
+                relayed.append(json.loads(frame[2:])[1]["lastMessage"])
+        assert relayed == texts
+    finally:
+        ws.close()
