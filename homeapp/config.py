@@ -169,6 +169,8 @@ def load_config(env=None):
         "MESSAGE_BURST": _int(env, "HOMEAPP_MESSAGE_BURST", 20, minimum=1),
         "TYPING_RATE": _float(env, "HOMEAPP_TYPING_RATE", 5.0),
         "TYPING_BURST": _int(env, "HOMEAPP_TYPING_BURST", 10, minimum=1),
+        # rooms a socket is remembered typing in, for the stops its disconnect sends
+        "TYPING_ROOMS": _int(env, "HOMEAPP_TYPING_ROOMS", 32, minimum=1),
         # Redis calls must fail fast so that an outage answers UNAVAILABLE instead of hanging
         "REDIS_TIMEOUT": _float(env, "HOMEAPP_REDIS_TIMEOUT", 2.0, minimum=0.05),
         # operations (docs/operations.md)

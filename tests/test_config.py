@@ -28,6 +28,7 @@ def test_settings_are_read():
     ("HOMEAPP_MAX_MESSAGE_LENGTH", "0"),
     ("HOMEAPP_MAX_ROOM_MEMBERS", "1"),
     ("HOMEAPP_MESSAGE_RATE", "-1"),
+    ("HOMEAPP_TYPING_ROOMS", "0"),
     ("HOMEAPP_TIMEZONE", "Mars/Olympus"),
 ])
 def test_bad_settings_name_the_variable(name, value):

@@ -2,8 +2,9 @@
 import pytest
 
 from tests import payloads
+from tests.conftest import FAST
 from tests.payloads import DROP, changed
-from tests.live import assert_refused, open_room, room_of, settle
+from tests.live import Peer, assert_refused, new_user_id, open_room, room_of, settle
 
 EVENTS = [("startTypingRoom", "typingMessageStart"), ("stopTypingRoom", "typingMessageStop")]
 
@@ -68,15 +69,24 @@ def test_typing_refusals(memory_users, client_event, make_payload, code):
     assert_refused(a, client_event, make_payload(a.user_id, b.user_id, room_id), code, [b])
 
 
-def test_typing_in_endless_rooms_remembers_only_the_latest(connect_memory):
-    from homeapp.events.typing import TRACKED_TYPING_ROOMS
-    a, b = connect_memory(), connect_memory()
-    rooms = [room_of(a, b)] + [f"{a.user_id}:{int(b.user_id) + i}" for i in range(1, TRACKED_TYPING_ROOMS + 1)]
-    assert b.call("chatRoom.join", rooms[0]) == {"ok": True}
-    for room_id in rooms:
-        assert a.call("startTypingRoom", payloads.typing(a.user_id, room_id)) == {"ok": True}
-    b.wait_for("typingMessageStart")
-    a.close()
-    settle(b)
-    # the first room fell out of what a remembers, so no stop is sent for it
-    assert [e for e, _ in b.got()] == ["typingMessageStart"]
+@pytest.mark.parametrize("remembered", [3, 32])
+def test_typing_in_endless_rooms_remembers_only_the_latest(server_factory, remembered):
+    server = server_factory(HOMEAPP_TYPING_ROOMS=remembered, **FAST)
+    a, first, last = (Peer(server.url, new_user_id()) for _ in range(3))
+    try:
+        others = [f"{a.user_id}:{int(last.user_id) + i}" for i in range(1, remembered)]
+        rooms = [room_of(a, first)] + others + [room_of(a, last)]
+        assert first.call("chatRoom.join", rooms[0]) == {"ok": True}
+        assert last.call("chatRoom.join", rooms[-1]) == {"ok": True}
+        for room_id in rooms:
+            assert a.call("startTypingRoom", payloads.typing(a.user_id, room_id)) == {"ok": True}
+        last.wait_for("typingMessageStart")
+        a.close()
+        # the first room fell out of what a remembers, so no stop is sent for it; the latest did not
+        last.wait_for("typingMessageStop")
+        settle(first, last)
+        assert [e for e, _ in first.got()] == ["typingMessageStart"]
+        assert [e for e, _ in last.got()] == ["typingMessageStart", "typingMessageStop"]
+    finally:
+        for peer in (a, first, last):
+            peer.close()

@@ -23,15 +23,13 @@ def _relay(hub, conn, payload, event):
              to=room_channel(room_id), skip_sid=conn.sid)
 
 
-# A user is a member of every room id that lists them, so a socket could name endless rooms;
-# past this many the oldest are no longer remembered for the stop sent at disconnect.
-TRACKED_TYPING_ROOMS = 32
-
-
 @handles(names.START_TYPING, schema=schemas.typing, rate="typing")
 def start_typing(hub, conn, payload):
     _authorize(conn, payload)
-    if len(conn.typing) >= TRACKED_TYPING_ROOMS:
+    # A user is a member of every room id that lists them, so a socket could name endless
+    # rooms; past HOMEAPP_TYPING_ROOMS the oldest are no longer remembered for the stop
+    # sent at disconnect.
+    if len(conn.typing) >= hub.config["TYPING_ROOMS"]:
         conn.typing.pop(next(iter(conn.typing)))
     conn.typing[payload["roomID"]] = None  # so that a disconnect can stop it
     _relay(hub, conn, payload, names.TYPING_START)
