@@ -11,7 +11,8 @@ worker (docs/operations.md).
 
 The master never imports the homeapp package: that would import redis, Flask and
 Socket.IO before the worker's gevent monkey-patching. It reads config.py and logs.py,
-which need only the standard library and orjson, as standalone modules.
+which need only the standard library and orjson, and worker.py, which needs only gevent,
+gevent-websocket and gunicorn, as standalone modules.
 """
 import importlib.util
 from pathlib import Path
@@ -33,8 +34,8 @@ bind = f"{_settings['HOST']}:{_settings['PORT']}"
 
 # The plain gevent worker answers every websocket upgrade with a 500 when gevent-websocket
 # is installed; gevent-websocket's serves both transports, and homeapp's is that one with
-# a smaller read buffer per connection (homeapp/transport.py).
-worker_class = "homeapp.transport.Worker"
+# a smaller read buffer per connection (homeapp/worker.py).
+worker_class = _standalone("worker").Worker
 
 # One worker per gunicorn: its master hands requests to workers at random, and the
 # long-polling transport needs every request of a session to reach the same process.

@@ -32,7 +32,7 @@ class TextPacket(packet.Packet):
 
     The protocol is JSON text only. The default packet walks every payload it sends looking
     for bytes before encoding it, which cost 5 % of a `message`; this one skips the walk.
-    A client's binary packet still decodes, and is refused by the schemas like any bad payload.
+    A client's binary packet still decodes: the schemas refuse bytes where they want text.
     """
 
     uses_binary_events = False

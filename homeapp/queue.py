@@ -25,6 +25,8 @@ log = logging.getLogger("homeapp.queue")
 LISTEN_RETRY_SECONDS = 1.0
 # messages per pipelined round trip: bounds one batch's memory and Redis's output buffer
 MAX_BATCH = 1000
+# messages waiting for Redis (about 0.5 KB each) past which new ones are dropped, not queued
+MAX_OUTBOX = 20000
 
 
 class QueueManager(socketio.RedisManager):
@@ -35,9 +37,17 @@ class QueueManager(socketio.RedisManager):
         self._publisher = None
         self._outbox = []
         self._queued = None  # an Event of the server's async mode, once the sender runs
+        self._sending = False
+        self._dropped = 0  # messages refused since the outbox last filled up
 
     def _publish(self, data):
         if self._health.down:
+            return
+        if len(self._outbox) >= MAX_OUTBOX:  # Redis answers, but slower than emits come
+            if not self._dropped:
+                log.warning("message queue backlog of %d: emits to other processes are dropped "
+                            "until Redis catches up", MAX_OUTBOX)
+            self._dropped += 1
             return
         self._outbox.append(self.json.dumps(data))
         if self._queued is None:
@@ -49,9 +59,25 @@ class QueueManager(socketio.RedisManager):
         while True:
             self._queued.wait()
             self._queued.clear()
+            self._sending = True
             while self._outbox:
                 batch, self._outbox = self._outbox[:MAX_BATCH], self._outbox[MAX_BATCH:]
                 self._send(batch)
+            self._sending = False
+            if self._dropped:
+                log.warning("message queue caught up; %d emits to other processes were dropped",
+                            self._dropped)
+                self._dropped = 0
+
+    def flush(self, timeout):
+        """Wait, at most timeout seconds, until what was emitted has been published.
+        Returns True when nothing is left (at shutdown: the last presence changes)."""
+        deadline = time.monotonic() + timeout
+        while self._outbox or self._sending:
+            if time.monotonic() >= deadline:
+                return False
+            self.server.sleep(0.01)
+        return True
 
     def _send(self, batch):
         try:

@@ -21,7 +21,7 @@ from gevent import pywsgi
 from gevent.event import Event
 from gevent.pool import Pool
 from homeapp import keeper
-from homeapp.transport import Handler
+from homeapp.worker import Handler
 
 log = logging.getLogger("homeapp.shutdown")
 
@@ -49,6 +49,10 @@ def shutdown(hub, grace):
         pool.join()
         keeper.retire(hub)
     pool.kill(block=True, timeout=1)
+    # the presence changes just emitted still have to reach the other processes
+    flush = getattr(hub.server.manager, "flush", None)
+    if flush is not None:
+        flush(max(0.5, grace - (time.monotonic() - started)))
     left = len(hub.connections)
     level = logging.WARNING if left else logging.INFO
     log.log(level, "shutdown: %d sockets closed, %d left open, in %.2f s",

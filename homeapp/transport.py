@@ -3,7 +3,7 @@
 CPU. The profile of the private-chat relay (bench/profile.py) put over a third of the
 server's CPU here, before any Socket.IO code ran:
 
-- UTF-8 validation of every text frame, in pure Python unless `wsaccel` is importable;
+- UTF-8 validation of every text frame, in pure Python unless `wsaccel` is installed;
   gevent-websocket picks wsaccel's compiled validator up by itself.
 - Unmasking client frames one byte at a time; wsaccel's masker does it in C.
 - One system call per frame, each a trip through the whole TCP stack; and gevent's
@@ -21,27 +21,23 @@ that only wait, and 8 KB in a read buffer that holds a few hundred bytes at a ti
   aid (`track_greenlet_tree`) at about 2.5 KB per greenlet, two per socket. Turned off.
 - Engine.IO spawns a greenlet per socket that sleeps through the ping interval (4 KB
   with its stack); a timer on the event loop does the same for about 100 bytes.
-- Each connection reads through a buffer of READ_BUFFER bytes instead of 8 KB.
+- Each connection reads through a 1 KB buffer instead of 8 KB (homeapp/worker.py).
 """
+import errno
 import os
 import socket
 import time
 
 import gevent
+import gevent.socket
 from engineio import packet
 from engineio.socket import Socket
 from wsaccel.xormask import XorMaskerSimple
 
 try:
-    from geventwebsocket.gunicorn.workers import GeventWebSocketWorker
-    from geventwebsocket.handler import WebSocketHandler as BaseHandler
     from geventwebsocket.websocket import Header
 except ImportError:  # served by simple-websocket (HOMEAPP_WEBSOCKET): the frame path is not ours
-    from gevent.pywsgi import WSGIHandler as BaseHandler
-    GeventWebSocketWorker = Header = None
-
-# a frame of the protocol is a few hundred bytes; a longer read goes around the buffer
-READ_BUFFER = 1024
+    Header = None
 
 gevent.config.track_greenlet_tree = False
 
@@ -80,23 +76,6 @@ def _ping(sock, timer):
 Socket.schedule_ping = _schedule_ping
 
 
-class Handler(BaseHandler):
-    """gevent-websocket's handler (gevent's own under simple-websocket), reading through a
-    READ_BUFFER-byte buffer."""
-
-    def __init__(self, sock, address, server, rfile=None):
-        super().__init__(sock, address, server, rfile)
-        if rfile is None:
-            self.rfile = sock.makefile("rb", READ_BUFFER)
-
-
-if GeventWebSocketWorker is not None:
-    class Worker(GeventWebSocketWorker):
-        """gunicorn's gevent-websocket worker with that handler (gunicorn.conf.py)."""
-
-        wsgi_handler = Handler
-
-
 def tuned_websockets(wsgi_app):
     """Wrap a WSGI app so that every gevent-websocket connection it serves sends its
     frames at once and in one system call where it can."""
@@ -117,17 +96,23 @@ def _tune(websocket):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError:  # not a TCP socket (a unix socket behind a proxy)
         pass
-    websocket.raw_write = _Writer(sock).write
+    if type(sock) is gevent.socket.socket:  # not TLS: _Writer writes to the descriptor itself
+        websocket.raw_write = _Writer(sock).write
 
 
 _CLOSE_FRAME = b"\x88"  # FIN + opcode 8
+_CLOSED = BrokenPipeError(errno.EPIPE, "the websocket sent its close frame")
 
 
 class _Writer:
     """One connection's frame writes, coalesced: the frames written while the calling
     greenlet runs (a `message` makes two to five for one socket) leave in one system call
-    when the event loop next runs, instead of one call each. A close frame leaves at once,
-    with what is pending, since the connection may be closed right after it.
+    when the event loop next runs, instead of one call each. A close frame is written at
+    once, with what is pending, since the connection may be closed right after it; nothing
+    is written after it.
+
+    Writes never block the caller. One writer at a time: a non-blocking write of all that
+    is pending, or the `drainer` greenlet that sends what the kernel would not take at once.
     """
 
     __slots__ = ("sock", "fd", "pending", "scheduled", "drainer", "error")
@@ -137,25 +122,23 @@ class _Writer:
         self.fd = sock.fileno()
         self.pending = []
         self.scheduled = False
-        self.drainer = None  # the greenlet sending what a non-blocking write could not
-        self.error = None
+        self.drainer = None
+        self.error = None  # raised by every later write (gevent-websocket expects OSError)
 
     def write(self, data):
         if self.error is not None:
             raise self.error
         self.pending.append(data)
         if data[:1] == _CLOSE_FRAME:
-            if self.drainer is not None:
-                self.drainer.join()
-            self._drain()
-            if self.error is not None:
-                raise self.error
+            self.error = _CLOSED
+            self._flush()  # now, not when the loop runs; never waiting for a client that does not read
         elif not self.scheduled and self.drainer is None:
             self.scheduled = True
             gevent.get_hub().loop.run_callback(self._flush)
 
     def _flush(self):
-        """Runs in the event loop, so it must not block: writes what the kernel takes now."""
+        """Runs in the event loop, so it must not block: writes what the kernel takes now,
+        and leaves the rest to the drainer."""
         self.scheduled = False
         # a socket closed since (fileno -1) is left alone: its number may belong to another
         if not self.pending or self.drainer is not None or self.sock.fileno() != self.fd:
@@ -174,14 +157,15 @@ class _Writer:
             self.drainer = gevent.spawn(self._drain)
 
     def _drain(self):
-        """In a greenlet: send everything pending, blocking as long as it takes."""
+        """In the drainer: send everything pending, blocking as long as it takes."""
         try:
-            while self.pending and self.error is None:
+            while self.pending:
                 data = b"".join(self.pending)
                 self.pending.clear()
                 self.sock.sendall(data)
         except OSError as exc:
-            self.error = exc
+            self.pending.clear()
+            if self.error is None:
+                self.error = exc
         finally:
-            if self.drainer is gevent.getcurrent():
-                self.drainer = None
+            self.drainer = None

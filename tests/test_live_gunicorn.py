@@ -1,9 +1,12 @@
 """The production entry: wsgi:app under gunicorn.conf.py (homeapp's gevent-websocket worker) speaks the protocol."""
+import subprocess
+import sys
+
 import pytest
 
 from tests import payloads
 from tests.live import Peer, new_user_id, room_of, settle
-from tests.processes import ServerProcess
+from tests.processes import ROOT, ServerProcess
 
 
 @pytest.fixture(scope="module")
@@ -27,3 +30,17 @@ def test_websocket_chat_under_gunicorn(gunicorn_server):
     finally:
         a.close()
         b.close()
+
+
+def test_the_master_loads_its_settings_and_worker_without_the_homeapp_package():
+    """Importing homeapp in gunicorn's master would import redis, Flask and Socket.IO before
+    the worker's gevent monkey-patching (redis would keep a blocking time.sleep)."""
+    probe = ("import runpy, sys; from gunicorn.config import Config; "
+             "settings = runpy.run_path('gunicorn.conf.py'); config = Config(); "
+             "config.set('worker_class', settings['worker_class']); "  # what the master loads
+             "print(config.worker_class.__name__, "
+             "sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('homeapp', 'redis', 'flask', 'flask_socketio', 'engineio', 'socketio')))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60, check=True).stdout.split(None, 1)
+    assert out == ["Worker", "[]\n"]

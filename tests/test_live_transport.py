@@ -87,7 +87,7 @@ def test_a_slow_reader_gets_every_frame_in_order(memory_server, memory_users):
         texts = [f"{i:04d}" + "x" * 4000 for i in range(600)]
         for text in texts:
             a.emit("message", payloads.message(a.user_id, room, text))
-        assert a.call("joinRoom", a.user_id) == {"ok": True}  # the sender is not held up
+        assert a.call("joinRoom", a.user_id) == {"ok": True}  # the server answers others meanwhile
         relayed = []
         while len(relayed) < len(texts):
             frame = ws.recv()

@@ -5,8 +5,8 @@ Flask-SocketIO's decorators: those push a Flask request context for every event,
 which the handlers here never use and which costs more than the handler itself
 on the hot path (docs/performance.md).
 """
-import itertools
 import logging
+import random
 import secrets
 from datetime import datetime
 from time import perf_counter, time
@@ -59,23 +59,23 @@ class Hub:
         self.emit = metrics.counting_emits(server.emit)
         self.draining = False  # set by homeapp.shutdown: refuse new sockets, report not ready
         self._date_minute, self._date = None, None
-        self._id_prefix, self._id_counter = secrets.token_hex(8), itertools.count()
+        self._ids = random.Random(secrets.randbits(128))
 
     def now_date(self):
-        """The server's clock in the protocol's date shape: the same dict for a whole minute
-        (its callers only read it), since formatting it costs more than a whole emit."""
+        """The server's clock in the protocol's date shape, formatted once a minute: that
+        cost more than a whole emit."""
         minute = int(time()) // 60
         if minute != self._date_minute:
             now = datetime.fromtimestamp(minute * 60, self.timezone)
             self._date = {"day": now.day, "month": now.month, "year": now.year,
                           "time": now.strftime("%H:%M")}
             self._date_minute = minute
-        return self._date
+        return dict(self._date)
 
     def new_message_id(self):
-        """32 hex digits, unique across processes: a random prefix per process and a counter
-        (uuid4 reads the kernel's random source for every message)."""
-        return f"{self._id_prefix}{next(self._id_counter):016x}"
+        """32 hex digits, random: unique across processes, and telling nobody how many
+        messages came before (uuid4 read the kernel's random source for every message)."""
+        return f"{self._ids.getrandbits(128):032x}"
 
 
 def _summary(messages, path=""):
@@ -148,7 +148,8 @@ def _accept(hub, spec, conn, data):
 def _unknown(event, sid, *args):
     """Unknown events are ignored; only a client that asked for an ack hears about it."""
     metrics.count_unknown_event()
-    return error_payload(EventError(errors.UNKNOWN_EVENT, f"Unknown event {event!r}."), event)
+    name = event if isinstance(event, str) else repr(event)  # a binary attachment can name it
+    return error_payload(EventError(errors.UNKNOWN_EVENT, f"Unknown event {name!r}."), name)
 
 
 def _drop_malformed_packets(server):

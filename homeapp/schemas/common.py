@@ -62,12 +62,17 @@ class RecordId(fields.Field):
         raise self.make_error("invalid")
 
 
+def check_at_most(value, limit_name):
+    """Raise ValidationError when value is longer than LIMITS.<limit_name>, read now."""
+    limit = getattr(LIMITS, limit_name)
+    if len(value) > limit:
+        raise ValidationError(f"Longer than {limit}.")
+
+
 def at_most(limit_name):
     """A length validator whose bound is read from LIMITS when it runs."""
     def check(value):
-        limit = getattr(LIMITS, limit_name)
-        if len(value) > limit:
-            raise ValidationError(f"Longer than {limit}.")
+        check_at_most(value, limit_name)
     return check
 
 
@@ -83,9 +88,7 @@ class BoundedString(fields.String):
         value = super()._deserialize(value, attr, data, **kwargs)
         if not value:
             raise ValidationError("Shorter than minimum length 1.")
-        limit = getattr(LIMITS, self.limit_name)
-        if len(value) > limit:
-            raise ValidationError(f"Longer than {limit}.")
+        check_at_most(value, self.limit_name)
         return value
 
 

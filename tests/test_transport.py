@@ -1,0 +1,92 @@
+"""The frame path's pieces on real sockets: coalesced writes, slow readers, the close frame."""
+import gevent
+import gevent.socket
+import pytest
+from geventwebsocket import utf8validator
+from geventwebsocket.websocket import Header
+
+from homeapp import transport
+
+CLOSE_FRAME = b"\x88\x00"
+
+
+@pytest.fixture
+def pair():
+    ours, theirs = gevent.socket.socketpair()
+    yield ours, theirs
+    ours.close()
+    theirs.close()
+
+
+def test_gevent_websocket_validates_and_unmasks_in_compiled_code():
+    assert utf8validator.Utf8Validator.__module__.startswith("wsaccel")
+    assert Header.unmask_payload is transport._unmask
+    header = Header()
+    header.mask = b"\x01\x02\x03\x04"
+    assert header.unmask_payload(header.unmask_payload(b"hello, world")) == b"hello, world"
+
+
+def test_frames_written_in_one_turn_leave_together_when_the_loop_runs(pair):
+    ours, theirs = pair
+    writer = transport._Writer(ours)
+    for i in range(3):
+        writer.write(b"\x81frame%d;" % i)
+    theirs.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        theirs.recv(100)  # nothing has left yet
+    gevent.sleep(0)  # the event loop runs
+    theirs.setblocking(True)
+    assert theirs.recv(100) == b"\x81frame0;\x81frame1;\x81frame2;"
+
+
+def test_a_reader_slower_than_the_writer_gets_every_byte_in_order(pair):
+    ours, theirs = pair
+    writer = transport._Writer(ours)
+    # text frames (first byte 0x81) of 4,000 bytes: 2 MB, far beyond the socket buffers
+    chunks = [b"\x81" + bytes([i % 128]) * 3999 for i in range(500)]
+    for chunk in chunks:
+        writer.write(chunk)
+        gevent.sleep(0)
+    assert writer.drainer is not None  # the kernel did not take it all at once
+
+    received = bytearray()
+    while len(received) < 2_000_000:
+        received += theirs.recv(65536)
+    assert received == b"".join(chunks)
+    gevent.sleep(0.01)
+    assert writer.drainer is None and writer.pending == []
+
+
+def test_a_close_frame_leaves_at_once_after_what_was_pending_and_nothing_follows(pair):
+    ours, theirs = pair
+    writer = transport._Writer(ours)
+    writer.write(b"\x81last words;")
+    writer.write(CLOSE_FRAME)
+    assert theirs.recv(100) == b"\x81last words;" + CLOSE_FRAME  # without the loop running
+    with pytest.raises(OSError):
+        writer.write(b"\x81after the close")
+
+
+def test_a_close_frame_does_not_wait_for_a_client_that_does_not_read(pair):
+    ours, theirs = pair
+    writer = transport._Writer(ours)
+    for _ in range(500):  # 2 MB that nobody reads
+        writer.write(b"\x81" + b"x" * 3999)
+        gevent.sleep(0)
+    assert writer.drainer is not None
+    with gevent.Timeout(1):
+        writer.write(CLOSE_FRAME)  # queued behind the rest, returns at once
+    received = bytearray()
+    while not received.endswith(CLOSE_FRAME):
+        received += theirs.recv(65536)
+    assert len(received) == 500 * 4000 + len(CLOSE_FRAME)
+
+
+def test_writes_to_a_vanished_peer_fail_on_the_next_write(pair):
+    ours, theirs = pair
+    writer = transport._Writer(ours)
+    theirs.close()
+    writer.write(b"\x81into the void")
+    gevent.sleep(0)
+    with pytest.raises(OSError):
+        writer.write(b"\x81again")
