@@ -61,6 +61,9 @@ class QueueManager(socketio.RedisManager):
             self._queued.clear()
             self._sending = True
             while self._outbox:
+                if self._health.down:  # pub/sub keeps nothing for later: drop, do not wait on each
+                    self._outbox.clear()
+                    break
                 batch, self._outbox = self._outbox[:MAX_BATCH], self._outbox[MAX_BATCH:]
                 self._send(batch)
             self._sending = False

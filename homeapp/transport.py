@@ -51,6 +51,8 @@ if Header is not None:
     Header.unmask_payload = _unmask
 
 
+# Engine.IO's own, kept for other async modes. This replaces a method of python-engineio's
+# Socket (pinned in requirements.txt); tests/test_live_transport.py checks pings still flow.
 _spawn_pinger = Socket.schedule_ping
 
 
