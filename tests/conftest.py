@@ -1,7 +1,7 @@
 """Session fixtures: a private Redis, server processes on free ports, and connected users."""
 import pytest
 
-from tests.live import Peer, new_user_id
+from tests.live import peers_on
 from tests.processes import RedisServer, ServerProcess
 
 # the shared servers must not rate-limit the tests' bursts; test_live_limits has its own
@@ -48,44 +48,18 @@ def server(request):
                                    else "redis_backed_server")
 
 
-def _peers_of(server):
-    """connect(user_id=None, live=True, join=True, **kw) -> a Peer on `server`, and the peers made.
-
-    `live` sends addOnlineUser, `join` sends joinRoom for the user's own channel:
-    what the existing client does on every connect.
-    """
-    peers = []
-
-    def make(user_id=None, username=None, live=True, join=True, url=None, **kwargs):
-        user_id = user_id or new_user_id()
-        username = username or f"user{user_id}"
-        peer = Peer(url or server.url, user_id, username, **kwargs)
-        peers.append(peer)
-        if live:
-            assert peer.call("addOnlineUser", {"userID": user_id, "userUsername": username}) == {"ok": True}
-        if join:
-            assert peer.call("joinRoom", user_id) == {"ok": True}
-        return peer
-
-    return make, peers
-
-
 @pytest.fixture
 def connect(server):
-    """Peers on each presence implementation in turn (see _peers_of)."""
-    make, peers = _peers_of(server)
-    yield make
-    for peer in peers:
-        peer.close()
+    """Peers on each presence implementation in turn (see tests.live.peers_on)."""
+    with peers_on(server) as make:
+        yield make
 
 
 @pytest.fixture
 def connect_memory(memory_server):
     """Peers on the in-memory server only: for checks that do not involve presence storage."""
-    make, peers = _peers_of(memory_server)
-    yield make
-    for peer in peers:
-        peer.close()
+    with peers_on(memory_server) as make:
+        yield make
 
 
 @pytest.fixture

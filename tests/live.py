@@ -2,6 +2,7 @@
 import itertools
 import threading
 import time
+from contextlib import contextmanager
 
 import socketio
 import websocket
@@ -91,6 +92,34 @@ class Peer:
     def close(self):
         if self.client.connected:
             self.client.disconnect()
+
+
+@contextmanager
+def peers_on(server):
+    """connect(user_id=None, live=True, join=True, **kw) -> a Peer on `server`; every peer
+    made is closed when the block ends.
+
+    `live` sends addOnlineUser, `join` sends joinRoom for the user's own channel:
+    what the existing client does on every connect.
+    """
+    peers = []
+
+    def connect(user_id=None, username=None, live=True, join=True, url=None, **kwargs):
+        user_id = user_id or new_user_id()
+        username = username or f"user{user_id}"
+        peer = Peer(url or server.url, user_id, username, **kwargs)
+        peers.append(peer)
+        if live:
+            assert peer.call("addOnlineUser", {"userID": user_id, "userUsername": username}) == {"ok": True}
+        if join:
+            assert peer.call("joinRoom", user_id) == {"ok": True}
+        return peer
+
+    try:
+        yield connect
+    finally:
+        for peer in peers:
+            peer.close()
 
 
 def settle(*peers, quiet=0.3, limit=5.0):

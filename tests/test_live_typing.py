@@ -4,7 +4,7 @@ import pytest
 from tests import payloads
 from tests.conftest import FAST
 from tests.payloads import DROP, changed
-from tests.live import Peer, assert_refused, new_user_id, open_room, room_of, settle
+from tests.live import assert_refused, open_room, peers_on, room_of, settle
 
 EVENTS = [("startTypingRoom", "typingMessageStart"), ("stopTypingRoom", "typingMessageStop")]
 
@@ -72,8 +72,8 @@ def test_typing_refusals(memory_users, client_event, make_payload, code):
 @pytest.mark.parametrize("remembered", [3, 32])
 def test_typing_in_endless_rooms_remembers_only_the_latest(server_factory, remembered):
     server = server_factory(HOMEAPP_TYPING_ROOMS=remembered, **FAST)
-    a, first, last = (Peer(server.url, new_user_id()) for _ in range(3))
-    try:
+    with peers_on(server) as connect:
+        a, first, last = (connect(live=False, join=False) for _ in range(3))
         others = [f"{a.user_id}:{int(last.user_id) + i}" for i in range(1, remembered)]
         rooms = [room_of(a, first)] + others + [room_of(a, last)]
         assert first.call("chatRoom.join", rooms[0]) == {"ok": True}
@@ -87,6 +87,3 @@ def test_typing_in_endless_rooms_remembers_only_the_latest(server_factory, remem
         settle(first, last)
         assert [e for e, _ in first.got()] == ["typingMessageStart"]
         assert [e for e, _ in last.got()] == ["typingMessageStart", "typingMessageStop"]
-    finally:
-        for peer in (a, first, last):
-            peer.close()
