@@ -22,9 +22,9 @@ READ_BUFFER = 1024
 
 class Handler(BaseHandler):
     def __init__(self, sock, address, server, rfile=None):
-        super().__init__(sock, address, server, rfile)
-        if rfile is None:
-            self.rfile = sock.makefile("rb", READ_BUFFER)
+        # gevent's handler takes rfile (an argument it calls deprecated) and makes its own
+        # 8 KB reader only without one: one reader per connection, not one made and dropped
+        super().__init__(sock, address, server, rfile or sock.makefile("rb", READ_BUFFER))
 
 
 if GeventWebSocketWorker is not None:
