@@ -13,6 +13,8 @@ server's CPU here, before any Socket.IO code ran:
   written while the previous one waits for the client's delayed ACK is held back for
   up to 40 ms (p99 in the hundreds of milliseconds under load). Node.js sockets, the
   original server's, disable Nagle by default.
+- A queue and a writer greenlet between every packet and its websocket: the sender writes
+  it itself when nothing is queued before it.
 
 Memory. An idle socket cost 57 KB (bench/, idle scenario), 14 KB of it in three greenlets
 that only wait, and 8 KB in a read buffer that holds a few hundred bytes at a time:
@@ -31,6 +33,7 @@ import time
 import gevent
 import gevent.socket
 from engineio import packet
+from engineio.exceptions import QueueEmpty
 from engineio.socket import Socket
 from wsaccel.xormask import XorMaskerSimple
 
@@ -76,6 +79,60 @@ def _ping(sock, timer):
 
 
 Socket.schedule_ping = _schedule_ping
+
+
+# Engine.IO hands every packet for a websocket to a writer greenlet through a queue: a put,
+# a switch to the writer and a new gevent Timeout for each of its waits, about a tenth of the
+# relay's CPU. A connection whose frames go through _Writer never blocks on a write, so the
+# greenlet that sends a packet can write it itself, as long as nothing sent before it is
+# still queued (the writer keeps the order: it takes packets and writes them without
+# yielding in between). Everything else goes through the queue as before: polling, the
+# upgrade, TLS, simple-websocket. tests/test_transport.py and test_live_transport.py cover it.
+#
+# The writer still waits on the queue, for those packets and for the end of the connection.
+# Engine.IO's writer gives up when its queue stays empty for a ping interval and timeout,
+# which a connection written to directly would meet while in use: it waits on instead. A
+# client that stops answering pings is closed by Engine.IO's service task, as before.
+_queued_send = Socket.send
+_queued_poll = Socket.poll
+_serve_websocket = Socket._websocket_handler
+Socket.direct_websocket = None  # set while _websocket_handler serves a _Writer connection
+
+
+def _websocket_handler(sock, ws):
+    raw_write = getattr(getattr(ws, "_sock", None), "raw_write", None)
+    if isinstance(getattr(raw_write, "__self__", None), _Writer):
+        sock.direct_websocket = ws
+    try:
+        return _serve_websocket(sock, ws)
+    finally:
+        sock.direct_websocket = None
+
+
+def _send(sock, pkt):
+    ws = sock.direct_websocket
+    if ws is None or not sock.upgraded or sock.upgrading or not sock.queue.empty():
+        return _queued_send(sock, pkt)
+    if not sock.check_ping_timeout():
+        return
+    try:
+        ws.send(pkt.encode())
+    except Exception:  # the connection is gone: the writer meets the same error and closes it
+        sock.queue.put(pkt)
+
+
+def _poll(sock):
+    while True:
+        try:
+            return _queued_poll(sock)
+        except QueueEmpty:
+            if sock.direct_websocket is None or not sock.upgraded or sock.closed:
+                raise
+
+
+Socket._websocket_handler = _websocket_handler
+Socket.poll = _poll
+Socket.send = _send
 
 
 def tuned_websockets(wsgi_app):

@@ -1,7 +1,11 @@
-"""The frame path's pieces on real sockets: coalesced writes, slow readers, the close frame."""
+"""The frame path's pieces: coalesced writes, slow readers and the close frame on real sockets;
+which packets a sender writes itself and which wait in Engine.IO's queue."""
+import engineio
+import engineio.socket
 import gevent
 import gevent.socket
 import pytest
+from engineio import packet
 from geventwebsocket import utf8validator
 from geventwebsocket.websocket import Header
 
@@ -90,3 +94,53 @@ def test_writes_to_a_vanished_peer_fail_on_the_next_write(pair):
     gevent.sleep(0)
     with pytest.raises(OSError):
         writer.write(b"\x81again")
+
+
+class _RecordingWebsocket:
+    def __init__(self, fails=False):
+        self.sent, self.fails = [], fails
+
+    def send(self, data):
+        if self.fails:
+            raise OSError("the connection is gone")
+        self.sent.append(data)
+
+
+@pytest.fixture
+def websocket_socket():
+    """An Engine.IO socket past its upgrade, as transport._websocket_handler leaves it."""
+    server = engineio.Server(async_mode="gevent")
+    sock = engineio.socket.Socket(server, "sid")
+    sock.connected = sock.upgraded = True
+    sock.direct_websocket = _RecordingWebsocket()
+    return sock
+
+
+def test_a_packet_for_an_idle_websocket_is_written_by_its_sender(websocket_socket):
+    websocket_socket.send(packet.Packet(packet.MESSAGE, "hello"))
+    assert websocket_socket.direct_websocket.sent == ["4hello"]
+    assert websocket_socket.queue.empty()
+
+
+def test_a_packet_queues_behind_packets_still_queued_so_the_order_holds(websocket_socket):
+    websocket_socket.queue.put(packet.Packet(packet.MESSAGE, "first"))  # not yet written
+    websocket_socket.send(packet.Packet(packet.MESSAGE, "second"))
+    assert websocket_socket.direct_websocket.sent == []
+    assert [p.data for p in websocket_socket.poll()] == ["first", "second"]
+
+
+@pytest.mark.parametrize("state", ["upgrading", "polling"])
+def test_a_socket_not_yet_on_its_websocket_queues(websocket_socket, state):
+    if state == "upgrading":
+        websocket_socket.upgrading = True
+    else:
+        websocket_socket.upgraded = False
+    websocket_socket.send(packet.Packet(packet.MESSAGE, "held"))
+    assert websocket_socket.direct_websocket.sent == []
+    assert [p.data for p in websocket_socket.poll()] == ["held"]
+
+
+def test_a_failed_direct_write_leaves_the_packet_to_the_writer(websocket_socket):
+    websocket_socket.direct_websocket.fails = True
+    websocket_socket.send(packet.Packet(packet.MESSAGE, "lost?"))
+    assert [p.data for p in websocket_socket.poll()] == ["lost?"]  # the writer meets the error, and closes
