@@ -1,8 +1,9 @@
 """Schema rules that the live tables do not show from the outside."""
 import pytest
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 
-from homeapp.schemas import limits, messaging, presence, rooms
+from homeapp.schemas import common, groups, limits, messaging, notifications, presence, rooms
+from homeapp.schemas import typing as typing_schemas
 from tests import payloads
 
 
@@ -35,3 +36,48 @@ def test_limits_are_read_when_validating(monkeypatch):
     with pytest.raises(ValidationError) as raised:
         messaging.message.load(payloads.message("1", "1:2", "four"))
     assert raised.value.messages["data"]["message"] == ["Longer than 3."]
+
+
+# Every event's schema, each with a valid payload; the field loop is compared on it and on
+# every variant with one value replaced (or dropped) at any depth.
+VALID = {
+    "message": (messaging.message, payloads.message("1", "1:2")),
+    "message-dated": (messaging.message, payloads.message(
+        "1", "1:2", date=payloads.DATE, createRoomNotification=payloads.notification("1", "2"))),
+    "typing": (typing_schemas.typing, payloads.typing("1", "1:2")),
+    "new_member": (groups.new_member, payloads.new_member("1", "1:2:3", "4")),
+    "kick": (groups.kick, payloads.kick("1", "1:2:3", "3")),
+    "delete_room": (groups.delete_room, payloads.delete_room("1", "1:2:3")),
+    "comment": (notifications.comment_notification, payloads.comment("1", "2")),
+    "rating": (notifications.rating_notification, payloads.rating("1", "2")),
+    "addOnlineUser": (presence.add_online_user, {"userID": "1", "userUsername": "user1"}),
+    "joinRoom": (presence.user_channel, "1"),
+    "chatRoom.join": (rooms.chat_room, "1:2"),
+}
+ODD_VALUES = [payloads.DROP, None, "", "7", 7, -1, 1.5, True, [], {}, [{}], "x" * 5000, "1:2", b"1"]
+
+
+def paths(value, prefix=""):
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        yield f"{prefix}{key}"
+        yield from paths(child, f"{prefix}{key}.")
+
+
+def outcome(schema, payload):
+    try:
+        return "ok", schema.load(payload)
+    except ValidationError as error:
+        return "error", error.messages, error.valid_data
+
+
+@pytest.mark.parametrize("name", VALID)
+def test_the_lean_field_loop_loads_and_refuses_as_marshmallows_own(name, monkeypatch):
+    schema, valid = VALID[name]
+    cases = [valid, None, [], [valid], "7", 7, {}]
+    cases += [payloads.changed(valid, path, value) for path in paths(valid) for value in ODD_VALUES]
+    ours = [outcome(schema, case) for case in cases]
+    monkeypatch.setattr(common.BaseSchema, "_deserialize", Schema._deserialize)
+    marshmallows = [outcome(schema, case) for case in cases]
+    assert ours == marshmallows
+    assert ours[0][0] == "ok" and sum(o[0] == "error" for o in ours) > len(cases) // 4
