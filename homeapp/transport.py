@@ -70,8 +70,9 @@ def _schedule_ping(sock):
 
 
 def _ping(sock, timer):
-    """Runs in the event loop, so it must not block: send only queues the packet (last_ping
-    is now, so it cannot find the ping timed out and close the socket from here)."""
+    """Runs in the event loop, so it must not block: send only queues the packet, or hands it
+    to a _Writer, which never blocks (last_ping is now, so send cannot find the ping timed out
+    and close the socket from here)."""
     timer.close()
     if not sock.closing and not sock.closed:
         sock.last_ping = time.time()
@@ -96,17 +97,44 @@ Socket.schedule_ping = _schedule_ping
 _queued_send = Socket.send
 _queued_poll = Socket.poll
 _serve_websocket = Socket._websocket_handler
-Socket.direct_websocket = None  # set while _websocket_handler serves a _Writer connection
+Socket.direct_websocket = None  # the _Writer connection the socket is on, once it is on it
+_UPGRADE = packet.Packet(packet.UPGRADE).encode()
 
 
 def _websocket_handler(sock, ws):
     raw_write = getattr(getattr(ws, "_sock", None), "raw_write", None)
-    if isinstance(getattr(raw_write, "__self__", None), _Writer):
+    if not isinstance(getattr(raw_write, "__self__", None), _Writer):
+        return _serve_websocket(sock, ws)
+    if sock.connected:  # an upgrade from polling: this connection counts once it completes it
+        handled = _UpgradeWatch(sock, ws)
+    else:  # a websocket from the start: Engine.IO marks it upgraded at once
+        handled = ws
         sock.direct_websocket = ws
     try:
-        return _serve_websocket(sock, ws)
+        return _serve_websocket(sock, handled)
     finally:
-        sock.direct_websocket = None
+        if sock.direct_websocket is ws:  # not another connection's, which may have upgraded since
+            sock.direct_websocket = None
+
+
+class _UpgradeWatch:
+    """An upgrading connection as Engine.IO's handler sees it: it becomes the socket's direct
+    websocket when the client's UPGRADE packet arrives on it, not when it opens (a second
+    connection may open for the same socket, and never upgrade)."""
+
+    __slots__ = ("_engineio_socket", "_ws")
+
+    def __init__(self, sock, ws):
+        self._engineio_socket, self._ws = sock, ws
+
+    def wait(self):
+        data = self._ws.wait()
+        if data == _UPGRADE and self._engineio_socket.upgrading:
+            self._engineio_socket.direct_websocket = self._ws
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self._ws, name)
 
 
 def _send(sock, pkt):

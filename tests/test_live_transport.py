@@ -98,14 +98,15 @@ def test_a_slow_reader_gets_every_frame_in_order(memory_server, memory_users):
         ws.close()
 
 
-def test_a_client_upgrading_from_polling_gets_every_frame_in_order(connect_memory):
-    """Packets queued while a socket polls or upgrades leave before any written directly
-    to its websocket afterwards (homeapp/transport.py)."""
+def test_a_client_upgraded_from_polling_gets_every_frame_in_order(connect_memory):
+    """A socket that started on long-polling, as browsers connect, and upgraded is written to
+    on its websocket. (The upgrade itself, packet by packet, is in tests/test_transport.py:
+    the Python client upgrades before connect() returns.)"""
     sender = connect_memory()
     upgrading = connect_memory(transports=("polling", "websocket"))
     room = ":".join(sorted([sender.user_id, upgrading.user_id], key=int))
     texts = [f"m{i:03d}" for i in range(300)]
-    for text in texts:  # sent while the client polls, upgrades, and after
+    for text in texts:
         sender.emit("message", payloads.message(sender.user_id, room, text))
     deadline = time.monotonic() + 10
     while len(upgrading.got("messagePage")) < len(texts) and time.monotonic() < deadline:
@@ -113,4 +114,3 @@ def test_a_client_upgrading_from_polling_gets_every_frame_in_order(connect_memor
     assert [p["lastMessage"] for _, p in upgrading.got("messagePage")] == texts
     assert upgrading.client.transport() == "websocket"
     assert upgrading.call("joinRoom", upgrading.user_id) == {"ok": True}
-

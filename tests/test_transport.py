@@ -1,8 +1,11 @@
 """The frame path's pieces: coalesced writes, slow readers and the close frame on real sockets;
 which packets a sender writes itself and which wait in Engine.IO's queue."""
+import types
+
 import engineio
 import engineio.socket
 import gevent
+import gevent.queue
 import gevent.socket
 import pytest
 from engineio import packet
@@ -144,3 +147,65 @@ def test_a_failed_direct_write_leaves_the_packet_to_the_writer(websocket_socket)
     websocket_socket.direct_websocket.fails = True
     websocket_socket.send(packet.Packet(packet.MESSAGE, "lost?"))
     assert [p.data for p in websocket_socket.poll()] == ["lost?"]  # the writer meets the error, and closes
+
+
+class _ScriptedWebsocket:
+    """A gevent-websocket connection as Engine.IO's gevent driver hands it over, with frames
+    written through a _Writer and frames read from `incoming` (None: the client left)."""
+
+    def __init__(self, writer):
+        self._sock = types.SimpleNamespace(raw_write=writer.write)
+        self.incoming = gevent.queue.Queue()
+        self.sent = []
+
+    def wait(self):
+        return self.incoming.get()
+
+    def send(self, data):
+        self.sent.append(data)
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def engineio_socket():
+    server = engineio.Server(async_mode="gevent")
+    return engineio.socket.Socket(server, "sid")
+
+
+@pytest.fixture
+def scripted(pair):
+    return lambda: _ScriptedWebsocket(transport._Writer(pair[0]))
+
+
+def test_a_socket_on_a_websocket_from_the_start_is_written_directly_until_it_leaves(engineio_socket, scripted):
+    ws = scripted()
+    handler = gevent.spawn(engineio_socket._websocket_handler, ws)
+    gevent.sleep(0.01)
+    engineio_socket.send(packet.Packet(packet.MESSAGE, "direct"))
+    assert ws.sent == ["4direct"] and engineio_socket.direct_websocket is ws
+    ws.incoming.put(None)
+    handler.join(timeout=2)
+    assert handler.dead and engineio_socket.direct_websocket is None
+
+
+def test_an_upgrade_makes_the_connection_that_completed_it_direct_not_a_later_one(engineio_socket, scripted):
+    engineio_socket.connected = True  # on long-polling
+    upgrading, stray = scripted(), scripted()
+    handlers = [gevent.spawn(engineio_socket._websocket_handler, ws) for ws in (upgrading, stray)]
+    gevent.sleep(0.01)
+    upgrading.incoming.put("2probe")
+    gevent.sleep(0.01)
+    assert engineio_socket.direct_websocket is None  # probing is not upgrading
+    upgrading.incoming.put("5")
+    gevent.sleep(0.01)
+    engineio_socket.send(packet.Packet(packet.MESSAGE, "after"))
+    assert upgrading.sent == ["3probe", "6", "4after"]  # the poll's NOOP went through the writer first
+    assert stray.sent == []
+    stray.incoming.put("2")  # not a probe: that connection's handler gives up
+    handlers[1].join(timeout=2)
+    assert engineio_socket.direct_websocket is upgrading
+    upgrading.incoming.put(None)
+    handlers[0].join(timeout=2)
+    assert engineio_socket.direct_websocket is None

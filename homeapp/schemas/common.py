@@ -1,7 +1,8 @@
 """Fields and schemas shared by every feature: ids, names, texts, dates, notifications."""
 from datetime import date as calendar_date
 
-from marshmallow import EXCLUDE, Schema, ValidationError, missing, post_load, pre_load, validate, validates_schema
+from marshmallow import (EXCLUDE, RAISE, Schema, ValidationError, missing, post_load, pre_load, validate,
+                         validates_schema)
 from marshmallow.utils import set_value
 
 from homeapp.schemas import fields
@@ -16,7 +17,7 @@ class BaseSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    def _deserialize(self, data, *, error_store, many=False, partial=None, unknown=EXCLUDE, index=None):
+    def _deserialize(self, data, *, error_store, many=False, partial=None, unknown=RAISE, index=None):
         """marshmallow's loop over the fields, for the case every event payload takes (one JSON
         object, no partial loading, unknown keys dropped): the same calls to each field and the
         same errors, without the closure, the error-catching helper and the checks of options
