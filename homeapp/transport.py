@@ -188,6 +188,10 @@ def _tune(websocket):
 
 
 _CLOSE_FRAME = b"\x88"  # FIN + opcode 8
+# How long a client has to answer the server's close frame before the connection is cut:
+# a client that went silent (Engine.IO dropped it for missing pings) never answers, and
+# its connection would wait for TCP to give up on the close frame, about 15 minutes.
+CLOSE_GRACE_SECONDS = 5
 _CLOSED = BrokenPipeError(errno.EPIPE, "the websocket sent its close frame")
 
 
@@ -219,6 +223,8 @@ class _Writer:
         if data[:1] == _CLOSE_FRAME:
             self.error = _CLOSED
             self._flush()  # now, not when the loop runs; never waiting for a client that does not read
+            timer = gevent.get_hub().loop.timer(CLOSE_GRACE_SECONDS)
+            timer.start(self._cut, timer)
         elif not self.scheduled and self.drainer is None:
             self.scheduled = True
             gevent.get_hub().loop.run_callback(self._flush)
@@ -242,6 +248,15 @@ class _Writer:
         if sent < len(data):  # the client reads slower than this server writes
             self.pending.insert(0, data[sent:])
             self.drainer = gevent.spawn(self._drain)
+
+    def _cut(self, timer):
+        """Runs in the event loop, CLOSE_GRACE_SECONDS after the close frame: ends a connection
+        still open, so that its reader, if still waiting, sees the end and lets it go."""
+        timer.close()
+        try:  # a socket closed since has let go of its descriptor: this raises, touching no other
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def _drain(self):
         """In the drainer: send everything pending, blocking as long as it takes."""

@@ -89,6 +89,31 @@ def test_a_close_frame_does_not_wait_for_a_client_that_does_not_read(pair):
     assert len(received) == 500 * 4000 + len(CLOSE_FRAME)
 
 
+def test_a_connection_whose_client_does_not_answer_the_close_frame_is_cut(pair, monkeypatch):
+    monkeypatch.setattr(transport, "CLOSE_GRACE_SECONDS", 0.05)
+    ours, theirs = pair
+    transport._Writer(ours).write(CLOSE_FRAME)
+    theirs.settimeout(2)
+    assert theirs.recv(100) == CLOSE_FRAME
+    assert theirs.recv(100) == b""  # the end, without any answer from this side
+
+
+def test_a_connection_closed_before_the_grace_runs_out_is_left_alone(pair, monkeypatch):
+    """Its descriptor number may belong to a new connection by then."""
+    monkeypatch.setattr(transport, "CLOSE_GRACE_SECONDS", 0.05)
+    ours, theirs = pair
+    transport._Writer(ours).write(CLOSE_FRAME)
+    ours.close()
+    newer, peer = gevent.socket.socketpair()
+    try:
+        gevent.sleep(0.1)
+        newer.sendall(b"still open")
+        assert peer.recv(100) == b"still open"
+    finally:
+        newer.close()
+        peer.close()
+
+
 def test_writes_to_a_vanished_peer_fail_on_the_next_write(pair):
     ours, theirs = pair
     writer = transport._Writer(ours)
