@@ -71,7 +71,9 @@ def create_app(test_config=None):
     hub = Hub(socketio.server, presence, connections, config,
               create_identifier(config, redis_client), health)
     register(socketio.server, hub)
-    app.wsgi_app = tuned_websockets(app.wsgi_app)  # outside Flask-SocketIO's middleware: sees every socket
+    # outside Flask-SocketIO's middleware: sees every socket. A client has as long to answer
+    # the server's close frame as it has to answer a ping.
+    app.wsgi_app = tuned_websockets(app.wsgi_app, close_grace=config["PING_TIMEOUT"])
     if redis_client is not None:
         hub.keeper = PresenceKeeper(hub, presence, config["PRESENCE_TIMEOUT"]).start()
     app.extensions["homeapp"] = hub

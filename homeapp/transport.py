@@ -163,18 +163,19 @@ Socket.poll = _poll
 Socket.send = _send
 
 
-def tuned_websockets(wsgi_app):
+def tuned_websockets(wsgi_app, close_grace):
     """Wrap a WSGI app so that every gevent-websocket connection it serves sends its
-    frames at once and in one system call where it can."""
+    frames at once and in one system call where it can, and ends `close_grace` seconds
+    after the server's close frame if the client has not answered it by then."""
     def app(environ, start_response):
         websocket = environ.get("wsgi.websocket")
         if websocket is not None:
-            _tune(websocket)
+            _tune(websocket, close_grace)
         return wsgi_app(environ, start_response)
     return app
 
 
-def _tune(websocket):
+def _tune(websocket, close_grace):
     handler = getattr(getattr(websocket, "stream", None), "handler", None)
     sock = getattr(handler, "socket", None)
     if sock is None:  # another websocket implementation: leave it as it is
@@ -184,14 +185,10 @@ def _tune(websocket):
     except OSError:  # not a TCP socket (a unix socket behind a proxy)
         pass
     if type(sock) is gevent.socket.socket:  # not TLS: _Writer writes to the descriptor itself
-        websocket.raw_write = _Writer(sock).write
+        websocket.raw_write = _Writer(sock, close_grace).write
 
 
 _CLOSE_FRAME = b"\x88"  # FIN + opcode 8
-# How long a client has to answer the server's close frame before the connection is cut:
-# a client that went silent (Engine.IO dropped it for missing pings) never answers, and
-# its connection would wait for TCP to give up on the close frame, about 15 minutes.
-CLOSE_GRACE_SECONDS = 5
 _CLOSED = BrokenPipeError(errno.EPIPE, "the websocket sent its close frame")
 
 
@@ -204,12 +201,17 @@ class _Writer:
 
     Writes never block the caller. One writer at a time: a non-blocking write of all that
     is pending, or the `drainer` greenlet that sends what the kernel would not take at once.
+
+    `close_grace` seconds after a close frame, a connection still open is cut: a client that
+    went silent (Engine.IO dropped it for missing pings) never answers the frame, and its
+    connection would wait for TCP to give up on it, about 15 minutes.
     """
 
-    __slots__ = ("sock", "fd", "pending", "scheduled", "drainer", "error")
+    __slots__ = ("sock", "fd", "close_grace", "pending", "scheduled", "drainer", "error")
 
-    def __init__(self, sock):
+    def __init__(self, sock, close_grace=None):
         self.sock = sock
+        self.close_grace = close_grace  # None: never cut
         self.fd = sock.fileno()
         self.pending = []
         self.scheduled = False
@@ -223,8 +225,9 @@ class _Writer:
         if data[:1] == _CLOSE_FRAME:
             self.error = _CLOSED
             self._flush()  # now, not when the loop runs; never waiting for a client that does not read
-            timer = gevent.get_hub().loop.timer(CLOSE_GRACE_SECONDS)
-            timer.start(self._cut, timer)
+            if self.close_grace is not None:
+                timer = gevent.get_hub().loop.timer(self.close_grace)
+                timer.start(self._cut, timer)
         elif not self.scheduled and self.drainer is None:
             self.scheduled = True
             gevent.get_hub().loop.run_callback(self._flush)
@@ -250,8 +253,8 @@ class _Writer:
             self.drainer = gevent.spawn(self._drain)
 
     def _cut(self, timer):
-        """Runs in the event loop, CLOSE_GRACE_SECONDS after the close frame: ends a connection
-        still open, so that its reader, if still waiting, sees the end and lets it go."""
+        """Runs in the event loop, close_grace after the close frame: ends a connection still
+        open, so that its reader, if still waiting, sees the end and lets it go."""
         timer.close()
         try:  # a socket closed since has let go of its descriptor: this raises, touching no other
             self.sock.shutdown(socket.SHUT_RDWR)

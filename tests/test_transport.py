@@ -89,20 +89,18 @@ def test_a_close_frame_does_not_wait_for_a_client_that_does_not_read(pair):
     assert len(received) == 500 * 4000 + len(CLOSE_FRAME)
 
 
-def test_a_connection_whose_client_does_not_answer_the_close_frame_is_cut(pair, monkeypatch):
-    monkeypatch.setattr(transport, "CLOSE_GRACE_SECONDS", 0.05)
+def test_a_connection_whose_client_does_not_answer_the_close_frame_is_cut(pair):
     ours, theirs = pair
-    transport._Writer(ours).write(CLOSE_FRAME)
+    transport._Writer(ours, close_grace=0.05).write(CLOSE_FRAME)
     theirs.settimeout(2)
     assert theirs.recv(100) == CLOSE_FRAME
     assert theirs.recv(100) == b""  # the end, without any answer from this side
 
 
-def test_a_connection_closed_before_the_grace_runs_out_is_left_alone(pair, monkeypatch):
+def test_a_connection_closed_before_the_grace_runs_out_is_left_alone(pair):
     """Its descriptor number may belong to a new connection by then."""
-    monkeypatch.setattr(transport, "CLOSE_GRACE_SECONDS", 0.05)
     ours, theirs = pair
-    transport._Writer(ours).write(CLOSE_FRAME)
+    transport._Writer(ours, close_grace=0.05).write(CLOSE_FRAME)
     ours.close()
     newer, peer = gevent.socket.socketpair()
     try:
