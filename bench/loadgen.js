@@ -14,7 +14,7 @@
 "use strict";
 
 const fs = require("fs");
-const { performance } = require("perf_hooks");
+const { monitorEventLoopDelay, performance } = require("perf_hooks");
 const { io } = require("socket.io-client");
 
 const cfg = JSON.parse(process.argv[2]);
@@ -51,9 +51,11 @@ function machineBusySeconds() {
 }
 
 function openWindow() {
+  const lag = monitorEventLoopDelay({ resolution: 5 });
+  lag.enable();
   return {
     wall: performance.now(), cpu: process.cpuUsage(), server: serverCpuSeconds(),
-    machine: machineBusySeconds(),
+    machine: machineBusySeconds(), lag,
   };
 }
 
@@ -69,8 +71,16 @@ function closeWindow(win) {
     server_cpu: serverCpu === null ? null : round(serverCpu, 3),
     other_cpu: round(Math.max(0, machineCpu - loadgenCpu - (serverCpu || 0)), 3),
     server_rss_kb: serverRssKb(),
+    // how late the generator's own event loop ran (its garbage collections among others): a
+    // delivery that arrives while it is held up is timed late by as much
+    loadgen_lag_ms: closeLag(win.lag),
     valid: loadgenCpu <= CPU_LIMIT,
   };
+}
+
+function closeLag(lag) {
+  lag.disable();
+  return { p99: round(lag.percentile(99) / 1e6, 1), max: round(lag.max / 1e6, 1) };
 }
 
 function round(x, digits) {
