@@ -137,9 +137,16 @@ class _UpgradeWatch:
         return getattr(self._ws, name)
 
 
-def _send(sock, pkt):
+def _on_websocket(sock):
+    """The _Writer connection the socket writes to directly, or None (polling, upgrading,
+    TLS, simple-websocket)."""
     ws = sock.direct_websocket
-    if ws is None or not sock.upgraded or sock.upgrading or not sock.queue.empty():
+    return ws if ws is not None and sock.upgraded and not sock.upgrading else None
+
+
+def _send(sock, pkt):
+    ws = _on_websocket(sock)
+    if ws is None or not sock.queue.empty():
         return _queued_send(sock, pkt)
     if not sock.check_ping_timeout():
         return
@@ -154,7 +161,7 @@ def _poll(sock):
         try:
             return _queued_poll(sock)
         except QueueEmpty:
-            if sock.direct_websocket is None or not sock.upgraded or sock.closed:
+            if _on_websocket(sock) is None or sock.closed:
                 raise
 
 
