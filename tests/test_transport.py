@@ -122,24 +122,46 @@ def test_writes_to_a_vanished_peer_fail_on_the_next_write(pair):
         writer.write(b"\x81again")
 
 
-class _RecordingWebsocket:
-    def __init__(self, fails=False):
-        self.sent, self.fails = [], fails
+class _FakeWebsocket:
+    """A gevent-websocket connection as Engine.IO's gevent driver hands it over, its frames
+    going through a _Writer: what it is sent is recorded (or fails, once `fails` is set), what
+    it reads comes from `incoming` (None: the client left)."""
+
+    def __init__(self, writer):
+        self._sock = types.SimpleNamespace(raw_write=writer.write)
+        self.incoming = gevent.queue.Queue()
+        self.sent = []
+        self.fails = False
+
+    def wait(self):
+        return self.incoming.get()
 
     def send(self, data):
         if self.fails:
             raise OSError("the connection is gone")
         self.sent.append(data)
 
+    def close(self):
+        pass
+
 
 @pytest.fixture
-def websocket_socket():
-    """An Engine.IO socket past its upgrade, as transport._websocket_handler leaves it."""
+def fake_websocket(pair):
+    return lambda: _FakeWebsocket(transport._Writer(pair[0]))
+
+
+@pytest.fixture
+def engineio_socket():
     server = engineio.Server(async_mode="gevent")
-    sock = engineio.socket.Socket(server, "sid")
-    sock.connected = sock.upgraded = True
-    sock.direct_websocket = _RecordingWebsocket()
-    return sock
+    return engineio.socket.Socket(server, "sid")
+
+
+@pytest.fixture
+def websocket_socket(engineio_socket, fake_websocket):
+    """An Engine.IO socket past its upgrade, as transport._websocket_handler leaves it."""
+    engineio_socket.connected = engineio_socket.upgraded = True
+    engineio_socket.direct_websocket = fake_websocket()
+    return engineio_socket
 
 
 def test_a_packet_for_an_idle_websocket_is_written_by_its_sender(websocket_socket):
@@ -172,38 +194,8 @@ def test_a_failed_direct_write_leaves_the_packet_to_the_writer(websocket_socket)
     assert [p.data for p in websocket_socket.poll()] == ["lost?"]  # the writer meets the error, and closes
 
 
-class _ScriptedWebsocket:
-    """A gevent-websocket connection as Engine.IO's gevent driver hands it over, with frames
-    written through a _Writer and frames read from `incoming` (None: the client left)."""
-
-    def __init__(self, writer):
-        self._sock = types.SimpleNamespace(raw_write=writer.write)
-        self.incoming = gevent.queue.Queue()
-        self.sent = []
-
-    def wait(self):
-        return self.incoming.get()
-
-    def send(self, data):
-        self.sent.append(data)
-
-    def close(self):
-        pass
-
-
-@pytest.fixture
-def engineio_socket():
-    server = engineio.Server(async_mode="gevent")
-    return engineio.socket.Socket(server, "sid")
-
-
-@pytest.fixture
-def scripted(pair):
-    return lambda: _ScriptedWebsocket(transport._Writer(pair[0]))
-
-
-def test_a_socket_on_a_websocket_from_the_start_is_written_directly_until_it_leaves(engineio_socket, scripted):
-    ws = scripted()
+def test_a_socket_on_a_websocket_from_the_start_is_written_directly_until_it_leaves(engineio_socket, fake_websocket):
+    ws = fake_websocket()
     handler = gevent.spawn(engineio_socket._websocket_handler, ws)
     gevent.sleep(0.01)
     engineio_socket.send(packet.Packet(packet.MESSAGE, "direct"))
@@ -213,9 +205,9 @@ def test_a_socket_on_a_websocket_from_the_start_is_written_directly_until_it_lea
     assert handler.dead and engineio_socket.direct_websocket is None
 
 
-def test_an_upgrade_makes_the_connection_that_completed_it_direct_not_a_later_one(engineio_socket, scripted):
+def test_an_upgrade_makes_the_connection_that_completed_it_direct_not_a_later_one(engineio_socket, fake_websocket):
     engineio_socket.connected = True  # on long-polling
-    upgrading, stray = scripted(), scripted()
+    upgrading, stray = fake_websocket(), fake_websocket()
     handlers = [gevent.spawn(engineio_socket._websocket_handler, ws) for ws in (upgrading, stray)]
     gevent.sleep(0.01)
     upgrading.incoming.put("2probe")
