@@ -20,6 +20,7 @@ import gevent
 from gevent import pywsgi
 from gevent.event import Event
 from gevent.pool import Pool
+
 from homeapp import keeper
 from homeapp.worker import Handler
 
