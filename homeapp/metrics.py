@@ -122,6 +122,10 @@ EMITS = _CounterFamily(
 CONNECTIONS_REFUSED = Counter(
     "homeapp_connections_refused_total",
     "Socket.IO connections refused: no valid identity, or the process is shutting down.")
+MALFORMED_PACKETS = Counter(
+    "homeapp_malformed_packets_total",
+    "Socket.IO packets dropped because they do not decode, or refused because they are binary "
+    "(which also closes their connection).")
 REDIS_ERRORS = Counter(
     "homeapp_redis_errors_total",
     "Redis calls that failed, or were refused at once during a known outage: presence, the "
@@ -155,6 +159,10 @@ class EventMeter:
 
 def count_unknown_event():
     EVENTS_RECEIVED.labels(UNKNOWN_EVENT_LABEL, errors.UNKNOWN_EVENT).inc()
+
+
+def count_malformed_packet():
+    MALFORMED_PACKETS.inc()
 
 
 def emit_label(event):

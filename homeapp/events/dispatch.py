@@ -26,7 +26,9 @@ from homeapp.presence import PresenceUnavailable
 log = logging.getLogger("homeapp.events")
 
 OK = {"ok": True}
-DISCONNECT = "disconnect"
+CONNECT, DISCONNECT = "connect", "disconnect"
+# Socket.IO packet types 5 and 6: an event or ack whose binary attachments follow
+_BINARY_PACKETS = ("5", "6")
 _HANDLERS = {}
 
 
@@ -152,15 +154,26 @@ def _unknown(event, sid, *args):
     return error_payload(EventError(errors.UNKNOWN_EVENT, f"Unknown event {name!r}."), name)
 
 
-def _drop_malformed_packets(server):
-    """A Socket.IO packet that does not decode (bad JSON, an event without a name) is dropped
-    with one log line, instead of a traceback per packet; the socket stays connected."""
+def _guard_packets(server):
+    """What python-socketio would accept from a client but this protocol does not.
+
+    A packet that does not decode (bad JSON, an event without a name) is dropped with one log
+    line, instead of a traceback per packet; the socket stays connected. A binary packet or
+    attachment closes the connection: the protocol is JSON text only, and python-socketio would
+    otherwise hold every attachment of an unfinished binary packet in memory.
+    """
     handle = server._handle_eio_message
 
     def guarded(eio_sid, data):
+        if not isinstance(data, str) or data[:1] in _BINARY_PACKETS:
+            log.info("closing %s: it sent a binary Socket.IO packet", eio_sid)
+            metrics.count_malformed_packet()
+            server.eio.disconnect(eio_sid)
+            return None
         try:
             return handle(eio_sid, data)
         except (ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:
+            metrics.count_malformed_packet()
             log.info("dropped a malformed packet from %s: %s: %s", eio_sid, type(exc).__name__, exc)
     server.eio.on("message", guarded)
 
@@ -171,13 +184,18 @@ def bind(server, hub, on_connect, on_disconnect):
     A connection is refused while the hub drains for shutdown; a disconnect's log lines
     name its socket and user like an event's.
     """
-    _drop_malformed_packets(server)
+    _guard_packets(server)
     for event, spec in _HANDLERS.items():
         def handler(sid, data=None, *extra, _event=event, _spec=spec, _meter=metrics.EventMeter(event)):
             return _run(hub, _event, _spec, _meter, sid, data)
         server.on(event, handler)
 
+    # python-socketio calls these two handlers for the connection's own lifecycle, and also for
+    # a client event that merely bears the name (42["disconnect"]): that one must not reach them,
+    # or a client could forge its own handshake or drop its socket's state while staying connected.
     def connect(sid, environ, auth=None):
+        if hub.connections.get(sid) is not None:  # the socket is connected already
+            return _unknown(CONNECT, sid)
         try:
             if hub.draining:
                 raise ConnectionRefusedError("The server is shutting down; connect again.")
@@ -187,6 +205,8 @@ def bind(server, hub, on_connect, on_disconnect):
             raise
 
     def disconnect(sid, reason=None):
+        if server.manager.is_connected(sid, "/"):  # a real disconnect has begun by now
+            return _unknown(DISCONNECT, sid)
         conn = hub.connections.get(sid)
         if conn is None:
             return on_disconnect(sid, reason)
