@@ -27,7 +27,8 @@ class TokenBucket:
 class Connection:
     """One socket. Its identity, once set, never changes (contract section 3)."""
 
-    __slots__ = ("sid", "user_id", "username", "expires_at", "session_id", "live", "typing", "buckets")
+    __slots__ = ("sid", "user_id", "username", "expires_at", "session_id", "live", "adding", "typing",
+                 "buckets")
 
     def __init__(self, sid, user_id=None, username=None, expires_at=None, session_id=None):
         self.sid = sid
@@ -36,6 +37,7 @@ class Connection:
         self.expires_at = expires_at  # Unix seconds when its token or session ends; None: never
         self.session_id = session_id  # the express-session it was proven by, re-read at expiry
         self.live = False       # counted for presence, from its addOnlineUser on
+        self.adding = False     # its addOnlineUser is waiting on the presence store
         self.typing = {}        # room ids it is typing in, oldest first (a dict keeps the order)
         self.buckets = {}       # rate class -> TokenBucket, made on first use
 

@@ -85,6 +85,8 @@ class PresenceKeeper:
             self._answering_since = None
             if health.down or self._reap_after is None:
                 self._reap_after = time.monotonic() + self.heartbeat_ttl
+                # while events still fail fast, so that none can add a socket meanwhile
+                self.drop_phantoms(self._store.sockets_here())
                 # before re-asserting: its announcements must reach the other processes
                 health.back(f"re-asserting {len(self._hub.connections.live())} live sockets")
             added, removed = self.reassert()
@@ -117,6 +119,7 @@ class PresenceKeeper:
         for sid, user_id in held.items():
             if connections.get(sid) is None:  # closed; its own removal may be in flight, only one wins
                 removed += self._take_offline(user_id, sid)
+        self.drop_phantoms(held)
         for conn in connections.live():
             if conn.sid in held:
                 continue
@@ -127,6 +130,20 @@ class PresenceKeeper:
                 removed += self._take_offline(conn.user_id, conn.sid)
         removed += self._settle_owed(held)
         return added, removed
+
+    def drop_phantoms(self, held):
+        """Take out of Redis the sockets it holds for this process that are open but not live.
+
+        An addOnlineUser that Redis applied after its caller gave up (Redis was stalled) left
+        one: the event was answered UNAVAILABLE, and nobody was told the user came online, so
+        it goes silently. Raises PresenceUnavailable.
+        """
+        for sid, user_id in held.items():
+            conn = self._hub.connections.get(sid)
+            if conn is not None and not conn.live and not conn.adding:
+                log.info("dropping socket %s of user %s: Redis holds it, but its addOnlineUser "
+                         "was refused", sid, user_id)
+                self._store.forget_socket(user_id, sid)
 
     def _settle_owed(self, held):
         """Announce "Remove" for users who left during the outage and whose socket Redis no longer has.

@@ -79,13 +79,30 @@ def disconnect(hub, sid):
 
 @handles(names.ADD_ONLINE_USER, schema=schemas.add_online_user, anonymous=True)
 def add_online_user(hub, conn, payload):
-    """Count the socket as live; the first live socket of a user announces "Add"."""
+    """Count the socket as live; the first live socket of a user announces "Add".
+
+    The identity is claimed before presence is asked, because asking yields: a second
+    addOnlineUser on the same socket meanwhile (two long-polling POSTs) must meet this claim,
+    not an empty identity. If presence refuses, the claim is withdrawn: a refused event
+    changes nothing.
+    """
     user_id = payload["userID"]
-    if conn.user_id is not None:
+    claimed = conn.user_id is None
+    if claimed:
+        conn.user_id = user_id
+    else:
         require_self(conn, user_id, "userID")
-    came_online = hub.presence.add_socket(user_id, conn.sid)
-    # the identity is set only once presence accepted it: a refused event changes nothing
-    conn.user_id = user_id
+    if conn.live or conn.adding:  # the client repeats it on every connect: nothing more to do
+        return
+    conn.adding = True
+    try:
+        came_online = hub.presence.add_socket(user_id, conn.sid)
+    except BaseException:
+        if claimed:
+            conn.user_id = None
+        raise
+    finally:
+        conn.adding = False
     if conn.username is None:
         conn.username = payload["userUsername"]
     conn.live = True

@@ -8,7 +8,8 @@ def create_presence(config, redis_client=None, server_id=None, heartbeat_ttl=20.
     if redis_client is None:
         return MemoryPresence()
     from homeapp.presence.redis import RedisPresence
-    return RedisPresence(redis_client, server_id, heartbeat_ttl, health)
+    return RedisPresence(redis_client, server_id, heartbeat_ttl, health,
+                         call_timeout=config["REDIS_TIMEOUT"])
 
 
 __all__ = ["PresenceStore", "PresenceUnavailable", "MemoryPresence", "create_presence"]

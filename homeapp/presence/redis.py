@@ -11,6 +11,7 @@ however many reapers race, its users' "went offline" is reported once.
 """
 import os
 import socket
+import time
 
 import redis
 
@@ -18,10 +19,19 @@ from homeapp import redis_keys
 from homeapp.presence.base import PresenceStore, PresenceUnavailable
 
 # KEYS: user sockets, onlineUsers, server sockets, server registry, heartbeat.
-# ARGV: socket key, user id, sid, server id, heartbeat TTL (ms), heartbeat value.
+# ARGV: socket key, user id, sid, server id, heartbeat TTL (ms), heartbeat value, deadline.
 # A live process is registered and beating by the time it holds a socket, even if Redis
 # lost both since its last heartbeat, so that its sockets can always be reaped.
+# The deadline (Unix ms on Redis's clock, 0: none) is when the caller stops waiting: a call
+# that reaches Redis later (Redis was stalled) was answered UNAVAILABLE, and changes nothing.
+# Returns 1 when the user came online, 0 when not, -1 when too late.
 _ADD = """
+if ARGV[7] ~= '0' then
+  local now = redis.call('TIME')
+  if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[7]) then
+    return -1
+  end
+end
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[2])
 redis.call('SADD', KEYS[4], ARGV[4])
 redis.call('SET', KEYS[5], ARGV[6], 'PX', ARGV[5], 'NX')
@@ -77,11 +87,13 @@ class RedisPresence(PresenceStore):
     keeper has seen Redis back and re-asserted (homeapp.keeper). Its own calls always try.
     """
 
-    def __init__(self, client, server_id, heartbeat_ttl=20.0, health=None):
+    def __init__(self, client, server_id, heartbeat_ttl=20.0, health=None, call_timeout=None):
         self._redis = client
         self.server_id = server_id
         self._health = health
         self._heartbeat_ms = max(1, int(heartbeat_ttl * 1000))
+        self._call_timeout = call_timeout  # seconds a caller waits for Redis; None: no deadline
+        self._clock_offset = None  # Redis's clock minus this one, in seconds, measured by beat()
         # what an operator sees in the heartbeat key: which process this is
         self._heartbeat_value = f"{socket.gethostname()} pid {os.getpid()}"
         self._add = client.register_script(_ADD)
@@ -103,14 +115,30 @@ class RedisPresence(PresenceStore):
         self._check()
         keys = self._keys(user_id) + [redis_keys.SERVERS, redis_keys.heartbeat(self.server_id)]
         args = [self._socket_key(sid), user_id, sid, self.server_id, self._heartbeat_ms,
-                self._heartbeat_value]
+                self._heartbeat_value, self._deadline_ms()]
         try:
-            return self._add(keys, args) == 1
+            result = self._add(keys, args)
         except redis.RedisError as exc:
             raise _unavailable(exc) from exc
+        if result == -1:
+            raise PresenceUnavailable("Redis answered after the call's deadline")
+        return result == 1
+
+    def _deadline_ms(self):
+        """When a call made now stops being waited for, on Redis's clock; 0 while unknown."""
+        if self._call_timeout is None or self._clock_offset is None:
+            return 0
+        return int((time.time() + self._clock_offset + self._call_timeout) * 1000)
 
     def remove_socket(self, user_id, sid):
         self._check()
+        return self.forget_socket(user_id, sid)
+
+    def forget_socket(self, user_id, sid):
+        """remove_socket for the presence keeper, which tries Redis while an outage is known.
+
+        Raises PresenceUnavailable.
+        """
         try:
             return self._remove(self._keys(user_id), [self._socket_key(sid), user_id, sid]) == 1
         except redis.RedisError as exc:
@@ -141,15 +169,21 @@ class RedisPresence(PresenceStore):
     # --- liveness of server processes -------------------------------------------------
 
     def beat(self):
-        """Refresh this process's heartbeat and registration. Raises PresenceUnavailable."""
+        """Refresh this process's heartbeat and registration, and measure Redis's clock against
+        this one (for the add's deadline). Raises PresenceUnavailable."""
         try:
             with self._redis.pipeline(transaction=False) as pipe:
                 pipe.set(redis_keys.heartbeat(self.server_id), self._heartbeat_value,
                          px=self._heartbeat_ms)
                 pipe.sadd(redis_keys.SERVERS, self.server_id)
-                pipe.execute()
+                pipe.time()
+                sent = time.time()
+                redis_time = pipe.execute()[-1]
+                received = time.time()
         except redis.RedisError as exc:
             raise _unavailable(exc) from exc
+        seconds, microseconds = redis_time
+        self._clock_offset = seconds + microseconds / 1e6 - (sent + received) / 2
 
     def sockets_here(self):
         """{sid: user id} of the sockets Redis believes this process holds. Raises PresenceUnavailable."""
