@@ -3,6 +3,7 @@ from homeapp.events import names
 from homeapp.events.dispatch import handles
 from homeapp.schemas import messaging as schemas
 from homeapp.services.access import require_member, require_notifications_from, require_self
+from homeapp.services.notifications import notification_for
 from homeapp.services.rooms import recipients_of, room_channel, user_channel
 
 
@@ -33,10 +34,13 @@ def message(hub, conn, payload):
     else:
         hub.emit(names.MESSAGE_PAGE, {"roomID": room_id, "lastMessage": last_message}, to=channels)
     unread = {entry["recipientID"]: entry["updateStatus"] for entry in data["unreadMessArray"]}
+    room_notification = data["createRoomNotification"]
     for recipient, channel in zip(recipients, channels):
+        # only the recipient's own notification (or the room's), never another user's
+        notification = room_notification and notification_for((room_notification,), recipient)
         hub.emit(names.MESSAGE_RESPONSE_NOTIFY,
                  {"roomID": room_id, "fromUsername": username, "fromUserID": sender,
                   "userID": recipient, "lastMessage": last_message,
                   "unreadUpdateStatus": unread.get(recipient),
-                  "createRoomNotification": data["createRoomNotification"]}, to=channel)
+                  "createRoomNotification": notification}, to=channel)
     return {"id": hub.new_message_id(), "date": date}
