@@ -76,7 +76,9 @@ def _cors(env):
         elif not _ORIGIN.match(origin):
             raise ConfigError(f"HOMEAPP_CORS_ORIGINS entries must look like https://host[:port], "
                               f"got {origin!r}")
-    return {"CORS_ORIGINS": origins, "CORS_CREDENTIALS": credentials}
+    return {"CORS_ORIGINS": origins, "CORS_CREDENTIALS": credentials,
+            # X-Forwarded-Proto/-Host name this server's own origin only when a proxy of ours sets them
+            "TRUST_PROXY": _flag(env, "HOMEAPP_TRUST_PROXY", False)}
 
 
 def _auth(env, auth, redis_url):

@@ -1,7 +1,8 @@
 """HTTP pages: the demo page at / and the online list it starts from."""
-from flask import Blueprint, current_app, jsonify, render_template
+from flask import Blueprint, current_app, jsonify, render_template, request
 
-from homeapp.errors import UNAVAILABLE
+from homeapp.errors import UNAUTHENTICATED, UNAVAILABLE, EventError, error_payload
+from homeapp.identity import Refused
 from homeapp.presence import PresenceUnavailable
 
 bp = Blueprint("web", __name__)
@@ -14,11 +15,25 @@ def index():
 
 @bp.get("/api/online-users")
 def online_users():
-    """The ids in `onlineUsers`; the same facts every socket hears through newOnlineUser."""
+    """The ids in `onlineUsers`; the same facts every socket hears through newOnlineUser.
+
+    In jwt and session modes only a caller with the proof a socket needs (a token, a session
+    cookie) may read it, since only such a caller could hear newOnlineUser. In open mode anyone
+    can connect and hear it, so the list is public.
+    """
     hub = current_app.extensions["homeapp"]
+    if current_app.config["AUTH_MODE"] != "open":
+        try:
+            hub.identifier.identify(request.environ, None)
+        except Refused as refusal:
+            return _error(UNAUTHENTICATED, str(refusal), 401)
     try:
         online = hub.presence.online_users()
     except PresenceUnavailable as exc:
         hub.health.lost(exc)
-        return jsonify({"error": "Presence is unavailable; try again.", "code": UNAVAILABLE}), 503
+        return _error(UNAVAILABLE, "Presence is unavailable; try again.", 503)
     return jsonify(sorted(online, key=int))
+
+
+def _error(code, message, status):
+    return jsonify(error_payload(EventError(code, message), None)), status

@@ -6,6 +6,7 @@ import time
 from urllib.parse import quote
 
 import pytest
+import redis
 import requests
 import websocket
 
@@ -82,7 +83,17 @@ def proven(request, redis_server, peers):
 
 
 def online_ids(server):
-    return requests.get(server.url + "/api/online-users", timeout=5).json()
+    """GET /api/online-users with the proof that the server's mode asks of a reader."""
+    return requests.get(server.url + "/api/online-users", headers=reader_proof(server), timeout=5).json()
+
+
+def reader_proof(server):
+    if server.env.get("HOMEAPP_AUTH") == "jwt":
+        return {"Authorization": f"Bearer {cred.token('1', 'reader')}"}
+    session_id = f"reader-{time.monotonic_ns()}"
+    cred.store_session(redis.Redis.from_url(server.env["REDIS_URL"], decode_responses=True),
+                       session_id, 1, "reader")
+    return cookie_header(cred.python_signed(session_id))
 
 
 def test_the_proven_identity_is_used(proven):
