@@ -13,6 +13,7 @@ from homeapp.connections import Connections
 from homeapp.events import Hub
 from homeapp.health import RedisHealth
 from homeapp.keeper import PresenceKeeper, retire
+from homeapp.presence import PresenceUnavailable
 from homeapp.presence.redis import RedisPresence
 from tests.live import new_user_id
 from tests.processes import free_port
@@ -137,3 +138,28 @@ def test_retire_without_redis_configured_does_nothing():
     hub = make_hub(redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0"))
     hub.keeper = None
     retire(hub)
+
+
+def test_a_socket_redis_holds_for_a_socket_that_never_went_live_is_dropped_unannounced(hub, client):
+    """What an addOnlineUser that Redis applied after its caller gave up (a stall) leaves behind."""
+    user = new_user_id()
+    conn = hub.connections.open(uuid.uuid4().hex, user)  # open, its addOnlineUser refused
+    hub.presence.add_socket(user, conn.sid)
+    live = go_live(hub, new_user_id())
+    hub.keeper.tick()
+    assert client.smembers(redis_keys.ONLINE_USERS) & {user, live.user_id} == {live.user_id}
+    assert client.hgetall(redis_keys.server_sockets(hub.presence.server_id)) == {live.sid: live.user_id}
+    assert hub.announced == []
+
+
+def test_an_add_that_reaches_redis_after_its_deadline_changes_nothing(redis_server, client):
+    store = RedisPresence(client, uuid.uuid4().hex, heartbeat_ttl=2, call_timeout=0.5)
+    store.beat()
+    user = new_user_id()
+    store._clock_offset -= 60  # as if the call had waited a minute in a stalled Redis
+    with pytest.raises(PresenceUnavailable):
+        store.add_socket(user, "late")
+    assert user not in client.smembers(redis_keys.ONLINE_USERS)
+    assert not client.exists(redis_keys.user_sockets(user))
+    store._clock_offset += 60
+    assert store.add_socket(user, "in-time") is True

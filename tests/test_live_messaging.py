@@ -141,7 +141,6 @@ def _bad_message_cases():
         ("unread-other-room", "data.unreadMessArray.0.roomID", "1:2", "VALIDATION_ERROR"),
         ("unread-negative", "data.unreadMessArray.0.countNumber", -1, "VALIDATION_ERROR"),
         ("contact-not-bool", "data.contact", "maybe", "VALIDATION_ERROR"),
-        ("text-binary", "data.message", b"Hello!", "VALIDATION_ERROR"),  # a binary attachment
         ("bad-room-notification", "data.createRoomNotification", {"id": 1}, "VALIDATION_ERROR"),
     ]
     cases += [(name, (lambda p, v: lambda a, b, r: changed(payloads.message(a, r), p, v))(path, value), code)
