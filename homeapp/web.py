@@ -1,16 +1,21 @@
 """HTTP pages: the demo page at / and the online list it starts from."""
 from flask import Blueprint, current_app, jsonify, render_template, request
+from jinja2.utils import htmlsafe_json_dumps
 
 from homeapp.errors import UNAUTHENTICATED, UNAVAILABLE, EventError, error_payload
 from homeapp.identity import Refused
 from homeapp.presence import PresenceUnavailable
+from homeapp.schemas.examples import EXAMPLES
 
 bp = Blueprint("web", __name__)
 
 
 @bp.get("/")
 def index():
-    return render_template("index.html", auth_mode=current_app.config["AUTH_MODE"])
+    """The demo page; its default payloads are the protocol's examples, adapted in the browser."""
+    # not the tojson filter: it sorts the keys, and a payload reads best in the example's order
+    examples = htmlsafe_json_dumps(EXAMPLES)
+    return render_template("index.html", auth_mode=current_app.config["AUTH_MODE"], examples=examples)
 
 
 @bp.get("/api/online-users")

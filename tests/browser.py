@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SOCKET_IO_CLIENT = ROOT / "static" / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
-SCREENSHOT = ROOT / "test-artifacts" / "demo-walkthrough.png"
+ARTIFACTS = ROOT / "test-artifacts"
 SETTLE = 0.3  # seconds to wait for stray deliveries after the expected ones arrived
 TIMEOUT_MS = 5000
 
@@ -51,6 +51,19 @@ def chromium():
             browser.close()
 
 
+def ready(browser, server, viewport=None, **context):
+    """The demo page with its three default panels connected and online, and john_doe and
+    jane in their chat room 1:2; context: Playwright's browser-context options."""
+    demo = DemoPage(browser.new_context(viewport=viewport, **context).new_page(), server.url)
+    demo.wait_connected("1", "2", "3")
+    for key in "123":
+        demo.wait_online(key, ["1", "2", "3"])
+    for key in "12":
+        ack = demo.send(key, "chatRoom.join")
+        assert ack == {"ok": True}, ack
+    return demo
+
+
 class DemoPage:
     """The page's panels, composers and logs, as a person uses them."""
 
@@ -69,13 +82,7 @@ class DemoPage:
 
     def wait_connected(self, *keys):
         for key in keys:
-            status = self.role(key, "status")
-            try:
-                self.panel(key).locator('[data-role="status"][data-state="connected"]').wait_for(
-                    timeout=2 * TIMEOUT_MS)
-            except PlaywrightTimeout:
-                log = self.role(key, "log").inner_text()[:2000]
-                raise AssertionError(f"panel {key} is {status.text_content()!r}; its log:\n{log}") from None
+            self.wait_status(key, "connected")
 
     def payload(self, key, event):
         """Choose the event in the panel and return the default payload it fills in."""
@@ -88,12 +95,70 @@ class DemoPage:
         if edit is not None:
             payload = edit(payload)
             self.role(key, "payload").fill(json.dumps(payload))
+        mark = self.mark()
         self.role(key, "send").click()
-        ack = self.panel(key).locator('[data-role="ack"]:not([data-state="pending"])')
-        ack.wait_for()
-        text = ack.text_content()
-        assert text.startswith(f"{event} ack:"), text
-        return json.loads(text.split("\n", 1)[1])
+        return self.ack_since(key, event, mark)
+
+    def ack_since(self, key, event, mark):
+        """The ack of the panel's first send of event logged after mark, once it has come.
+
+        Raises AssertionError when the page gave up waiting for it.
+        """
+        entry = self.page.wait_for_function("""([key, event, mark]) => {
+            const sent = [...document.querySelectorAll(`[data-panel="${key}"] li[data-kind="sent"]`)].find(
+              li => li.dataset.name === event && +li.dataset.seq > mark && li.dataset.ack !== "pending");
+            return sent && {state: sent.dataset.ack, ack: sent.querySelector(".ack-payload")?.textContent};
+        }""", arg=[key, event, mark], timeout=2 * TIMEOUT_MS).json_value()
+        assert entry["ack"] is not None, f"{event} from panel {key}: {entry['state']}"
+        return json.loads(entry["ack"])
+
+    def sent_entries(self, key):
+        """The panel's sent entries, newest first: {name, payload, ack state, rtt, error event}."""
+        sent = self.role(key, "log").locator('li[data-kind="sent"]')
+        return sent.evaluate_all("""entries => entries.map(li => ({
+            name: li.dataset.name, payload: JSON.parse(li.querySelector(".entry-payload").textContent),
+            ack: li.dataset.ack, rtt: li.dataset.rtt === undefined ? null : +li.dataset.rtt,
+            label: li.querySelector(".ack-label").textContent,
+            errorEvent: li.dataset.errorEvent === "received", hidden: li.hidden}))""")
+
+    def status(self, key):
+        """(state, text) of the panel's connection badge."""
+        badge = self.role(key, "status")
+        return badge.get_attribute("data-state"), badge.text_content()
+
+    def wait_status(self, key, state, timeout_ms=2 * TIMEOUT_MS):
+        """Wait until the panel's connection badge is in state; raises AssertionError with its log."""
+        try:
+            badge = self.panel(key).locator(f'[data-role="status"][data-state="{state}"]')
+            badge.wait_for(timeout=timeout_ms)
+        except PlaywrightTimeout:
+            log = self.role(key, "log").inner_text()[:2000]
+            raise AssertionError(f"panel {key} is {self.status(key)}, not {state}; its log:\n{log}") from None
+
+    def wait_error_event(self, key):
+        """Wait until the server's `error` event has joined the panel's newest send (a refusal)."""
+        self.page.wait_for_function("""key => document.querySelector(
+            `[data-panel="${key}"] li[data-kind="sent"]`).dataset.errorEvent === 'received'""", arg=key)
+
+    def timeline(self):
+        """The timeline's rows, oldest first: {kind, from, to, event, outcome, refused lane or None}."""
+        return self.page.locator("#timeline g.tl-row").evaluate_all("""rows => rows.map(g => ({
+            kind: g.dataset.kind, from: g.dataset.from ?? null, to: g.dataset.to ?? null,
+            lane: g.dataset.lane ?? null, event: g.dataset.event, outcome: g.dataset.outcome ?? null,
+            refusal: g.querySelector('[data-kind="refusal"]')?.dataset.lane ?? null}))""")
+
+    def add_panel(self, user_id, username):
+        """Open a panel through the "Add a user" form; returns its key once it is connected."""
+        keys = set(self.keys())
+        self.page.fill("#add-panel-id", user_id)
+        self.page.fill("#add-panel-name", username)
+        self.page.click("#add-panel")
+        (key,) = set(self.keys()) - keys
+        self.wait_connected(key)
+        return key
+
+    def keys(self):
+        return self.page.locator("[data-panel]").evaluate_all("panels => panels.map(p => p.dataset.panel)")
 
     def mark(self):
         """The newest log entry's sequence number: events after it belong to the next step."""
@@ -107,7 +172,8 @@ class DemoPage:
             [...panel.querySelectorAll('li[data-kind="event"]')]
               .filter(li => +li.dataset.seq > mark)
               .sort((a, b) => a.dataset.seq - b.dataset.seq)
-              .map(li => [li.dataset.name, li.querySelector('pre').textContent, li.classList.contains('error')])
+              .map(li => [li.dataset.name, li.querySelector('.entry-payload').textContent,
+                          li.classList.contains('error')])
         ])""", mark)
         return {key: [(name, json.loads(body), is_error) for name, body, is_error in entries]
                 for key, entries in rows}
@@ -144,6 +210,11 @@ class DemoPage:
         while self.online(key) != user_ids and time.monotonic() < deadline:
             time.sleep(0.05)
         assert self.online(key) == user_ids, f"online list of panel {key}"
+
+    def screenshot(self, name):
+        """A full-page screenshot in test-artifacts/, for a person to look at after the run."""
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
     def open_connection(self, key):
         self.panel(key).locator("details.connection > summary").click()
