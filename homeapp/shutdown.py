@@ -129,9 +129,10 @@ def serve(app, host, port, signals=(signal.SIGTERM, signal.SIGINT)):
     hub = app.extensions["homeapp"]
     grace = app.config["SHUTDOWN_GRACE"]
     http = HttpConnections()
-    # what Flask-SocketIO's run() builds for gevent, plus a pool so that stop() can wait for handlers
+    # what Flask-SocketIO's run() builds for gevent, plus a pool so that stop() can wait for
+    # handlers, and tracebacks in the log's format
     server = pywsgi.WSGIServer((host, port), app, handler_class=http.handler(Handler), log=None,
-                               spawn=Pool(), error_log=logging.getLogger("homeapp.wsgi"))  # tracebacks in the log's format
+                               spawn=Pool(), error_log=logging.getLogger("homeapp.wsgi"))
     stopping = []
     stopped = Event()
 

@@ -72,8 +72,8 @@ def test_every_event_is_explained_in_the_protocol_prose():
 
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 # a file name with one of these extensions, with or without directories before it
-FILE_NAME = re.compile(r"(?<![\w/.:<{-])((?:[\w.-]+/)*[\w.-]*[\w-]\.(?:md|py|js|ya?ml|json|txt|conf|html|css|ini|lock|sh))"
-                       r"(?!\.?[\w/])")
+FILE_NAME = re.compile(r"(?<![\w/.:<{-])((?:[\w.-]+/)*[\w.-]*[\w-]"
+                       r"\.(?:md|py|js|ya?ml|json|txt|conf|html|css|ini|lock|sh))(?!\.?[\w/])")
 DIRECTORY = re.compile(r"(?<![\w/.:<{-])((?:[\w.-]+/)+)(?![\w<{])")
 NOT_FILES = {"Node.js"}
 # what the benchmark writes into bench/results/<time>/ (gitignored), named by bench/README.md
@@ -135,7 +135,8 @@ def test_the_link_check_finds_what_does_not_resolve():
     text = ("# Title\nSee [the guide](docs/missing.md), docs/absent.md, `homeapp/nothing.py`, "
             "[up](../x.md), [here](#nowhere), [top](#title), [auth](docs/auth.md), app.py and "
             "services/rooms.py, Node.js, results.md.\n")
-    assert sorted(_problems("README.md", text, ["app.py", "docs/auth.md", "homeapp/services/rooms.py"])) == sorted([
+    tracked = ["app.py", "docs/auth.md", "homeapp/services/rooms.py"]
+    assert sorted(_problems("README.md", text, tracked)) == sorted([
         "link docs/missing.md", "link ../x.md", "link #nowhere: no such heading",
         "docs/missing.md", "docs/absent.md", "homeapp/nothing.py", "../x.md"])
 
@@ -155,6 +156,7 @@ def test_nothing_refers_to_the_workspace_outside_the_repository():
             text = (ROOT / path).read_text()
         except UnicodeDecodeError:  # images
             continue
-        found += [f"{path}:{text.count(chr(10), 0, m.start()) + 1}: {m.group()}" for m in OUTSIDE.finditer(text)]
+        found += [f"{path}:{text.count(chr(10), 0, m.start()) + 1}: {m.group()}"
+                  for m in OUTSIDE.finditer(text)]
     assert found == []
 

@@ -33,7 +33,8 @@ class BrowserTab:
         assert self.http.sock is page_connection  # one connection, kept alive between requests
         self.user_id = new_user_id()
         self.socket = Peer(server.url, self.user_id, transports=("polling", "websocket"))
-        assert self.socket.call("addOnlineUser", {"userID": self.user_id, "userUsername": "tab"}) == {"ok": True}
+        identify = {"userID": self.user_id, "userUsername": "tab"}
+        assert self.socket.call("addOnlineUser", identify) == {"ok": True}
 
     def close(self):
         self.socket.close()

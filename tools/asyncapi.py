@@ -128,8 +128,8 @@ WITH_NOTIFICATION = (", with the notification addressed to that member (`to` its
 SERVER_EVENT_DOCS = {
     names.ERROR: ("Why an event of this socket was refused.",
                   "to the sending socket only; the event's acknowledgement is the same object"),
-    names.NEW_ONLINE_USER: ("A user came online (its first live socket) or went offline (its last one closed).",
-                            "to every socket"),
+    names.NEW_ONLINE_USER: ("A user came online (its first live socket) or went offline (its last one "
+                            "closed).", "to every socket"),
     names.MESSAGE_ROOM: ("A message, for the room's open chat views.",
                          "to `room:{roomID}`, the sender's sockets included"),
     names.MESSAGE_PAGE: ("A room's last message, for the list of conversations.",
@@ -221,7 +221,8 @@ def schema_of(schema, components):
             result = {"allOf": [result]}
     else:
         result = {"type": "object"}
-        result["properties"] = {_key(name, f): field_of(f, components) for name, f in schema.load_fields.items()}
+        result["properties"] = {_key(name, f): field_of(f, components)
+                                for name, f in schema.load_fields.items()}
         required = [_key(name, f) for name, f in schema.load_fields.items() if f.required]
         if required:
             result["required"] = required
@@ -364,7 +365,8 @@ def build():
     for key in messages:
         channel[key] = {"$ref": f"#/components/messages/{key}"}
 
-    ack_schemas = {"ack": AckSchema(), "refusal": RefusalSchema(), **{f"{_key_of(e)}Ack": s for e, s in ACKS.items()}}
+    ack_schemas = {"ack": AckSchema(), "refusal": RefusalSchema(),
+                   **{f"{_key_of(e)}Ack": s for e, s in ACKS.items()}}
     for key, schema in ack_schemas.items():
         messages[key] = _message(key, _doc(type(schema)), components.ref(schema))
         acks[key] = {"$ref": f"#/components/messages/{key}"}
@@ -397,7 +399,7 @@ def build():
         "defaultContentType": "application/json",
         "servers": {"development": {
             "host": "127.0.0.1:5000", "protocol": "ws", "pathname": "/socket.io/",
-            "description": "`python app.py`; Socket.IO's handshake takes the query `userID` in `open` mode."}},
+            "description": "`python app.py`; the handshake query `userID` names the user in `open` mode."}},
         "channels": {
             "socket": {"address": "/", "title": "The Socket.IO default namespace",
                        "description": "Every event, in both directions, on one socket.",
