@@ -69,10 +69,16 @@ class HttpConnections:
         for handler in list(self.waiting):
             sock = getattr(handler, "socket", None)
             try:
-                if sock is not None:
-                    sock.shutdown(socket.SHUT_RD)
+                # on the descriptor: an SSL socket's own shutdown() would also drop its TLS state
+                raw = socket.socket(fileno=sock.fileno())
+            except (AttributeError, OSError):  # the connection is already closed
+                continue
+            try:
+                raw.shutdown(socket.SHUT_RD)
             except OSError:  # the client closed it meanwhile
                 pass
+            finally:
+                raw.detach()  # the handler still owns the descriptor
 
 
 def shutdown(hub, grace, http=None):
