@@ -49,7 +49,7 @@ class HttpConnections:
 
         class Handler(base):
             def read_requestline(self):
-                if connections.ending:  # serve the request in hand, then close
+                if connections.ending:  # no further request: the connection closes
                     return ""
                 connections.waiting.add(self)
                 try:

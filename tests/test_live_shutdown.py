@@ -23,18 +23,20 @@ class BrowserTab:
 
     def __init__(self, server):
         self.http = HTTPConnection("127.0.0.1", server.port, timeout=5)
-        for path in ("/", "/api/online-users"):
-            self.http.request("GET", path)
-            response = self.http.getresponse()
-            response.read()
-            assert response.status == 200 and not response.will_close, (path, response.headers)
-            if path == "/":
-                page_connection = self.http.sock
+        self._get("/")
+        page_connection = self.http.sock
+        self._get("/api/online-users")
         assert self.http.sock is page_connection  # one connection, kept alive between requests
         self.user_id = new_user_id()
         self.socket = Peer(server.url, self.user_id, transports=("polling", "websocket"))
         identify = {"userID": self.user_id, "userUsername": "tab"}
         assert self.socket.call("addOnlineUser", identify) == {"ok": True}
+
+    def _get(self, path):
+        self.http.request("GET", path)
+        response = self.http.getresponse()
+        response.read()
+        assert response.status == 200 and not response.will_close, (path, response.headers)
 
     def close(self):
         self.socket.close()
