@@ -75,14 +75,17 @@ def post_worker_init(worker):
 
     import gevent
 
-    from homeapp.shutdown import shutdown
+    from homeapp.shutdown import HttpConnections, shutdown
 
     hub = worker.wsgi.extensions["homeapp"]
+    # so that the drain can end idle keep-alive connections, which gunicorn would wait for
+    http = HttpConnections()
+    worker.wsgi_handler = http.handler(worker.wsgi_handler)
 
     def drain(signum, frame):
         if worker.alive:
             worker.alive = False  # gunicorn closes its listener and waits for the handlers to end
-            worker.homeapp_drain = gevent.spawn(shutdown, hub, _grace(worker))
+            worker.homeapp_drain = gevent.spawn(shutdown, hub, _grace(worker), http)
 
     signal.signal(signal.SIGTERM, drain)
 

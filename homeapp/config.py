@@ -1,6 +1,6 @@
 """Settings, read from the environment once at start-up and validated.
 
-Every limit of contract section 6 is a setting here; a bad value stops the
+Every limit of the protocol (docs/protocol.md) is a setting here; a bad value stops the
 process with a message naming the variable instead of failing later.
 """
 import os
@@ -82,7 +82,7 @@ def _cors(env):
 
 
 def _auth(env, auth, redis_url):
-    """The settings of the identity modes (contract section 3); a mode's own are required."""
+    """The settings of the identity modes (docs/auth.md); a mode's own are required."""
     settings = {
         "JWT_SECRET": env.get("HOMEAPP_JWT_SECRET") or None,
         "JWT_AUDIENCE": env.get("HOMEAPP_JWT_AUDIENCE") or None,
@@ -160,7 +160,7 @@ def load_config(env=None):
         "TIMEZONE": timezone,
         "LOG_LEVEL": log_level,
         "LOG_FORMAT": log_format,
-        # contract section 6
+        # the protocol's limits (docs/protocol.md)
         "MAX_MESSAGE_LENGTH": _int(env, "HOMEAPP_MAX_MESSAGE_LENGTH", 5000, minimum=1),
         "MAX_USERNAME_LENGTH": _int(env, "HOMEAPP_MAX_USERNAME_LENGTH", 64, minimum=1),
         "MAX_ROOM_MEMBERS": _int(env, "HOMEAPP_MAX_ROOM_MEMBERS", 50, minimum=2),

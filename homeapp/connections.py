@@ -25,7 +25,7 @@ class TokenBucket:
 
 
 class Connection:
-    """One socket. Its identity, once set, never changes (contract section 3)."""
+    """One socket. Its identity, once set, never changes (docs/auth.md)."""
 
     __slots__ = ("sid", "user_id", "username", "expires_at", "session_id", "live", "adding", "typing",
                  "buckets")

@@ -1,4 +1,4 @@
-"""The one error type of the event layer and the one payload it becomes (contract section 4)."""
+"""The one error type of the event layer and the one payload it becomes (docs/protocol.md)."""
 from datetime import datetime, timezone
 
 VALIDATION_ERROR = "VALIDATION_ERROR"

@@ -11,9 +11,15 @@ transport close and reconnects, to another process behind the load balancer.
 With Redis, the presence keeper is stopped first, so that it does not re-assert sockets
 while they close, and `keeper.retire` runs last: it removes this process's heartbeat and
 registration, and whatever sockets a failed disconnect left behind.
+
+Last, the HTTP connections that only wait for their next request are closed. A browser keeps
+the connections it loaded the page and polled over open for minutes; gevent's server (and
+gunicorn's gevent worker) waits for every connection to end before the process exits, so
+without this a shutdown that closed every socket at once still waited out its whole grace.
 """
 import logging
 import signal
+import socket
 import time
 
 import gevent
@@ -30,8 +36,54 @@ log = logging.getLogger("homeapp.shutdown")
 CONCURRENCY = 100
 
 
-def shutdown(hub, grace):
-    """Refuse new sockets, then close every open one, giving up after `grace` seconds.
+class HttpConnections:
+    """The HTTP connections of one server, so that a shutdown can end those between requests."""
+
+    def __init__(self):
+        self.waiting = set()  # handlers blocked reading a request line
+        self.ending = False
+
+    def handler(self, base):
+        """A subclass of the pywsgi handler class `base` that reports to these connections."""
+        connections = self
+
+        class Handler(base):
+            def read_requestline(self):
+                if connections.ending:  # no further request: the connection closes
+                    return ""
+                connections.waiting.add(self)
+                try:
+                    return super().read_requestline()
+                finally:
+                    connections.waiting.discard(self)
+
+        return Handler
+
+    def end(self):
+        """Close the connections waiting for a request; the others close after the one they serve.
+
+        Only the read side is shut: a request already received is still read and answered.
+        Never raises.
+        """
+        self.ending = True
+        for handler in list(self.waiting):
+            sock = getattr(handler, "socket", None)
+            try:
+                # on the descriptor: an SSL socket's own shutdown() would also drop its TLS state
+                raw = socket.socket(fileno=sock.fileno())
+            except (AttributeError, OSError):  # the connection is already closed
+                continue
+            try:
+                raw.shutdown(socket.SHUT_RD)
+            except OSError:  # the client closed it meanwhile
+                pass
+            finally:
+                raw.detach()  # the handler still owns the descriptor
+
+
+def shutdown(hub, grace, http=None):
+    """Refuse new sockets, then close every open one, giving up after `grace` seconds; then end
+    the idle connections of `http` (HttpConnections), if given.
 
     Returns how many sockets were still open when it stopped (0: all closed cleanly).
     Calling it again closes whatever opened since; it never raises.
@@ -55,6 +107,8 @@ def shutdown(hub, grace):
     if flush is not None:
         flush(max(0.5, grace - (time.monotonic() - started)))
     left = len(hub.connections)
+    if http is not None:
+        http.end()
     level = logging.WARNING if left else logging.INFO
     log.log(level, "shutdown: %d sockets closed, %d left open, in %.2f s",
             len(sids) - left, left, time.monotonic() - started)
@@ -80,16 +134,18 @@ def serve(app, host, port, signals=(signal.SIGTERM, signal.SIGINT)):
     """
     hub = app.extensions["homeapp"]
     grace = app.config["SHUTDOWN_GRACE"]
-    # what Flask-SocketIO's run() builds for gevent, plus a pool so that stop() can wait for handlers
-    server = pywsgi.WSGIServer((host, port), app, handler_class=Handler, log=None, spawn=Pool(),
-                               error_log=logging.getLogger("homeapp.wsgi"))  # tracebacks in the log's format
+    http = HttpConnections()
+    # what Flask-SocketIO's run() builds for gevent, plus a pool so that stop() can wait for
+    # handlers, and tracebacks in the log's format
+    server = pywsgi.WSGIServer((host, port), app, handler_class=http.handler(Handler), log=None,
+                               spawn=Pool(), error_log=logging.getLogger("homeapp.wsgi"))
     stopping = []
     stopped = Event()
 
     def stop():
         deadline = time.monotonic() + grace
         server.close()  # no new connections
-        shutdown(hub, grace)
+        shutdown(hub, grace, http)
         server.stop(timeout=max(0.1, deadline - time.monotonic()))
         stopped.set()
 

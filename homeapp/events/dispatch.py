@@ -3,7 +3,7 @@
 Handlers are bound to python-socketio's server directly rather than through
 Flask-SocketIO's decorators: those push a Flask request context for every event,
 which the handlers here never use and which costs more than the handler itself
-on the hot path (docs/performance.md).
+on the hot path (bench/optimised.md).
 """
 import logging
 import random

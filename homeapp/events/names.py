@@ -1,4 +1,4 @@
-"""Every event name of the protocol, typed once (websocket-events.md)."""
+"""Every event name of the protocol, typed once (docs/protocol.md)."""
 
 # client -> server
 ADD_ONLINE_USER = "addOnlineUser"

@@ -1,4 +1,4 @@
-"""Who a new socket is (contract section 3), decided once at connect.
+"""Who a new socket is (docs/auth.md), decided once at connect.
 
 One identifier per mode: `open` takes the handshake's word, `jwt` and `session`
 take only what a secret signed. Each raises Refused with a reason for the client.

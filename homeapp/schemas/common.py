@@ -12,7 +12,7 @@ from homeapp.services.notifications import TO_EVERYONE
 
 
 class BaseSchema(Schema):
-    """Unknown fields are dropped, never forwarded (contract section 4)."""
+    """Unknown fields are dropped, never forwarded."""
 
     class Meta:
         unknown = EXCLUDE
@@ -55,7 +55,8 @@ class UserId(fields.Field):
 
 
 class RoomId(fields.Field):
-    """A canonical room id whose members fit the room size limit."""
+    """Two or more distinct user ids joined by ":", sorted numerically ("2:10", never "10:2"),
+    at most HOMEAPP_MAX_ROOM_MEMBERS of them; the room's members are read from it."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         try:
@@ -98,6 +99,7 @@ def at_most(limit_name):
     """A length validator whose bound is read from LIMITS when it runs."""
     def check(value):
         check_at_most(value, limit_name)
+    check.limit_name = limit_name  # for the protocol description (tools/asyncapi.py)
     return check
 
 
@@ -128,7 +130,7 @@ def Text(**kwargs):
 
 
 def ShortText(**kwargs):
-    """A free-form string the contract does not size."""
+    """A free-form string the protocol gives no size of its own: at most LIMITS.text_length characters."""
     return fields.String(validate=at_most("text_length"), **kwargs)
 
 

@@ -1,4 +1,4 @@
-"""The payload limits of contract section 6, read by the schemas' validators at load time.
+"""The payload limits (docs/protocol.md, "Limits"), read by the schemas' validators at load time.
 
 Schemas are built once at import, before any settings are known, so their
 validators look the limits up here instead of capturing them.
@@ -10,7 +10,7 @@ class Limits:
     username_length = 64
     room_members = 50
     notifications = 100
-    text_length = 2048  # free-form strings the contract does not size: picture paths, types
+    text_length = 2048  # free-form strings the protocol does not size: picture paths
 
 
 LIMITS = Limits()

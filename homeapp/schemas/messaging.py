@@ -9,7 +9,7 @@ from homeapp.services import rooms
 
 
 class LenientDate(fields.Nested):
-    """The contract uses the client's date only when it is valid, and the server's clock otherwise."""
+    """The client's date of the message when it is a valid date; otherwise the server's clock."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         try:

@@ -5,7 +5,7 @@ from homeapp.schemas.common import BaseSchema, ScalarSchema, UserId, Username
 
 
 class AddOnlineUserSchema(BaseSchema):
-    """{userID, userUsername}; the spec's flow example calls the name `username`, so both are read."""
+    """{userID, userUsername}; `username` is read when `userUsername` is missing, as some clients send it."""
 
     userID = UserId(required=True)
     userUsername = Username(load_default=None)

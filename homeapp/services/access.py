@@ -1,4 +1,4 @@
-"""Permission rules (contract section 3): a sender is only ever the socket's own identity."""
+"""Permission rules (docs/protocol.md): a sender is only ever the socket's own identity."""
 from homeapp.errors import forbidden
 
 

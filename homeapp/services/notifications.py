@@ -1,4 +1,4 @@
-"""Choosing which notification a recipient may see (contract section 5)."""
+"""Choosing which notification a recipient may see (docs/protocol.md)."""
 TO_EVERYONE = "room"
 
 

@@ -1,4 +1,4 @@
-"""Room ids (contract section 2): members, canonical form, Socket.IO room names.
+"""Room ids (docs/protocol.md): members, canonical form, Socket.IO room names.
 
 A room id is two or more distinct user ids joined by ":" and sorted numerically.
 Membership is read from the id itself and nowhere else.
