@@ -66,6 +66,7 @@ def create_app(test_config=None):
     connections = Connections({
         "message": (config["MESSAGE_RATE"], config["MESSAGE_BURST"]),
         "typing": (config["TYPING_RATE"], config["TYPING_BURST"]),
+        "notification": (config["NOTIFICATION_RATE"], config["NOTIFICATION_BURST"]),
     })
     metrics.watch(connections, health)
     hub = Hub(socketio.server, presence, connections, config,
