@@ -103,10 +103,12 @@ def _read_body(limit):
 
     Raises Refusal (413) when it is larger than limit.
     """
-    too_large = Refusal(EventError(errors.VALIDATION_ERROR, f"The body is larger than {limit} bytes."),
-                        status=TOO_LARGE)
+    def too_large():
+        return Refusal(EventError(errors.VALIDATION_ERROR, f"The body is larger than {limit} bytes."),
+                       status=TOO_LARGE)
+
     if (request.content_length or 0) > limit:
-        raise too_large
+        raise too_large()
     chunks, size = [], 0
     while size <= limit:  # without a Content-Length (chunked), the stream says where it ends
         chunk = request.stream.read(limit + 1 - size)
@@ -115,7 +117,7 @@ def _read_body(limit):
         chunks.append(chunk)
         size += len(chunk)
     if size > limit:
-        raise too_large
+        raise too_large()
     return b"".join(chunks)
 
 

@@ -244,6 +244,20 @@ def test_bad_requests_are_refused_and_deliver_nothing(cluster, make_body, status
     assert actor.got() == houseworker.got() == []
 
 
+def test_an_oversized_body_without_a_length_is_refused_too(cluster):
+    """A chunked body announces no size: it is read up to the limit and no further."""
+    actor, houseworker = cluster.peer(0), cluster.peer(1)
+    body = json.dumps(changed(_comment(actor.user_id, houseworker.user_id), "payload.newComment.comment",
+                              "c" * 70_000)).encode()
+    chunks = (body[i:i + 8192] for i in range(0, len(body), 8192))  # requests sends it chunked
+    response = requests.post(f"{cluster[0].url}/api/events", data=chunks, timeout=10,
+                             headers={"Authorization": f"Bearer {NEW_TOKEN}"})
+    assert "Content-Length" not in response.request.headers
+    assert_error(response, 413, "VALIDATION_ERROR", None)
+    settle(houseworker)
+    assert houseworker.got() == []
+
+
 def test_a_repeated_key_on_the_other_process_delivers_once_and_answers_the_same(cluster):
     client, houseworker = cluster.peer(0), cluster.peer(1)
     body = request_body("message", client.user_id,
