@@ -6,7 +6,7 @@ import redis
 from flask import Flask
 from socketio import manager as socketio_manager
 
-from homeapp import jsoncodec, metrics
+from homeapp import api, jsoncodec, metrics
 from homeapp.config import load_config
 from homeapp.connections import Connections
 from homeapp.events import Hub, register
@@ -32,6 +32,7 @@ def create_app(test_config=None):
     """
     config = load_config()
     config.update(test_config or {})
+    api.check_config(config)
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     app.config.update(config)
     configure_logging(config["LOG_LEVEL"], config["LOG_FORMAT"])
@@ -66,6 +67,7 @@ def create_app(test_config=None):
     connections = Connections({
         "message": (config["MESSAGE_RATE"], config["MESSAGE_BURST"]),
         "typing": (config["TYPING_RATE"], config["TYPING_BURST"]),
+        "notification": (config["NOTIFICATION_RATE"], config["NOTIFICATION_BURST"]),
     })
     metrics.watch(connections, health)
     hub = Hub(socketio.server, presence, connections, config,
@@ -81,4 +83,5 @@ def create_app(test_config=None):
     from homeapp import ops, web
     app.register_blueprint(web.bp)
     ops.init_app(app)
+    api.init_app(app, redis_client)
     return app

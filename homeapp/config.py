@@ -16,6 +16,9 @@ MAX_JWT_LEEWAY = 300
 _ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # an RFC 6265 token
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+# a bearer token an attacker cannot guess, sent as one HTTP header word
+MIN_API_TOKEN_LENGTH = 32
+_HEADER_WORD = re.compile(r"^[!-~]+$")  # visible ASCII: no spaces, nothing a header would mangle
 
 
 class ConfigError(Exception):
@@ -110,6 +113,30 @@ def _auth(env, auth, redis_url):
     return settings
 
 
+def _backend_api(env):
+    """The backend API's settings: its tokens, the events only it may send, idempotency.
+
+    Whether the server-only events are ones the API performs is checked by homeapp.api,
+    which knows the events (this module is loaded without the package by gunicorn.conf.py).
+    """
+    tokens = _list(env, "HOMEAPP_API_TOKENS")
+    for position, token in enumerate(tokens, 1):
+        # the message names the token by its position: a token is never printed
+        if len(token) < MIN_API_TOKEN_LENGTH:
+            raise ConfigError(f"HOMEAPP_API_TOKENS: token {position} has {len(token)} characters; "
+                              f"each must have at least {MIN_API_TOKEN_LENGTH}")
+        if not _HEADER_WORD.match(token):
+            raise ConfigError(f"HOMEAPP_API_TOKENS: token {position} may hold only visible ASCII "
+                              f"characters (no spaces)")
+    return {
+        "API_TOKENS": tokens,
+        "SERVER_ONLY_EVENTS": frozenset(_list(env, "HOMEAPP_SERVER_ONLY_EVENTS")),
+        "IDEMPOTENCY_SECONDS": _int(env, "HOMEAPP_IDEMPOTENCY_SECONDS", 86400, minimum=1),
+        # without Redis, keys are kept in process memory: at most this many
+        "IDEMPOTENCY_KEYS": _int(env, "HOMEAPP_IDEMPOTENCY_KEYS", 10000, minimum=1),
+    }
+
+
 def check_production(config):
     """Refuse settings that are fine on a laptop and unsafe in production (wsgi.py).
 
@@ -157,6 +184,7 @@ def load_config(env=None):
         "AUTH_MODE": auth,
         **_auth(env, auth, redis_url),
         **_cors(env),
+        **_backend_api(env),
         "TIMEZONE": timezone,
         "LOG_LEVEL": log_level,
         "LOG_FORMAT": log_format,
@@ -171,6 +199,8 @@ def load_config(env=None):
         "MESSAGE_BURST": _int(env, "HOMEAPP_MESSAGE_BURST", 20, minimum=1),
         "TYPING_RATE": _float(env, "HOMEAPP_TYPING_RATE", 5.0),
         "TYPING_BURST": _int(env, "HOMEAPP_TYPING_BURST", 10, minimum=1),
+        "NOTIFICATION_RATE": _float(env, "HOMEAPP_NOTIFICATION_RATE", 1.0),
+        "NOTIFICATION_BURST": _int(env, "HOMEAPP_NOTIFICATION_BURST", 5, minimum=1),
         # rooms a socket is remembered typing in, for the stops its disconnect sends
         "TYPING_ROOMS": _int(env, "HOMEAPP_TYPING_ROOMS", 32, minimum=1),
         # Redis calls must fail fast so that an outage answers UNAVAILABLE instead of hanging

@@ -8,6 +8,7 @@ RATE_LIMITED = "RATE_LIMITED"
 UNAVAILABLE = "UNAVAILABLE"
 UNKNOWN_EVENT = "UNKNOWN_EVENT"
 INTERNAL_ERROR = "INTERNAL_ERROR"
+CONFLICT = "CONFLICT"  # the backend API's Idempotency-Key reused for another request
 
 
 class EventError(Exception):

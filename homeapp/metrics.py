@@ -136,6 +136,16 @@ CONNECTED_SOCKETS = Gauge(
     "homeapp_connected_sockets", "Socket.IO connections open on this process.")
 ONLINE_USERS = Gauge(
     "homeapp_online_users", "Distinct users with a live socket (after addOnlineUser) on this process.")
+API_REQUESTS = Counter(
+    "homeapp_api_requests_total",
+    "Backend API requests (POST /api/events), by event name and outcome: ok, replayed (a repeated "
+    "Idempotency-Key answered from memory) or the error code answered. Names the API does not "
+    "perform are counted as <unknown>.",
+    ["event", "outcome"])
+IDEMPOTENCY_KEYS_FORGOTTEN = Counter(
+    "homeapp_idempotency_keys_forgotten_total",
+    "Idempotency keys forgotten before their time because process memory holds "
+    "HOMEAPP_IDEMPOTENCY_KEYS already (without REDIS_URL only).")
 
 
 class EventMeter:

@@ -1,11 +1,9 @@
 """What a load balancer and Prometheus ask: /healthz, /readyz and /metrics."""
-import hmac
-
 import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from homeapp import metrics
+from homeapp import bearer, metrics
 
 bp = Blueprint("ops", __name__)
 _PROBE = "homeapp.readiness_redis"
@@ -64,8 +62,8 @@ def _authorized():
     token = current_app.config["METRICS_TOKEN"]
     if token is None:
         return True
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode())
+    presented = bearer.presented_token(request.headers)
+    return presented is not None and bearer.matches_any(presented, [token])
 
 
 @bp.get("/metrics")

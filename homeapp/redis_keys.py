@@ -30,3 +30,8 @@ def heartbeat(server_id):
 def session(prefix, session_id):
     """JSON of one express-session, written by the REST API's connect-redis store (default prefix "sess:")."""
     return f"{prefix}{session_id}"
+
+
+def idempotency(key):
+    """JSON of what the backend API did with one Idempotency-Key: claimed, or answered."""
+    return f"{_PREFIX}api:idempotency:{key}"

@@ -13,7 +13,7 @@ from tests.live import Peer, new_user_id
 from tests.processes import ROOT, RedisServer, ServerProcess, answers_http, free_port, wait_until
 
 # the tests' bursts must not be rate-limited
-UNLIMITED = {"HOMEAPP_MESSAGE_RATE": 0, "HOMEAPP_TYPING_RATE": 0}
+UNLIMITED = {"HOMEAPP_MESSAGE_RATE": 0, "HOMEAPP_TYPING_RATE": 0, "HOMEAPP_NOTIFICATION_RATE": 0}
 
 
 class Cluster:

@@ -6,7 +6,8 @@ from tests.processes import RedisServer, ServerProcess
 
 # the shared servers must not rate-limit the tests' bursts; test_live_limits has its own
 FAST = {"HOMEAPP_MESSAGE_RATE": 10000, "HOMEAPP_MESSAGE_BURST": 10000,
-        "HOMEAPP_TYPING_RATE": 10000, "HOMEAPP_TYPING_BURST": 10000}
+        "HOMEAPP_TYPING_RATE": 10000, "HOMEAPP_TYPING_BURST": 10000,
+        "HOMEAPP_NOTIFICATION_RATE": 10000, "HOMEAPP_NOTIFICATION_BURST": 10000}
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 import pytest
 
+from homeapp import api
 from homeapp.config import ConfigError, check_production, load_config
 
 
@@ -109,3 +110,46 @@ def test_production_refuses_open_mode_and_short_secrets(env, message):
 ])
 def test_production_accepts_safe_settings(env):
     check_production(load_config(env))
+
+
+def test_backend_api_defaults():
+    config = load_config({})
+    assert (config["API_TOKENS"], config["SERVER_ONLY_EVENTS"]) == ([], frozenset())
+    assert (config["IDEMPOTENCY_SECONDS"], config["IDEMPOTENCY_KEYS"]) == (86400, 10000)
+    assert (config["NOTIFICATION_RATE"], config["NOTIFICATION_BURST"]) == (1.0, 5)
+
+
+def test_backend_api_settings_are_read():
+    config = load_config({"HOMEAPP_API_TOKENS": f" {LONG}, {LONG}-next ",
+                          "HOMEAPP_SERVER_ONLY_EVENTS": "commentNotification, ratingNotification",
+                          "HOMEAPP_IDEMPOTENCY_SECONDS": "3600"})
+    assert config["API_TOKENS"] == [LONG, f"{LONG}-next"]
+    assert config["SERVER_ONLY_EVENTS"] == {"commentNotification", "ratingNotification"}
+    assert config["IDEMPOTENCY_SECONDS"] == 3600
+    api.check_config(config)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"HOMEAPP_API_TOKENS": "short"}, "token 1 has 5 characters; each must have at least 32"),
+    ({"HOMEAPP_API_TOKENS": f"{LONG},{'t' * 31}"}, "token 2 has 31 characters"),
+    ({"HOMEAPP_API_TOKENS": f"{LONG} with spaces"}, "token 1 may hold only visible ASCII"),
+    ({"HOMEAPP_API_TOKENS": "é" * 32}, "token 1 may hold only visible ASCII"),
+    ({"HOMEAPP_IDEMPOTENCY_SECONDS": "0"}, "HOMEAPP_IDEMPOTENCY_SECONDS"),
+    ({"HOMEAPP_IDEMPOTENCY_KEYS": "0"}, "HOMEAPP_IDEMPOTENCY_KEYS"),
+    ({"HOMEAPP_NOTIFICATION_RATE": "-1"}, "HOMEAPP_NOTIFICATION_RATE"),
+    ({"HOMEAPP_NOTIFICATION_BURST": "0"}, "HOMEAPP_NOTIFICATION_BURST"),
+], ids=["short-token", "short-second-token", "token-with-spaces", "non-ascii-token", "no-window",
+        "no-keys", "negative-notification-rate", "no-notification-burst"])
+def test_bad_backend_api_settings_are_refused(env, message):
+    with pytest.raises(ConfigError, match=message) as refused:
+        load_config(env)
+    assert LONG not in str(refused.value)  # a token is never printed
+
+
+@pytest.mark.parametrize("events", ["joinRoom", "commentNotification,noSuchEvent", "addOnlineUser"],
+                         ids=["socket-only", "unknown", "presence"])
+def test_server_only_events_must_be_ones_the_api_performs(events):
+    config = load_config({"HOMEAPP_SERVER_ONLY_EVENTS": events})
+    with pytest.raises(ConfigError, match="HOMEAPP_SERVER_ONLY_EVENTS names events that the backend API "
+                                          "does not perform"):
+        api.check_config(config)

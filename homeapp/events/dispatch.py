@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from marshmallow import ValidationError
 
 from homeapp import errors, metrics
+from homeapp.connections import Connection
 from homeapp.errors import EventError, error_payload
 from homeapp.events import names
 from homeapp.expiry import ExpiryWatch
@@ -108,7 +109,7 @@ def _run(hub, event, spec, meter, sid, data):
     started = perf_counter()
     context = EVENT_CONTEXT.set((conn, event))
     try:
-        result = _accept(hub, spec, conn, data)
+        result = _accept(hub, event, spec, conn, data)
         meter.ok.inc()
     except EventError as error:
         meter.refusal(error.code).inc()
@@ -119,22 +120,24 @@ def _run(hub, event, spec, meter, sid, data):
     return result
 
 
-def _accept(hub, spec, conn, data):
+def _accept(hub, event, spec, conn, data, from_socket=True):
     """Identity, rate limit, validation, then the handler; returns the ack.
 
+    An event from a socket is charged to the socket's rate limit, and refused when only the
+    backend may send it (HOMEAPP_SERVER_ONLY_EVENTS, a permission: checked after validation);
+    one performed for the backend API is neither.
     Raises EventError for every refusal, an unavailable store or a failed handler included.
     """
     func, schema, rate, anonymous = spec
     try:
         if conn.user_id is None and not anonymous:
             raise EventError(errors.UNAUTHENTICATED, "Identify first: send addOnlineUser.")
-        if rate is not None and not hub.connections.allow(conn, rate):
+        if from_socket and rate is not None and not hub.connections.allow(conn, rate):
             raise EventError(errors.RATE_LIMITED, "Too many events; slow down.")
         if schema is not None:
-            try:
-                data = schema.load(data)
-            except ValidationError as exc:
-                raise EventError(errors.VALIDATION_ERROR, _summary(exc.messages), exc.messages) from None
+            data = validated(schema, data)
+        if from_socket and event in hub.config["SERVER_ONLY_EVENTS"]:
+            raise errors.forbidden(f"Only the server's backend sends {event}.")
         result = func(hub, conn, data)
     except EventError:
         raise
@@ -145,6 +148,41 @@ def _accept(hub, spec, conn, data):
         log.exception("handler failed")
         raise EventError(errors.INTERNAL_ERROR, "The server failed to handle this event.") from None
     return OK if result is None else dict(OK, **result)
+
+
+def validated(schema, data):
+    """Load data with a marshmallow schema.
+
+    Raises EventError (VALIDATION_ERROR) with marshmallow's messages as its details.
+    """
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        raise EventError(errors.VALIDATION_ERROR, _summary(exc.messages), exc.messages) from None
+
+
+# The sid of the connection an event performed for the backend API acts through: never a real
+# socket's (Engine.IO's are 20 random characters), so nothing sent to it reaches anyone.
+API_SID = "api"
+
+
+def perform(hub, event, user_id, data):
+    """Perform a client event as user_id without a socket, for the backend API.
+
+    The event takes a socket's path: the same schema, permission rules, handler and emits, with
+    a connection that exists only for this call and whose identity has no proven username (the
+    handlers take usernames from the payload). No rate limit applies. Returns the ack.
+    Raises EventError: UNKNOWN_EVENT for an event without a handler, and every refusal.
+    """
+    spec = _HANDLERS.get(event)
+    if spec is None:
+        raise EventError(errors.UNKNOWN_EVENT, f"Unknown event {event!r}.")
+    conn = Connection(API_SID, user_id)
+    context = EVENT_CONTEXT.set((conn, event))
+    try:
+        return _accept(hub, event, spec, conn, data, from_socket=False)
+    finally:
+        EVENT_CONTEXT.reset(context)
 
 
 def _unknown(event, sid, *args):
