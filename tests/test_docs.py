@@ -75,7 +75,8 @@ LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 FILE_NAME = re.compile(r"(?<![\w/.:<{-])((?:[\w.-]+/)*[\w.-]*[\w-]"
                        r"\.(?:md|py|js|ya?ml|json|txt|conf|html|css|ini|lock|sh))(?!\.?[\w/])")
 DIRECTORY = re.compile(r"(?<![\w/.:<{-])((?:[\w.-]+/)+)(?![\w<{])")
-NOT_FILES = {"Node.js"}
+# names that look like files and are not: a runtime, and a method call in a JavaScript example
+NOT_FILES = {"Node.js", "response.json"}
 # what the benchmark writes into bench/results/<time>/ (gitignored), named by bench/README.md
 BENCH_OUTPUTS = {"results.md", "results.json", "profile.txt", "profile.svg", "top.md", "logs/",
                  "bench/results/profile/"}
