@@ -1,6 +1,6 @@
 """Development entry: `python app.py` serves the demo page and Socket.IO on HOST:PORT.
 
-SIGTERM or SIGINT shuts it down gracefully (homeapp.shutdown) and it exits 0.
+SIGTERM or SIGINT shuts it down gracefully (homeapp.operations.shutdown) and it exits 0.
 """
 from gevent import monkey
 
@@ -23,7 +23,7 @@ if WEBSOCKET == "simple-websocket":
 
 from homeapp import create_app  # noqa: E402
 from homeapp.config import ConfigError  # noqa: E402
-from homeapp.shutdown import serve  # noqa: E402
+from homeapp.operations.shutdown import serve  # noqa: E402
 
 
 def main():

@@ -5,13 +5,13 @@ several gunicorns, one per port (or host), all with the same REDIS_URL, behind t
 of deploy/nginx.conf (docs/scale-out.md).
 
 SIGTERM to the master: it closes the listening socket and sends SIGTERM to the worker,
-whose handler below runs homeapp.shutdown within HOMEAPP_SHUTDOWN_GRACE: its users go
+whose handler below runs homeapp.operations.shutdown within HOMEAPP_SHUTDOWN_GRACE: its users go
 offline at once. graceful_timeout leaves a margin after that before gunicorn kills the
 worker (docs/operations.md).
 
 The master never imports the homeapp package: that would import redis, Flask and
 Socket.IO before the worker's gevent monkey-patching. It reads config.py and logs.py,
-which need only the standard library and orjson, and worker.py, which needs only gevent,
+which need only the standard library and orjson, and transport/worker.py, which needs only gevent,
 gevent-websocket and gunicorn, as standalone modules.
 """
 import importlib.util
@@ -20,22 +20,24 @@ from pathlib import Path
 _ROOT = Path(__file__).resolve().parent
 
 
-def _standalone(name):
-    spec = importlib.util.spec_from_file_location(f"_gunicorn_{name}", _ROOT / "homeapp" / f"{name}.py")
+def _standalone(path):
+    """homeapp/<path>.py as a module of its own, without importing the package."""
+    spec = importlib.util.spec_from_file_location(f"_gunicorn_{path.replace('/', '_')}",
+                                                  _ROOT / "homeapp" / f"{path}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 _settings = _standalone("config").load_config()  # a bad setting stops gunicorn with its name
-_logs = _standalone("logs")
+_logs = _standalone("operations/logs")
 
 bind = f"{_settings['HOST']}:{_settings['PORT']}"
 
 # The plain gevent worker answers every websocket upgrade with a 500 when gevent-websocket
 # is installed; gevent-websocket's serves both transports, and homeapp's is that one with
-# a smaller read buffer per connection (homeapp/worker.py).
-worker_class = _standalone("worker").Worker
+# a smaller read buffer per connection (homeapp/transport/worker.py).
+worker_class = _standalone("transport/worker").Worker
 
 # One worker per gunicorn: its master hands requests to workers at random, and the
 # long-polling transport needs every request of a session to reach the same process.
@@ -75,7 +77,7 @@ def post_worker_init(worker):
 
     import gevent
 
-    from homeapp.shutdown import HttpConnections, shutdown
+    from homeapp.operations.shutdown import HttpConnections, shutdown
 
     hub = worker.wsgi.extensions["homeapp"]
     # so that the drain can end idle keep-alive connections, which gunicorn would wait for
@@ -92,7 +94,7 @@ def post_worker_init(worker):
 
 def worker_int(worker):
     """SIGINT or SIGQUIT (a quick shutdown): drain the sockets before gunicorn exits the worker."""
-    from homeapp.shutdown import shutdown
+    from homeapp.operations.shutdown import shutdown
 
     shutdown(worker.wsgi.extensions["homeapp"], _grace(worker))
 
@@ -104,6 +106,6 @@ def worker_exit(server, worker):
         drain.join(_grace(worker))
     app = getattr(worker, "wsgi", None)
     if app is not None and len(app.extensions["homeapp"].connections):
-        from homeapp.shutdown import shutdown
+        from homeapp.operations.shutdown import shutdown
 
         shutdown(app.extensions["homeapp"], 1.0)

@@ -1,25 +1,23 @@
 """HomeApp realtime server: a Socket.IO server speaking the existing client's protocol."""
-import uuid
 from pathlib import Path
 
 import redis
 from flask import Flask
 from socketio import manager as socketio_manager
 
-from homeapp import api, jsoncodec, metrics
+from homeapp.api import endpoint as api
+from homeapp.cluster.message_queue import QueueManager
+from homeapp.cluster.outage import RedisHealth
 from homeapp.config import load_config
-from homeapp.connections import Connections
-from homeapp.events import Hub, register
+from homeapp.events import register
 from homeapp.extensions import socketio
-from homeapp.health import RedisHealth
-from homeapp.identity import create_identifier
-from homeapp.keeper import PresenceKeeper, heartbeat_schedule
-from homeapp.logs import configure_logging
-from homeapp.origins import allowed_origins
-from homeapp.presence import create_presence
-from homeapp.queue import QueueManager
+from homeapp.hub import build_hub
+from homeapp.operations import metrics
+from homeapp.operations.logs import configure_logging
 from homeapp.schemas import limits
-from homeapp.transport import tuned_websockets
+from homeapp.transport import jsoncodec
+from homeapp.transport.origins import allowed_origins
+from homeapp.transport.websocket import tuned_websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,27 +58,18 @@ def create_app(test_config=None):
         # one event at a time per socket, in the order it was sent, without a greenlet each
         async_handlers=False,
     )
-    # a new id per process start: a restarted process never takes over another's sockets
-    server_id = uuid.uuid4().hex
-    _, heartbeat_ttl = heartbeat_schedule(config["PRESENCE_TIMEOUT"])
-    presence = create_presence(config, redis_client, server_id, heartbeat_ttl, health)
-    connections = Connections({
-        "message": (config["MESSAGE_RATE"], config["MESSAGE_BURST"]),
-        "typing": (config["TYPING_RATE"], config["TYPING_BURST"]),
-        "notification": (config["NOTIFICATION_RATE"], config["NOTIFICATION_BURST"]),
-    })
-    metrics.watch(connections, health)
-    hub = Hub(socketio.server, presence, connections, config,
-              create_identifier(config, redis_client), health)
+    hub = build_hub(socketio.server, config, redis_client, health)
+    metrics.watch(hub.connections, health)
     register(socketio.server, hub)
     # outside Flask-SocketIO's middleware: sees every socket. A client has as long to answer
     # the server's close frame as it has to answer a ping.
     app.wsgi_app = tuned_websockets(app.wsgi_app, close_grace=config["PING_TIMEOUT"])
-    if redis_client is not None:
-        hub.keeper = PresenceKeeper(hub, presence, config["PRESENCE_TIMEOUT"]).start()
+    if hub.keeper is not None:
+        hub.keeper.start()
     app.extensions["homeapp"] = hub
 
-    from homeapp import ops, web
+    from homeapp import web
+    from homeapp.operations import endpoints as ops
     app.register_blueprint(web.bp)
     ops.init_app(app)
     api.init_app(app, redis_client)

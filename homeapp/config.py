@@ -116,7 +116,7 @@ def _auth(env, auth, redis_url):
 def _backend_api(env):
     """The backend API's settings: its tokens, the events only it may send, idempotency.
 
-    Whether the server-only events are ones the API performs is checked by homeapp.api,
+    Whether the server-only events are ones the API performs is checked by homeapp.api.endpoint,
     which knows the events (this module is loaded without the package by gunicorn.conf.py).
     """
     tokens = _list(env, "HOMEAPP_API_TOKENS")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import redis
 
-from homeapp import redis_keys
+from homeapp.cluster import redis_keys
 from tests.live import Peer, new_user_id
 from tests.processes import ROOT, RedisServer, ServerProcess, answers_http, free_port, wait_until
 

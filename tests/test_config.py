@@ -1,6 +1,6 @@
 import pytest
 
-from homeapp import api
+from homeapp.api import endpoint as api
 from homeapp.config import ConfigError, check_production, load_config
 
 

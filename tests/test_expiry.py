@@ -1,4 +1,4 @@
-from homeapp.expiry import ExpiryWatch
+from homeapp.identity.expiry import ExpiryWatch
 
 
 def watch():

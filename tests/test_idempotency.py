@@ -1,8 +1,8 @@
-"""homeapp.idempotency: both stores answer a repeated key once, refuse conflicts, and forget."""
+"""homeapp.api.idempotency: both stores answer a repeated key once, refuse conflicts, and forget."""
 import pytest
 
-from homeapp import redis_keys
-from homeapp.idempotency import (CHANGED, IN_FLIGHT, IN_FLIGHT_SECONDS, Answer, Conflict, MemoryIdempotency,
+from homeapp.cluster import redis_keys
+from homeapp.api.idempotency import (CHANGED, IN_FLIGHT, IN_FLIGHT_SECONDS, Answer, Conflict, MemoryIdempotency,
                                  RedisIdempotency)
 from tests.live import new_user_id
 

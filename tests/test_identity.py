@@ -6,8 +6,8 @@ import pytest
 import socketio
 
 from homeapp.connections import Connections
-from homeapp.events import presence
-from homeapp.expiry import ExpiryWatch
+from homeapp.events import lifecycle
+from homeapp.identity.expiry import ExpiryWatch
 from homeapp.identity import Identity, OpenIdentifier, Refused
 from homeapp.identity.sessions import SessionIdentifier, SessionStore, cookie_value, sign, unsign
 from homeapp.identity.tokens import TokenIdentifier, token_from
@@ -236,14 +236,14 @@ def fake_hub(identifier):
 def test_a_refused_connection_leaves_no_trace():
     hub = fake_hub(StubIdentifier(Refused("token expired")))
     with pytest.raises(socketio.exceptions.ConnectionRefusedError) as refused:
-        presence.connect(hub, "sid1", {}, {"token": "x"})
+        lifecycle.connect(hub, "sid1", {}, {"token": "x"})
     assert refused.value.error_args == {"message": "token expired"}
     assert len(hub.connections) == 0 and len(hub.expiry) == 0
 
 
 def test_connect_fixes_the_identity_and_watches_its_expiry():
     hub = fake_hub(StubIdentifier(Identity("5", "eve", expires_at=1000.0, session_id="s")))
-    presence.connect(hub, "sid1", {}, None)
+    lifecycle.connect(hub, "sid1", {}, None)
     conn = hub.connections.get("sid1")
     assert (conn.user_id, conn.username, conn.expires_at, conn.session_id) == ("5", "eve", 1000.0, "s")
     assert hub.expiry.due(999.0) == [] and hub.expiry.due(1000.0) == ["sid1"]
@@ -252,12 +252,12 @@ def test_connect_fixes_the_identity_and_watches_its_expiry():
 def test_expiry_keeps_a_renewed_socket_and_drops_the_rest():
     hub = fake_hub(StubIdentifier(Identity("5", "eve", expires_at=2000.0)))
     hub.connections.open("kept", "5", expires_at=1000.0)
-    presence.expire(hub, "kept")
+    lifecycle.expire(hub, "kept")
     assert hub.connections.get("kept").expires_at == 2000.0 and hub.expiry.due(2000.0) == ["kept"]
     hub.identifier.outcome = Refused("unknown session")
-    presence.expire(hub, "kept")
+    lifecycle.expire(hub, "kept")
     assert hub.server.disconnected == ["kept"]
-    presence.expire(hub, "gone-already")
+    lifecycle.expire(hub, "gone-already")
     assert hub.server.disconnected == ["kept"]
 
 

@@ -6,13 +6,13 @@ import pytest
 import redis
 import socketio
 
-from homeapp import keeper as keeper_module
-from homeapp import redis_keys
+from homeapp.cluster import keeper as keeper_module
+from homeapp.cluster import redis_keys
 from homeapp.config import load_config
 from homeapp.connections import Connections
-from homeapp.events import Hub
-from homeapp.health import RedisHealth
-from homeapp.keeper import PresenceKeeper, retire
+from homeapp.hub import Hub
+from homeapp.cluster.outage import RedisHealth
+from homeapp.cluster.keeper import PresenceKeeper, retire
 from homeapp.presence import PresenceUnavailable
 from homeapp.presence.redis import RedisPresence
 from tests.live import new_user_id

@@ -2,7 +2,7 @@
 import pytest
 import requests
 
-from homeapp import redis_keys
+from homeapp.cluster import redis_keys
 from tests import payloads
 from tests.live import Peer, assert_refused, new_user_id, settle
 

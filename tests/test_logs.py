@@ -1,4 +1,4 @@
-"""homeapp.logs: the two formats, the event context, and the transports held back."""
+"""homeapp.operations.logs: the two formats, the event context, and the transports held back."""
 import io
 import json
 import logging
@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from homeapp.connections import Connection
-from homeapp.logs import EVENT_CONTEXT, configure_logging, make_handler
+from homeapp.operations.logs import EVENT_CONTEXT, configure_logging, make_handler
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
-"""homeapp.metrics: emit labels, the counting emit, and the per-event meter."""
+"""homeapp.operations.metrics: emit labels, the counting emit, and the per-event meter."""
 import pytest
 from prometheus_client import REGISTRY
 
-from homeapp import metrics
+from homeapp.operations import metrics
 
 
 def sample(name, **labels):

@@ -5,10 +5,10 @@ import uuid
 
 import pytest
 
-from homeapp import redis_keys
+from homeapp.cluster import redis_keys
 from homeapp.config import ConfigError, load_config
-from homeapp.health import RedisHealth
-from homeapp.keeper import heartbeat_schedule
+from homeapp.cluster.outage import RedisHealth
+from homeapp.cluster.keeper import heartbeat_schedule
 from homeapp.presence import PresenceUnavailable
 from homeapp.presence.redis import RedisPresence
 from tests.live import new_user_id

@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from homeapp import redis_keys
+from homeapp.cluster import redis_keys
 from homeapp.presence import MemoryPresence
 from homeapp.presence.redis import RedisPresence
 from tests.live import new_user_id

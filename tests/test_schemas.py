@@ -3,7 +3,7 @@ import pytest
 from marshmallow import Schema, ValidationError
 
 from homeapp.schemas import common, groups, limits, messaging, notifications, presence, rooms
-from homeapp.schemas import typing as typing_schemas
+from homeapp.schemas import typing_status as typing_schemas
 from tests import payloads
 
 

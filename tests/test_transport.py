@@ -12,7 +12,7 @@ from engineio import packet
 from geventwebsocket import utf8validator
 from geventwebsocket.websocket import Header
 
-from homeapp import transport
+from homeapp.transport import websocket as transport
 
 CLOSE_FRAME = b"\x88\x00"
 

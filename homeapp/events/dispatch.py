@@ -6,22 +6,16 @@ which the handlers here never use and which costs more than the handler itself
 on the hot path (bench/optimised.md).
 """
 import logging
-import random
-import secrets
-from datetime import datetime
-from time import perf_counter, time
-from zoneinfo import ZoneInfo
+from time import perf_counter
 
 from marshmallow import ValidationError
 
-from homeapp import errors, metrics
+from homeapp import errors
 from homeapp.connections import Connection
 from homeapp.errors import EventError, error_payload
 from homeapp.events import names
-from homeapp.expiry import ExpiryWatch
-from homeapp.health import RedisHealth
-from homeapp.identity import OpenIdentifier
-from homeapp.logs import EVENT_CONTEXT
+from homeapp.operations import metrics
+from homeapp.operations.logs import EVENT_CONTEXT
 from homeapp.presence import PresenceUnavailable
 
 log = logging.getLogger("homeapp.events")
@@ -43,42 +37,6 @@ def handles(event, schema=None, rate=None, anonymous=False):
         _HANDLERS[event] = (func, schema, rate, anonymous)
         return func
     return register
-
-
-class Hub:
-    """What handlers act on: the Socket.IO server, presence, this process's sockets, settings,
-    how sockets prove who they are and when those proofs run out."""
-
-    def __init__(self, server, presence, connections, config, identifier=None, health=None):
-        self.server = server
-        self.presence = presence
-        self.connections = connections
-        self.config = config
-        self.identifier = identifier or OpenIdentifier()
-        self.expiry = ExpiryWatch(server.start_background_task, server.sleep)
-        self.health = health or RedisHealth()
-        self.keeper = None  # the PresenceKeeper, when presence lives in Redis
-        self.timezone = ZoneInfo(config["TIMEZONE"])
-        self.emit = metrics.counting_emits(server.emit)
-        self.draining = False  # set by homeapp.shutdown: refuse new sockets, report not ready
-        self._date_minute, self._date = None, None
-        self._ids = random.Random(secrets.randbits(128))
-
-    def now_date(self):
-        """The server's clock in the protocol's date shape, formatted once a minute: that
-        cost more than a whole emit."""
-        minute = int(time()) // 60
-        if minute != self._date_minute:
-            now = datetime.fromtimestamp(minute * 60, self.timezone)
-            self._date = {"day": now.day, "month": now.month, "year": now.year,
-                          "time": now.strftime("%H:%M")}
-            self._date_minute = minute
-        return dict(self._date)
-
-    def new_message_id(self):
-        """32 hex digits, random: unique across processes, and telling nobody how many
-        messages came before (uuid4 read the kernel's random source for every message)."""
-        return f"{self._ids.getrandbits(128):032x}"
 
 
 def _summary(messages, path=""):

@@ -19,6 +19,7 @@ RATING_NOTIFICATION = "ratingNotification"
 # server -> client
 ERROR = "error"
 NEW_ONLINE_USER = "newOnlineUser"
+PRESENCE_ADD, PRESENCE_REMOVE = "Add", "Remove"  # newOnlineUser's `type`
 MESSAGE_ROOM = "messageRoom"
 MESSAGE_PAGE = "messagePage"
 FIRST_MESSAGE_CONVERSATION = "firstMessageConversation"

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 import redis
 
-from homeapp import redis_keys
+from homeapp.cluster import redis_keys
 from homeapp.identity import Identity, Refused
 from homeapp.services.rooms import is_user_id
 

@@ -24,11 +24,11 @@ process's sockets out of presence at once.
 import logging
 import time
 
-from homeapp.events.presence import announce
+from homeapp.cluster.message_queue import LISTEN_RETRY_SECONDS
+from homeapp.events.names import PRESENCE_REMOVE
 from homeapp.presence import PresenceUnavailable
-from homeapp.queue import LISTEN_RETRY_SECONDS
 
-log = logging.getLogger("homeapp.keeper")
+log = logging.getLogger("homeapp.cluster.keeper")
 
 DOWN_PROBE_SECONDS = 0.5
 RECOVERY_SECONDS = LISTEN_RETRY_SECONDS + 0.5
@@ -118,16 +118,14 @@ class PresenceKeeper:
         added = removed = 0
         for sid, user_id in held.items():
             if connections.get(sid) is None:  # closed; its own removal may be in flight, only one wins
-                removed += self._take_offline(user_id, sid)
+                removed += self._hub.remove_live_socket(user_id, sid)
         self.drop_phantoms(held)
         for conn in connections.live():
             if conn.sid in held:
                 continue
-            if self._store.add_socket(conn.user_id, conn.sid):
-                announce(self._hub, "Add", conn.user_id)
-                added += 1
+            added += self._hub.add_live_socket(conn.user_id, conn.sid)
             if connections.get(conn.sid) is not conn:  # it closed while being added
-                removed += self._take_offline(conn.user_id, conn.sid)
+                removed += self._hub.remove_live_socket(conn.user_id, conn.sid)
         removed += self._settle_owed(held)
         return added, removed
 
@@ -155,16 +153,10 @@ class PresenceKeeper:
         for sid, user_id in list(self._owed.items()):
             if sid not in held and not any(c.live for c in self._hub.connections.of_user(user_id)) \
                     and not self._store.is_online(user_id):
-                announce(self._hub, "Remove", user_id)
+                self._hub.announce(PRESENCE_REMOVE, user_id)
                 removed += 1
             del self._owed[sid]
         return removed
-
-    def _take_offline(self, user_id, sid):
-        if self._store.remove_socket(user_id, sid):
-            announce(self._hub, "Remove", user_id)
-            return 1
-        return 0
 
     def reap_dead(self):
         """Remove the sockets of every process whose heartbeat expired. Raises PresenceUnavailable."""
@@ -174,7 +166,7 @@ class PresenceKeeper:
                 continue
             count, gone = result
             for user_id in gone:
-                announce(self._hub, "Remove", user_id)
+                self._hub.announce(PRESENCE_REMOVE, user_id)
             log.warning("server %s stopped beating: removed its %d sockets; %d users went offline",
                         server_id, count, len(gone))
 
@@ -189,7 +181,7 @@ class PresenceKeeper:
             return
         count, gone = result
         for user_id in gone:
-            announce(self._hub, "Remove", user_id)
+            self._hub.announce(PRESENCE_REMOVE, user_id)
         log.info("retired: removed this process's %d sockets; %d users went offline", count, len(gone))
 
 

@@ -23,7 +23,7 @@ that only wait, and 8 KB in a read buffer that holds a few hundred bytes at a ti
   aid (`track_greenlet_tree`) at about 2.5 KB per greenlet, two per socket. Turned off.
 - Engine.IO spawns a greenlet per socket that sleeps through the ping interval (4 KB
   with its stack); a timer on the event loop does the same for about 100 bytes.
-- Each connection reads through a 1 KB buffer instead of 8 KB (homeapp/worker.py).
+- Each connection reads through a 1 KB buffer instead of 8 KB (homeapp/transport/worker.py).
 """
 import errno
 import os

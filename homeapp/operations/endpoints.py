@@ -3,7 +3,8 @@ import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from homeapp import bearer, metrics
+from homeapp.identity import bearer
+from homeapp.operations import metrics
 
 bp = Blueprint("ops", __name__)
 _PROBE = "homeapp.readiness_redis"

@@ -27,10 +27,10 @@ from gevent import pywsgi
 from gevent.event import Event
 from gevent.pool import Pool
 
-from homeapp import keeper
-from homeapp.worker import Handler
+from homeapp.cluster import keeper
+from homeapp.transport.worker import Handler
 
-log = logging.getLogger("homeapp.shutdown")
+log = logging.getLogger("homeapp.operations.shutdown")
 
 # sockets closed at once: each close may wait on Redis, and an outage must not serialise them
 CONCURRENCY = 100

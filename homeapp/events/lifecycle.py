@@ -5,7 +5,7 @@ from socketio import exceptions as socketio_errors
 
 from homeapp.events import names
 from homeapp.events.dispatch import handles
-from homeapp.events.typing import typing_payload
+from homeapp.events.typing_status import typing_payload
 from homeapp.identity import Refused
 from homeapp.presence import PresenceUnavailable
 from homeapp.schemas import presence as schemas
@@ -13,11 +13,6 @@ from homeapp.services.access import require_self
 from homeapp.services.rooms import room_channel, user_channel
 
 log = logging.getLogger("homeapp.presence")
-
-
-def announce(hub, kind, user_id):
-    """Tell everyone that a user came online ("Add") or went offline ("Remove")."""
-    hub.emit(names.NEW_ONLINE_USER, {"type": kind, "userID": user_id})
 
 
 def connect(hub, sid, environ, auth):
@@ -67,14 +62,11 @@ def disconnect(hub, sid):
     if not conn.live:
         return
     try:
-        went_offline = hub.presence.remove_socket(conn.user_id, sid)
+        hub.remove_live_socket(conn.user_id, sid)
     except PresenceUnavailable as exc:
         hub.health.lost(exc)
         if hub.keeper is not None:
             hub.keeper.owe_departure(conn.user_id, sid)
-        return
-    if went_offline:
-        announce(hub, "Remove", conn.user_id)
 
 
 @handles(names.ADD_ONLINE_USER, schema=schemas.add_online_user, anonymous=True)
@@ -96,7 +88,7 @@ def add_online_user(hub, conn, payload):
         return
     conn.adding = True
     try:
-        came_online = hub.presence.add_socket(user_id, conn.sid)
+        hub.add_live_socket(user_id, conn.sid)
     except BaseException:
         if claimed:
             conn.user_id = None
@@ -106,8 +98,6 @@ def add_online_user(hub, conn, payload):
     if conn.username is None:
         conn.username = payload["userUsername"]
     conn.live = True
-    if came_online:
-        announce(hub, "Add", user_id)
 
 
 @handles(names.JOIN_ROOM, schema=schemas.user_channel)

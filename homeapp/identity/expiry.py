@@ -8,7 +8,7 @@ import heapq
 import logging
 import time
 
-log = logging.getLogger("homeapp.expiry")
+log = logging.getLogger("homeapp.identity.expiry")
 
 
 class ExpiryWatch:

@@ -20,7 +20,7 @@ import time
 import redis
 import socketio
 
-log = logging.getLogger("homeapp.queue")
+log = logging.getLogger("homeapp.cluster.message_queue")
 
 LISTEN_RETRY_SECONDS = 1.0
 # messages per pipelined round trip: bounds one batch's memory and Redis's output buffer

@@ -1,7 +1,7 @@
 """startTypingRoom and stopTypingRoom: relayed to the room's open views, never back to the typist."""
 from homeapp.events import names
 from homeapp.events.dispatch import handles
-from homeapp.schemas import typing as schemas
+from homeapp.schemas import typing_status as schemas
 from homeapp.services.access import require_member, require_self
 from homeapp.services.rooms import room_channel
 

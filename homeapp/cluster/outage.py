@@ -7,7 +7,7 @@ that it is back, after it has re-asserted this process's sockets.
 import logging
 import time
 
-from homeapp import metrics
+from homeapp.operations import metrics
 
 log = logging.getLogger("homeapp.redis")
 

@@ -15,14 +15,17 @@ import logging
 
 from flask import Blueprint, Response, current_app, request
 
-from homeapp import bearer, errors, jsoncodec, metrics
+from homeapp import errors
+from homeapp.identity import bearer
+from homeapp.transport import jsoncodec
+from homeapp.operations import metrics
 from homeapp.config import ConfigError
 from homeapp.errors import EventError, error_payload
 from homeapp.events import dispatch, names
-from homeapp.idempotency import Answer, Conflict, IdempotencyUnavailable, create_idempotency
+from homeapp.api.idempotency import Answer, Conflict, IdempotencyUnavailable, create_idempotency
 from homeapp.schemas.api import MAX_EVENT_NAME, event_request
 
-log = logging.getLogger("homeapp.api")
+log = logging.getLogger("homeapp.api.endpoint")
 bp = Blueprint("api", __name__)
 
 # the client events whose data the REST API saves, and so may ask this server to perform
@@ -34,7 +37,7 @@ STATUS = {errors.VALIDATION_ERROR: 400, errors.UNKNOWN_EVENT: 400, errors.UNAUTH
 TOO_LARGE = 413
 MAX_KEY_LENGTH = 200
 REPLAYED = "replayed"  # the metrics outcome of an answer given again for a repeated key
-_STORE = "homeapp.idempotency"
+_STORE = "homeapp.api.idempotency"
 
 
 def check_config(config):
@@ -203,7 +206,7 @@ def _settle(hub, store, ticket, answer):
             store.finish(ticket, answer)
     except IdempotencyUnavailable as exc:
         hub.health.lost(exc)
-        # the claim runs out by itself (homeapp.idempotency.IN_FLIGHT_SECONDS)
+        # the claim runs out by itself (homeapp.api.idempotency.IN_FLIGHT_SECONDS)
         log.warning("could not record the answer to an Idempotency-Key: %s", exc)
 
 

@@ -16,9 +16,10 @@ from collections import OrderedDict, namedtuple
 import orjson
 import redis
 
-from homeapp import metrics, redis_keys
+from homeapp.operations import metrics
+from homeapp.cluster import redis_keys
 
-log = logging.getLogger("homeapp.api")
+log = logging.getLogger("homeapp.api.endpoint")
 
 # A claim in Redis outlives the process that made it only this long: a process that dies
 # while handling a request must not block that key's retries for the whole window.

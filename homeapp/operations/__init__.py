@@ -1,0 +1,1 @@
+"""What operators use: health, readiness and metrics endpoints, metrics, logs, graceful shutdown."""
