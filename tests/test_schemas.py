@@ -8,8 +8,8 @@ from tests import payloads
 
 
 def test_integer_user_ids_are_normalised_to_strings():
-    assert presence.add_online_user.load({"userID": 42}) == {"userID": "42", "userUsername": None}
-    assert presence.user_channel.load(7) == "7"
+    assert presence.add_online_user_schema.load({"userID": 42}) == {"userID": "42", "userUsername": None}
+    assert presence.user_channel_schema.load(7) == "7"
 
 
 def test_unknown_fields_are_dropped_at_every_depth():
@@ -17,7 +17,7 @@ def test_unknown_fields_are_dropped_at_every_depth():
     payload["data"]["unreadMessArray"][0]["evil"] = 2
     payload["data"]["createRoomNotification"] = dict(payloads.notification("1", "2"), evil=3)
     payload["data"]["createRoomNotification"]["date"]["evil"] = 4
-    data = messaging.message.load(payload)["data"]
+    data = messaging.message_schema.load(payload)["data"]
     assert "evil" not in data and "evil" not in data["unreadMessArray"][0]
     assert "evil" not in data["createRoomNotification"]
     assert "evil" not in data["createRoomNotification"]["date"]
@@ -25,34 +25,34 @@ def test_unknown_fields_are_dropped_at_every_depth():
 
 def test_an_invalid_client_date_becomes_none_for_the_server_clock():
     payload = payloads.message("1", "1:2", date={"day": 30, "month": 2, "year": 2025, "time": "10:00"})
-    assert messaging.message.load(payload)["data"]["date"] is None
+    assert messaging.message_schema.load(payload)["data"]["date"] is None
 
 
 def test_limits_are_read_when_validating(monkeypatch):
     monkeypatch.setattr(limits.LIMITS, "room_members", 2)
     with pytest.raises(ValidationError):
-        rooms.chat_room.load("1:2:3")
+        rooms.chat_room_schema.load("1:2:3")
     monkeypatch.setattr(limits.LIMITS, "message_length", 3)
     with pytest.raises(ValidationError) as raised:
-        messaging.message.load(payloads.message("1", "1:2", "four"))
+        messaging.message_schema.load(payloads.message("1", "1:2", "four"))
     assert raised.value.messages["data"]["message"] == ["Longer than 3."]
 
 
 # Every event's schema, each with a valid payload; the field loop is compared on it and on
 # every variant with one value replaced (or dropped) at any depth.
 VALID = {
-    "message": (messaging.message, payloads.message("1", "1:2")),
-    "message-dated": (messaging.message, payloads.message(
+    "message": (messaging.message_schema, payloads.message("1", "1:2")),
+    "message-dated": (messaging.message_schema, payloads.message(
         "1", "1:2", date=payloads.DATE, createRoomNotification=payloads.notification("1", "2"))),
-    "typing": (typing_schemas.typing, payloads.typing("1", "1:2")),
-    "new_member": (groups.new_member, payloads.new_member("1", "1:2:3", "4")),
-    "kick": (groups.kick, payloads.kick("1", "1:2:3", "3")),
-    "delete_room": (groups.delete_room, payloads.delete_room("1", "1:2:3")),
-    "comment": (notifications.comment_notification, payloads.comment("1", "2")),
-    "rating": (notifications.rating_notification, payloads.rating("1", "2")),
-    "addOnlineUser": (presence.add_online_user, {"userID": "1", "userUsername": "user1"}),
-    "joinRoom": (presence.user_channel, "1"),
-    "chatRoom.join": (rooms.chat_room, "1:2"),
+    "typing": (typing_schemas.typing_schema, payloads.typing("1", "1:2")),
+    "new_member": (groups.new_member_schema, payloads.new_member("1", "1:2:3", "4")),
+    "kick": (groups.kick_schema, payloads.kick("1", "1:2:3", "3")),
+    "delete_room": (groups.delete_room_schema, payloads.delete_room("1", "1:2:3")),
+    "comment": (notifications.comment_notification_schema, payloads.comment("1", "2")),
+    "rating": (notifications.rating_notification_schema, payloads.rating("1", "2")),
+    "addOnlineUser": (presence.add_online_user_schema, {"userID": "1", "userUsername": "user1"}),
+    "joinRoom": (presence.user_channel_schema, "1"),
+    "chatRoom.join": (rooms.chat_room_schema, "1:2"),
 }
 ODD_VALUES = [payloads.DROP, None, "", "7", 7, -1, 1.5, True, [], {}, [{}], "x" * 5000, "1:2", b"1"]
 

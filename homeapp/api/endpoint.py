@@ -23,7 +23,7 @@ from homeapp.config import ConfigError
 from homeapp.errors import EventError, error_payload
 from homeapp.events import dispatch, names
 from homeapp.api.idempotency import Answer, Conflict, IdempotencyUnavailable, create_idempotency
-from homeapp.schemas.api import MAX_EVENT_NAME, event_request
+from homeapp.schemas.api import MAX_EVENT_NAME, event_request_schema
 
 log = logging.getLogger("homeapp.api.endpoint")
 bp = Blueprint("api", __name__)
@@ -144,7 +144,7 @@ def _envelope(body):
     named = body.get("event")
     named = named if isinstance(named, str) and len(named) <= MAX_EVENT_NAME else None
     try:
-        data = dispatch.validated(event_request, body)
+        data = dispatch.validated(event_request_schema, body)
     except EventError as error:
         raise Refusal(error, named) from None
     return data["event"], data["userID"], data["payload"]

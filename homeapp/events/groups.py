@@ -41,14 +41,14 @@ def _sockets_of(hub, user_id):
     return {c.sid for c in hub.connections.of_user(user_id)} | hub.presence.sockets_of(user_id)
 
 
-@handles(names.CREATE_USER_GROUP, schema=schemas.new_member)
+@handles(names.CREATE_USER_GROUP, schema=schemas.new_member_schema)
 def create_user_group(hub, conn, payload):
     data = payload["data"]
     _authorize(conn, data)
     _announce_new_member(hub, conn, data, names.CREATE_GROUP_NOTIFY, names.CREATE_GROUP_CHANGE)
 
 
-@handles(names.ADD_USER_TO_GROUP, schema=schemas.new_member)
+@handles(names.ADD_USER_TO_GROUP, schema=schemas.new_member_schema)
 def add_user_to_group(hub, conn, payload):
     data = payload["data"]
     _authorize(conn, data)
@@ -56,7 +56,7 @@ def add_user_to_group(hub, conn, payload):
     _announce_new_member(hub, conn, data, names.ADD_TO_GROUP_NOTIFY, names.ADD_TO_GROUP_CHANGE)
 
 
-@handles(names.KICK_USER_FROM_GROUP, schema=schemas.kick)
+@handles(names.KICK_USER_FROM_GROUP, schema=schemas.kick_schema)
 def kick_user_from_group(hub, conn, payload):
     _authorize(conn, payload)
     room_id, new_room_id, kicked = payload["roomID"], payload["newRoomID"], payload["kickedUserID"]
@@ -76,7 +76,7 @@ def kick_user_from_group(hub, conn, payload):
         hub.server.leave_room(sid, room_channel(room_id))
 
 
-@handles(names.DELETE_USER_ROOM, schema=schemas.delete_room)
+@handles(names.DELETE_USER_ROOM, schema=schemas.delete_room_schema)
 def delete_user_room(hub, conn, payload):
     _authorize(conn, payload)
     room_id = payload["roomID"]

@@ -69,7 +69,7 @@ def disconnect(hub, sid):
             hub.keeper.owe_departure(conn.user_id, sid)
 
 
-@handles(names.ADD_ONLINE_USER, schema=schemas.add_online_user, anonymous=True)
+@handles(names.ADD_ONLINE_USER, schema=schemas.add_online_user_schema, anonymous=True)
 def add_online_user(hub, conn, payload):
     """Count the socket as live; the first live socket of a user announces "Add".
 
@@ -100,14 +100,14 @@ def add_online_user(hub, conn, payload):
     conn.live = True
 
 
-@handles(names.JOIN_ROOM, schema=schemas.user_channel)
+@handles(names.JOIN_ROOM, schema=schemas.user_channel_schema)
 def join_room(hub, conn, user_id):
     """Subscribe the socket to its own user channel."""
     require_self(conn, user_id, "userID")
     hub.server.enter_room(conn.sid, user_channel(user_id))
 
 
-@handles(names.LEAVE_ROOM, schema=schemas.user_channel)
+@handles(names.LEAVE_ROOM, schema=schemas.user_channel_schema)
 def leave_room(hub, conn, user_id):
     """Unsubscribe the socket from its own user channel."""
     require_self(conn, user_id, "userID")

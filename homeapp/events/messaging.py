@@ -7,7 +7,7 @@ from homeapp.services.notifications import notification_for
 from homeapp.services.rooms import recipients_of, room_channel, user_channel
 
 
-@handles(names.MESSAGE, schema=schemas.message, rate="message")
+@handles(names.MESSAGE, schema=schemas.message_schema, rate="message")
 def message(hub, conn, payload):
     """Relay a message to the open chat views and notify each recipient's tabs."""
     data = payload["data"]

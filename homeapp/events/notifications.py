@@ -6,7 +6,7 @@ from homeapp.services.access import require_notifications_from
 from homeapp.services.rooms import user_channel
 
 
-@handles(names.COMMENT_NOTIFICATION, schema=schemas.comment_notification, rate="notification")
+@handles(names.COMMENT_NOTIFICATION, schema=schemas.comment_notification_schema, rate="notification")
 def comment_notification(hub, conn, payload):
     require_notifications_from(conn, [payload["notificationObj"]])
     comment = payload["newComment"]
@@ -17,7 +17,7 @@ def comment_notification(hub, conn, payload):
     hub.emit(names.NEW_COMMENT_CHANGE, comment, to=channel)
 
 
-@handles(names.RATING_NOTIFICATION, schema=schemas.rating_notification, rate="notification")
+@handles(names.RATING_NOTIFICATION, schema=schemas.rating_notification_schema, rate="notification")
 def rating_notification(hub, conn, payload):
     require_notifications_from(conn, [payload["notification"]])
     if conn.username:

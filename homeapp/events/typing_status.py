@@ -23,7 +23,7 @@ def _relay(hub, conn, payload, event):
              to=room_channel(room_id), skip_sid=conn.sid)
 
 
-@handles(names.START_TYPING, schema=schemas.typing, rate="typing")
+@handles(names.START_TYPING, schema=schemas.typing_schema, rate="typing")
 def start_typing(hub, conn, payload):
     _authorize(conn, payload)
     # A user is a member of every room id that lists them, so a socket could name endless
@@ -35,7 +35,7 @@ def start_typing(hub, conn, payload):
     _relay(hub, conn, payload, names.TYPING_START)
 
 
-@handles(names.STOP_TYPING, schema=schemas.typing, rate="typing")
+@handles(names.STOP_TYPING, schema=schemas.typing_schema, rate="typing")
 def stop_typing(hub, conn, payload):
     _authorize(conn, payload)
     conn.typing.pop(payload["roomID"], None)

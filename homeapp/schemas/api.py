@@ -14,4 +14,4 @@ class EventRequestSchema(BaseSchema):
     payload = fields.Field(load_default=None, allow_none=True)
 
 
-event_request = EventRequestSchema()
+event_request_schema = EventRequestSchema()

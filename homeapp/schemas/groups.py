@@ -66,6 +66,6 @@ class DeleteRoomSchema(BaseSchema):
     notifications = Notifications()
 
 
-new_member = NewMemberSchema()
-kick = KickSchema()
-delete_room = DeleteRoomSchema()
+new_member_schema = NewMemberSchema()
+kick_schema = KickSchema()
+delete_room_schema = DeleteRoomSchema()

@@ -61,4 +61,4 @@ class MessageSchema(BaseSchema):
     data = fields.Nested(MessageDataSchema, required=True)
 
 
-message = MessageSchema()
+message_schema = MessageSchema()

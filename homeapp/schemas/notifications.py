@@ -37,5 +37,5 @@ class RatingNotificationSchema(BaseSchema):
             raise ValidationError("Must be houseworkerID.", "notification")
 
 
-comment_notification = CommentNotificationSchema()
-rating_notification = RatingNotificationSchema()
+comment_notification_schema = CommentNotificationSchema()
+rating_notification_schema = RatingNotificationSchema()

@@ -24,5 +24,5 @@ class UserChannelSchema(ScalarSchema):
     userID = UserId(required=True)
 
 
-add_online_user = AddOnlineUserSchema()
-user_channel = UserChannelSchema()
+add_online_user_schema = AddOnlineUserSchema()
+user_channel_schema = UserChannelSchema()

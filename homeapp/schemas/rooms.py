@@ -9,4 +9,4 @@ class ChatRoomSchema(ScalarSchema):
     roomID = RoomId(required=True)
 
 
-chat_room = ChatRoomSchema()
+chat_room_schema = ChatRoomSchema()

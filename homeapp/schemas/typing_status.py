@@ -13,4 +13,4 @@ class TypingSchema(BaseSchema):
     user = fields.Nested(TypistSchema, required=True)
 
 
-typing = TypingSchema()
+typing_schema = TypingSchema()
