@@ -41,8 +41,8 @@ PYTHON = sys.executable
 
 TARGETS = {t.name: t for t in (
     Target("homeapp", "HomeApp, gevent-websocket", (PYTHON, "app.py"), HOMEAPP_ENV),
-    Target("homeapp-simple-ws", "HomeApp, simple-websocket", (PYTHON, "app.py"),
-           dict(HOMEAPP_ENV, HOMEAPP_WEBSOCKET="simple-websocket")),
+    Target("homeapp-simple-ws", "HomeApp, simple-websocket",
+           (PYTHON, "bench/peers/homeapp_simple_ws.py"), HOMEAPP_ENV),
     Target("node", "Node.js Socket.IO 4.8 peer", ("node", "bench/peers/node-server/server.js")),
     Target("echo", "gevent-websocket echo ceiling",
            (PYTHON, "bench/peers/echo_server.py", "--port", "{port}"), flavour="echo"),

@@ -46,7 +46,7 @@ def create_app(test_config=None):
         client_manager = QueueManager(config["REDIS_URL"], health, config["REDIS_TIMEOUT"])
     socketio.init_app(
         app,
-        async_mode=config.get("ASYNC_MODE", "gevent"),
+        async_mode="gevent",
         client_manager=client_manager,
         json=jsoncodec,
         serializer=jsoncodec.TextPacket,

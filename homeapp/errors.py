@@ -26,11 +26,6 @@ def forbidden(message):
     return EventError(FORBIDDEN, message)
 
 
-def invalid(message, details=None):
-    """Build a VALIDATION_ERROR for a rule the schema could not express."""
-    return EventError(VALIDATION_ERROR, message, details)
-
-
 def utc_timestamp():
     """ISO-8601 UTC time with milliseconds, as JavaScript's toISOString() prints it."""
     now = datetime.now(timezone.utc)

@@ -36,10 +36,6 @@ class OpenIdentifier:
             raise Refused("userID in the query must be 1 to 20 digits")
         return Identity(user_ids[0])
 
-    def renew(self, conn):
-        """Open identities never expire; nothing calls this."""
-        raise Refused("open identities do not expire")
-
 
 def create_identifier(config, redis_client=None):
     """The identifier of the configured HOMEAPP_AUTH mode."""

@@ -39,7 +39,7 @@ from wsaccel.xormask import XorMaskerSimple
 
 try:
     from geventwebsocket.websocket import Header
-except ImportError:  # served by simple-websocket (HOMEAPP_WEBSOCKET): the frame path is not ours
+except ImportError:  # served by simple-websocket (bench/peers/homeapp_simple_ws.py): the frame path is not ours
     Header = None
 
 gevent.config.track_greenlet_tree = False

@@ -10,7 +10,7 @@ not be imported before the worker's gevent monkey-patching.
 """
 try:
     from geventwebsocket.handler import WebSocketHandler as BaseHandler
-except ImportError:  # HOMEAPP_WEBSOCKET=simple-websocket made it unimportable: gevent's own
+except ImportError:  # bench/peers/homeapp_simple_ws.py made it unimportable: gevent's own
     from gevent.pywsgi import WSGIHandler as BaseHandler
     GeventWebSocketWorker = None
 else:
