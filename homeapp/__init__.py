@@ -1,4 +1,21 @@
-"""HomeApp realtime server: a Socket.IO server speaking the existing client's protocol."""
+"""HomeApp realtime server: a Socket.IO server speaking the existing client's protocol.
+
+How the libraries divide the work:
+
+- Flask serves HTTP: the demo page, `/api/online-users`, the backend API, health, readiness
+  and metrics, each a blueprint. create_app() below is Flask's application factory.
+- Flask-SocketIO does one thing here: `socketio.init_app(app, ...)` builds python-socketio's
+  server with this app's options (message queue, JSON codec, origins, limits) and mounts it in
+  front of the Flask app at `/socket.io/`. Its decorators and its `run()` are not used. The
+  handlers are bound on python-socketio's server directly (homeapp.events.dispatch), because
+  Flask-SocketIO's push a Flask request context for every event, which the handlers never use
+  and which cost more than a handler on the hot path (bench/optimised.md). The server loop is
+  gevent's WSGI server with this project's connection handler (homeapp.operations.shutdown's
+  serve() for `python app.py`, homeapp.transport.worker under gunicorn).
+- python-socketio, over python-engineio, speaks the protocol: the handshake, namespaces,
+  rooms, acknowledgements, and the message queue between processes (homeapp.cluster).
+- gevent-websocket carries the websockets; homeapp.transport tunes its frame path.
+"""
 from pathlib import Path
 
 import redis
