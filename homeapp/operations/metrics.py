@@ -7,7 +7,8 @@ events; under gunicorn with several workers each worker has its own numbers.
 The three families counted per event (events received, their duration, emits) are kept
 here as plain numbers and handed to Prometheus at scrape time. prometheus_client guards
 every increment with a threading.Lock, which gevent's monkey-patching turns into a
-greenlet lock costing about 0.3 µs per increment, several per event. Under gevent all
+greenlet lock taken several times per event (bench/metrics_overhead.py measures what
+metrics cost an event). Under gevent all
 greenlets share one thread and `+=` never yields, so these counts need no lock (in the
 threading mode of the tests, concurrent increments may, rarely, lose one). Their label
 children are looked up once, when the handlers are bound, never per event.

@@ -1,8 +1,8 @@
 """marshmallow's field types, minus a cost the hot path pays on every field of every event.
 
 marshmallow 4 builds an `And` of a field's validators each time a field is loaded, even
-when there are none: with the inline checks of common.BoundedString, a `message`'s schema
-went from 70 to 57 µs (bench/optimised.md).
+when there are none, which with the inline checks of common.BoundedString was a fifth of a
+`message`'s load (bench/optimised.md has the figures).
 These subclasses skip that step when a field has no validators, and behave otherwise
 as marshmallow's own (String aside, below). The schemas import their field types from here.
 """
