@@ -91,20 +91,6 @@ def test_unknown_events_are_ignored_unless_an_ack_was_asked(memory_users):
     assert a.got() == [] and b.got() == []
 
 
-def test_binary_packets_are_answered_like_any_other(memory_server):
-    """A binary attachment where the protocol wants text: as an event name it is an unknown
-    event; as a message's text it is refused (tests/test_live_messaging.py)."""
-    ws = raw_socket(memory_server, new_user_id())
-    try:
-        ws.send('451-1[{"_placeholder":true,"num":0}]')
-        ws.send_binary(b"newComment")
-        ack = ws.recv()
-        assert ack.startswith("431")
-        assert json.loads(ack[3:])[0]["code"] == "UNKNOWN_EVENT"
-    finally:
-        ws.close()
-
-
 def test_malformed_packets_are_dropped_and_the_socket_lives_on(memory_server):
     user = new_user_id()
     ws = raw_socket(memory_server, user)
