@@ -22,7 +22,7 @@ from gevent.event import Event
 from gevent.pool import Pool
 
 from homeapp import keeper
-from homeapp.worker import Handler
+from homeapp.worker import handler_class
 
 log = logging.getLogger("homeapp.shutdown")
 
@@ -81,7 +81,8 @@ def serve(app, host, port, signals=(signal.SIGTERM, signal.SIGINT)):
     hub = app.extensions["homeapp"]
     grace = app.config["SHUTDOWN_GRACE"]
     # what Flask-SocketIO's run() builds for gevent, plus a pool so that stop() can wait for handlers
-    server = pywsgi.WSGIServer((host, port), app, handler_class=Handler, log=None, spawn=Pool(),
+    server = pywsgi.WSGIServer((host, port), app, handler_class=handler_class(app.config),
+                               log=None, spawn=Pool(),
                                error_log=logging.getLogger("homeapp.wsgi"))  # tracebacks in the log's format
     stopping = []
     stopped = Event()
