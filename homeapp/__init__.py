@@ -6,7 +6,7 @@ import redis
 from flask import Flask
 from socketio import manager as socketio_manager
 
-from homeapp import jsoncodec, metrics
+from homeapp import jsoncodec, metrics, transport
 from homeapp.config import load_config
 from homeapp.connections import Connections
 from homeapp.events import Hub, register
@@ -19,7 +19,6 @@ from homeapp.origins import allowed_origins
 from homeapp.presence import create_presence
 from homeapp.queue import QueueManager
 from homeapp.schemas import limits
-from homeapp.transport import tuned_websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,9 +70,11 @@ def create_app(test_config=None):
     hub = Hub(socketio.server, presence, connections, config,
               create_identifier(config, redis_client), health)
     register(socketio.server, hub)
+    transport.install(config)
+    app.wsgi_app = transport.bounded_polling(app.wsgi_app, socketio.server.eio, config["MAX_PACKET_BYTES"])
     # outside Flask-SocketIO's middleware: sees every socket. A client has as long to answer
     # the server's close frame as it has to answer a ping.
-    app.wsgi_app = tuned_websockets(app.wsgi_app, close_grace=config["PING_TIMEOUT"])
+    app.wsgi_app = transport.tuned_websockets(app.wsgi_app, close_grace=config["PING_TIMEOUT"])
     if redis_client is not None:
         hub.keeper = PresenceKeeper(hub, presence, config["PRESENCE_TIMEOUT"]).start()
     app.extensions["homeapp"] = hub
