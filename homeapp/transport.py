@@ -165,15 +165,15 @@ class _Incoming:
         self._engineio_socket, self._ws, self._upgrade = sock, ws, upgrade
 
     def wait(self):
-        while True:
-            data = self._ws.wait()
-            if data.__class__ is not str:  # None (the end) or a binary message
-                return data
+        data = self._ws.wait()
+        # None (the end) and binary messages pass, and text as clients send it (one lookup)
+        while data.__class__ is str and data[:2] not in _PLAIN_STARTS:
             error = _decode_error(data)
             if error is None:
                 break
             log.info("dropped a malformed Engine.IO packet from %s: %s: %s",
                      self._engineio_socket.sid, type(error).__name__, error)
+            data = self._ws.wait()
         if self._upgrade and data == _UPGRADE and self._engineio_socket.upgrading:
             self._engineio_socket.direct_websocket = self._ws
         return data
@@ -182,18 +182,14 @@ class _Incoming:
         return getattr(self._ws, name)
 
 
-_PACKET_TYPES = frozenset("0123456")
-_PLAIN = frozenset(string.ascii_letters + string.digits) | {""}
+# how every packet a client sends starts ("42[...", "3", "2probe"): an Engine.IO packet
+# type, then a letter, a digit or nothing. Engine.IO always decodes those.
+_PLAIN_STARTS = frozenset(kind + after for kind in "0123456"
+                          for after in ["", *string.ascii_letters, *string.digits])
 
 
 def _decode_error(text):
-    """Why Engine.IO cannot decode a text message, or None when it can.
-
-    The packets clients send (a packet type, then a letter, a digit or nothing: "42[...",
-    "3", "2probe") pass at once; anything else is decoded once here to find out.
-    """
-    if text[:1] in _PACKET_TYPES and text[1:2] in _PLAIN:
-        return None
+    """Why Engine.IO cannot decode a text message, or None when it can: decodes it once."""
     try:
         packet.Packet(encoded_packet=text)
     except Exception as exc:  # ValueError, binascii.Error, RecursionError (deep JSON)

@@ -282,10 +282,15 @@ def test_a_polling_client_that_polls_keeps_its_queue_under_the_limit(engineio_so
     assert engineio_socket.queued_bytes == 0 and not engineio_socket.closed
 
 
-@pytest.mark.parametrize("text", ["42[\"message\",{}]", "40", "3", "2probe", "5", "6", "4{\"a\":1}", "9x"],
-                         ids=["event", "connect", "pong", "probe", "upgrade", "noop", "json", "unknown type"])
-def test_what_engineio_decodes_is_passed(text):
-    assert transport._decode_error(text) is None
+@pytest.mark.parametrize("text", ["42[\"message\",{}]", "40", "3", "2probe", "5", "6"],
+                         ids=["event", "connect", "pong", "probe", "upgrade", "noop"])
+def test_the_packets_clients_send_pass_without_decoding(text):
+    assert text[:2] in transport._PLAIN_STARTS
+
+
+@pytest.mark.parametrize("text", ["4{\"a\":1}", "9x", "4 42"], ids=["json", "unknown type", "space"])
+def test_other_packets_engineio_decodes_pass_once_decoded(text):
+    assert text[:2] not in transport._PLAIN_STARTS and transport._decode_error(text) is None
 
 
 @pytest.mark.parametrize("text", ["", "x", "babc", "4" + "[" * 3000, "4 " + "[" * 3000],
