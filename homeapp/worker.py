@@ -59,22 +59,26 @@ class Handler(BaseHandler):
         bounds how long a kept-alive connection may sit idle between requests."""
         if self.header_timeout is None:
             return super().handle_one_request()
-        self.header_deadline = gevent.Timeout.start_new(self.header_timeout)
+        deadline = self.header_deadline = gevent.Timeout.start_new(self.header_timeout)
         try:
             return super().handle_one_request()
         except gevent.Timeout as timeout:
-            if timeout is not self.header_deadline:
+            if timeout is not deadline:
                 raise
             return None  # gevent's "close this connection"
         finally:
-            self.header_deadline.close()
+            self._end_header_deadline()
 
     def read_request(self, raw_requestline):
         """gevent's header parsing; once the headers are in, the rest is the application's time."""
         parsed = super().read_request(raw_requestline)
-        if self.header_deadline is not None:
-            self.header_deadline.cancel()
+        self._end_header_deadline()
         return parsed
+
+    def _end_header_deadline(self):
+        if self.header_deadline is not None:
+            self.header_deadline.close()
+            self.header_deadline = None  # not held for the life of a websocket
 
     def run_application(self):
         try:
