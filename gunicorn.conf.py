@@ -36,8 +36,9 @@ bind = f"{_settings['HOST']}:{_settings['PORT']}"
 
 # The plain gevent worker answers every websocket upgrade with a 500 when gevent-websocket
 # is installed; gevent-websocket's serves both transports, and homeapp's is that one with
-# a smaller read buffer per connection (homeapp/transport/worker.py).
-worker_class = _standalone("transport/worker").Worker
+# a smaller read buffer per connection, a header timeout and a bound on websocket messages
+# (homeapp/transport/worker.py).
+worker_class = _standalone("transport/worker").worker_class(_settings)
 
 # One worker per gunicorn: its master hands requests to workers at random, and the
 # long-polling transport needs every request of a session to reach the same process.

@@ -33,8 +33,8 @@ from homeapp.operations import metrics
 from homeapp.operations.logs import configure_logging
 from homeapp.schemas import limits
 from homeapp.transport import jsoncodec
+from homeapp.transport import websocket as transport
 from homeapp.transport.origins import allowed_origins
-from homeapp.transport.websocket import tuned_websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,9 +78,11 @@ def create_app(test_config=None):
     hub = build_hub(socketio.server, config, redis_client, health)
     metrics.watch(hub.connections, health)
     register(socketio.server, hub)
+    transport.install(config)
+    app.wsgi_app = transport.bounded_polling(app.wsgi_app, socketio.server.eio, config["MAX_PACKET_BYTES"])
     # outside Flask-SocketIO's middleware: sees every socket. A client has as long to answer
     # the server's close frame as it has to answer a ping.
-    app.wsgi_app = tuned_websockets(app.wsgi_app, close_grace=config["PING_TIMEOUT"])
+    app.wsgi_app = transport.tuned_websockets(app.wsgi_app, close_grace=config["PING_TIMEOUT"])
     if hub.keeper is not None:
         hub.keeper.start()
     app.extensions["homeapp"] = hub

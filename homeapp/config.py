@@ -194,6 +194,12 @@ def load_config(env=None):
         "MAX_ROOM_MEMBERS": _int(env, "HOMEAPP_MAX_ROOM_MEMBERS", 50, minimum=2),
         "MAX_NOTIFICATIONS": _int(env, "HOMEAPP_MAX_NOTIFICATIONS", 100, minimum=1),
         "MAX_PACKET_BYTES": _int(env, "HOMEAPP_MAX_PACKET_BYTES", 64 * 1024, minimum=1024),
+        # output a socket may have waiting for a client that does not read it; past this it
+        # is disconnected
+        "MAX_PENDING_OUTPUT_BYTES": _int(env, "HOMEAPP_MAX_PENDING_OUTPUT_BYTES", 1024 * 1024,
+                                         minimum=64 * 1024),
+        # seconds a connection has to send a request's line and headers
+        "HEADER_TIMEOUT": _float(env, "HOMEAPP_HEADER_TIMEOUT", 10.0, minimum=0.1),
         # token buckets per socket: sustained events per second and burst; 0 turns a limit off
         "MESSAGE_RATE": _float(env, "HOMEAPP_MESSAGE_RATE", 10.0),
         "MESSAGE_BURST": _int(env, "HOMEAPP_MESSAGE_BURST", 20, minimum=1),

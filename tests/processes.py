@@ -103,6 +103,20 @@ class ServerProcess:
     def log(self):
         return self.log_path.read_text(errors="replace")
 
+    def rss_bytes(self):
+        """The process's resident memory now, in bytes (Linux: /proc/<pid>/status).
+
+        Raises AssertionError when the process has exited.
+        """
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) * 1024  # the kernel counts in kB
+        except FileNotFoundError:
+            pass
+        raise AssertionError(f"server {self.proc.pid} is gone; log:\n{self.log()}")
+
     def stop(self, sig=signal.SIGTERM, timeout=10):
         """Signal the process and wait for it; returns its exit code."""
         if self.proc is None or self.proc.poll() is not None:

@@ -42,6 +42,7 @@ def test_operations_defaults():
     assert (config["LOG_LEVEL"], config["LOG_FORMAT"], config["METRICS_TOKEN"]) == ("INFO", "text", None)
     assert (config["SHUTDOWN_GRACE"], config["READY_TIMEOUT"]) == (10.0, 0.5)
     assert (config["PING_INTERVAL"], config["PING_TIMEOUT"]) == (25, 20)
+    assert (config["MAX_PENDING_OUTPUT_BYTES"], config["HEADER_TIMEOUT"]) == (1024 * 1024, 10.0)
 
 
 @pytest.mark.parametrize("name, value", [
@@ -52,6 +53,8 @@ def test_operations_defaults():
     ("HOMEAPP_READY_TIMEOUT", "0"),
     ("HOMEAPP_PING_INTERVAL", "0.5"),  # Engine.IO announces whole seconds: 0.5 would be 0
     ("HOMEAPP_PING_TIMEOUT", "0"),
+    ("HOMEAPP_MAX_PENDING_OUTPUT_BYTES", "1000"),  # less than one packet could ever wait
+    ("HOMEAPP_HEADER_TIMEOUT", "0"),
 ])
 def test_bad_operations_settings_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):

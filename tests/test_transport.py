@@ -112,6 +112,37 @@ def test_a_connection_closed_before_the_grace_runs_out_is_left_alone(pair):
         peer.close()
 
 
+def test_a_client_further_behind_than_the_limit_is_cut_and_its_backlog_dropped(pair):
+    ours, theirs = pair
+    writer = transport._Writer(ours, max_pending=100_000)
+    frame = b"\x81" + b"x" * 3999
+    with pytest.raises(OSError):
+        for _ in range(500):  # 2 MB that nobody reads
+            writer.write(frame)
+            gevent.sleep(0)
+    assert writer.pending == [] and writer.pending_bytes == 0
+    theirs.settimeout(2)
+    received = 0
+    while chunk := theirs.recv(65536):  # what the kernel had taken, then the end
+        received += len(chunk)
+    assert received < 500 * 4000
+
+
+def test_a_slow_reader_within_the_limit_is_not_cut(pair):
+    ours, theirs = pair
+    writer = transport._Writer(ours, max_pending=1_000_000)
+    frames = [b"\x81" + bytes([i % 128]) * 3999 for i in range(500)]  # 2 MB, read as it comes
+    reader = gevent.spawn(lambda: [theirs.recv(65536) for _ in iter(int, 1)])
+    try:
+        for i, frame in enumerate(frames):
+            writer.write(frame)
+            gevent.sleep(0.001 if i % 10 == 0 else 0)  # now and then long enough for the reader
+        gevent.sleep(0.1)
+        assert writer.error is None and writer.pending_bytes == 0
+    finally:
+        reader.kill()
+
+
 def test_writes_to_a_vanished_peer_fail_on_the_next_write(pair):
     ours, theirs = pair
     writer = transport._Writer(ours)
@@ -224,3 +255,58 @@ def test_an_upgrade_makes_the_connection_that_completed_it_direct_not_a_later_on
     upgrading.incoming.put(None)
     handlers[0].join(timeout=2)
     assert engineio_socket.direct_websocket is None
+
+
+@pytest.fixture
+def output_limit(monkeypatch):
+    monkeypatch.setattr(transport.Limits, "pending_output", 100)
+
+
+def test_a_polling_client_that_lets_its_queue_pass_the_limit_is_disconnected(engineio_socket, output_limit):
+    disconnected = []
+    engineio_socket.server.on("disconnect", lambda sid, reason: disconnected.append(reason))
+    engineio_socket.connected = True  # on long-polling, and never polling
+    for i in range(5):
+        engineio_socket.send(packet.Packet(packet.MESSAGE, f"{i}" * 30))
+    gevent.sleep(0.01)
+    assert disconnected == ["transport error"]
+    assert engineio_socket.closed
+    assert [p.data for p in engineio_socket.poll()][:3] == ["0" * 30, "1" * 30, "2" * 30]
+
+
+def test_a_polling_client_that_polls_keeps_its_queue_under_the_limit(engineio_socket, output_limit):
+    engineio_socket.connected = True
+    for i in range(50):
+        engineio_socket.send(packet.Packet(packet.MESSAGE, "x" * 30))
+        assert [p.data for p in engineio_socket.poll()] == ["x" * 30]
+    assert engineio_socket.queued_bytes == 0 and not engineio_socket.closed
+
+
+@pytest.mark.parametrize("text", ["42[\"message\",{}]", "40", "3", "2probe", "5", "6"],
+                         ids=["event", "connect", "pong", "probe", "upgrade", "noop"])
+def test_the_packets_clients_send_pass_without_decoding(text):
+    assert text[:2] in transport._PLAIN_STARTS
+
+
+@pytest.mark.parametrize("text", ["4{\"a\":1}", "9x", "4 42"], ids=["json", "unknown type", "space"])
+def test_other_packets_engineio_decodes_pass_once_decoded(text):
+    assert text[:2] not in transport._PLAIN_STARTS and transport._decode_error(text) is None
+
+
+@pytest.mark.parametrize("text", ["", "x", "babc", "4" + "[" * 3000, "4 " + "[" * 3000],
+                         ids=["empty", "no type", "bad base64", "deep nesting", "nesting after a space"])
+def test_what_engineio_cannot_decode_is_found_out(text):
+    assert isinstance(transport._decode_error(text), Exception)
+
+
+def test_a_malformed_packet_is_dropped_and_the_next_one_handled(engineio_socket, fake_websocket):
+    received = []
+    engineio_socket.server.on("message", lambda sid, data: received.append(data))
+    ws = fake_websocket()
+    handler = gevent.spawn(engineio_socket._websocket_handler, ws)
+    for text in ["", "4" + "[" * 3000, "4after"]:
+        ws.incoming.put(text)
+    gevent.sleep(0.01)
+    assert received == ["after"] and not engineio_socket.closed
+    ws.incoming.put(None)
+    handler.join(timeout=2)

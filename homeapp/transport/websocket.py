@@ -24,11 +24,29 @@ that only wait, and 8 KB in a read buffer that holds a few hundred bytes at a ti
 - Engine.IO spawns a greenlet per socket that sleeps through the ping interval (4 KB
   with its stack); a timer on the event loop does the same for about 100 bytes.
 - Each connection reads through a 1 KB buffer instead of 8 KB (homeapp/transport/worker.py).
+- A closed connection is let go of at once: the timers that wait on it (the next ping, the
+  close frame's grace) hold it weakly. Held strongly, they kept every connection of the
+  last ping interval alive, and the memory a burst of connections took stayed taken.
+
+Hostile clients. What one client can make this process hold is bounded:
+
+- output waiting for a client that does not read it: past Limits.pending_output bytes the
+  client is disconnected, on a websocket (_Writer) and in Engine.IO's queue (polling);
+- a long-polling POST over the packet limit is answered 413 at once (bounded_polling);
+- a text message Engine.IO cannot decode is dropped (_Incoming) instead of ending its
+  connection with a traceback;
+- websocket messages over the packet limit, and requests whose headers never end, are
+  homeapp/transport/worker.py's.
 """
 import errno
+import io
+import logging
 import os
 import socket
+import string
 import time
+import urllib.parse
+import weakref
 
 import gevent
 import gevent.socket
@@ -43,6 +61,18 @@ except ImportError:  # served by simple-websocket (bench/peers/homeapp_simple_ws
     Header = None
 
 gevent.config.track_greenlet_tree = False
+log = logging.getLogger("homeapp.transport")
+
+
+class Limits:
+    """What one client may make this process hold; install() sets them from the settings."""
+
+    pending_output = None  # bytes waiting for a client; None: no limit
+
+
+def install(config):
+    """Apply the settings that bound what one client can make this process hold."""
+    Limits.pending_output = config["MAX_PENDING_OUTPUT_BYTES"]
 
 
 def _unmask(header, payload):
@@ -66,15 +96,17 @@ def _schedule_ping(sock):
     if sock.last_ping:  # as Engine.IO: one ping at a time, the next once the pong came
         sock.last_ping = None
         timer = gevent.get_hub().loop.timer(sock.server.ping_interval)
-        timer.start(_ping, sock, timer)
+        # weakly: a socket that closes meanwhile is freed now, not when its ping was due
+        timer.start(_ping, weakref.ref(sock), timer)
 
 
-def _ping(sock, timer):
+def _ping(socket_ref, timer):
     """Runs in the event loop, so it must not block: send only queues the packet, or hands it
     to a _Writer, which never blocks (last_ping is now, so send cannot find the ping timed out
     and close the socket from here)."""
     timer.close()
-    if not sock.closing and not sock.closed:
+    sock = socket_ref()
+    if sock is not None and not sock.closing and not sock.closed:
         sock.last_ping = time.time()
         sock.send(packet.Packet(packet.PING))
 
@@ -98,43 +130,71 @@ _queued_send = Socket.send
 _queued_poll = Socket.poll
 _serve_websocket = Socket._websocket_handler
 Socket.direct_websocket = None  # the _Writer connection the socket is on, once it is on it
+Socket.queued_bytes = 0  # about the bytes of the packets in its queue
+Socket.cut_off = False  # disconnected for not fetching what it was sent
 _UPGRADE = packet.Packet(packet.UPGRADE).encode()
 
 
 def _websocket_handler(sock, ws):
     raw_write = getattr(getattr(ws, "_sock", None), "raw_write", None)
-    if not isinstance(getattr(raw_write, "__self__", None), _Writer):
-        return _serve_websocket(sock, ws)
-    if sock.connected:  # an upgrade from polling: this connection counts once it completes it
-        handled = _UpgradeWatch(sock, ws)
-    else:  # a websocket from the start: Engine.IO marks it upgraded at once
-        handled = ws
+    direct = isinstance(getattr(raw_write, "__self__", None), _Writer)
+    # an upgrade from polling counts once the connection completes it; a websocket from the
+    # start is marked upgraded by Engine.IO at once
+    upgrade = direct and sock.connected
+    if direct and not upgrade:
         sock.direct_websocket = ws
     try:
-        return _serve_websocket(sock, handled)
+        return _serve_websocket(sock, _Incoming(sock, ws, upgrade))
     finally:
         if sock.direct_websocket is ws:  # not another connection's, which may have upgraded since
             sock.direct_websocket = None
 
 
-class _UpgradeWatch:
-    """An upgrading connection as Engine.IO's handler sees it: it becomes the socket's direct
-    websocket when the client's UPGRADE packet arrives on it, not when it opens (a second
-    connection may open for the same socket, and never upgrade)."""
+class _Incoming:
+    """A websocket as Engine.IO's handler reads it.
 
-    __slots__ = ("_engineio_socket", "_ws")
+    A text message that Engine.IO cannot decode is dropped: Engine.IO decodes outside its
+    error handling, and one empty frame ended the connection with a traceback. An upgrading
+    connection (`upgrade`) becomes the socket's direct websocket when the client's UPGRADE
+    packet arrives on it, not when it opens (a second connection may open for the same
+    socket, and never upgrade)."""
 
-    def __init__(self, sock, ws):
-        self._engineio_socket, self._ws = sock, ws
+    __slots__ = ("_engineio_socket", "_ws", "_upgrade")
+
+    def __init__(self, sock, ws, upgrade):
+        self._engineio_socket, self._ws, self._upgrade = sock, ws, upgrade
 
     def wait(self):
         data = self._ws.wait()
-        if data == _UPGRADE and self._engineio_socket.upgrading:
+        # None (the end) and binary messages pass, and text as clients send it (one lookup)
+        while data.__class__ is str and data[:2] not in _PLAIN_STARTS:
+            error = _decode_error(data)
+            if error is None:
+                break
+            log.info("dropped a malformed Engine.IO packet from %s: %s: %s",
+                     self._engineio_socket.sid, type(error).__name__, error)
+            data = self._ws.wait()
+        if self._upgrade and data == _UPGRADE and self._engineio_socket.upgrading:
             self._engineio_socket.direct_websocket = self._ws
         return data
 
     def __getattr__(self, name):
         return getattr(self._ws, name)
+
+
+# how every packet a client sends starts ("42[...", "3", "2probe"): an Engine.IO packet
+# type, then a letter, a digit or nothing. Engine.IO always decodes those.
+_PLAIN_STARTS = frozenset(kind + after for kind in "0123456"
+                          for after in ["", *string.ascii_letters, *string.digits])
+
+
+def _decode_error(text):
+    """Why Engine.IO cannot decode a text message, or None when it can: decodes it once."""
+    try:
+        packet.Packet(encoded_packet=text)
+    except Exception as exc:  # ValueError, binascii.Error, RecursionError (deep JSON)
+        return exc
+    return None
 
 
 def _on_websocket(sock):
@@ -147,22 +207,63 @@ def _on_websocket(sock):
 def _send(sock, pkt):
     ws = _on_websocket(sock)
     if ws is None or not sock.queue.empty():
-        return _queued_send(sock, pkt)
+        return _enqueue(sock, pkt)
     if not sock.check_ping_timeout():
         return
     try:
         ws.send(pkt.encode())
     except Exception:  # the connection is gone: the writer meets the same error and closes it
+        sock.queued_bytes += _size(pkt)
         sock.queue.put(pkt)
+
+
+def _enqueue(sock, pkt):
+    """Engine.IO's send, through the socket's queue, unless more than Limits.pending_output
+    waits there already: then the client, which does not fetch what it is sent (a polling
+    client that never polls), is disconnected and the packet dropped."""
+    sock.queued_bytes += _size(pkt)
+    if Limits.pending_output is None or sock.queued_bytes <= Limits.pending_output:
+        return _queued_send(sock, pkt)
+    if not sock.cut_off:
+        sock.cut_off = True
+        # not from here: this may be another socket's event handler, emitting
+        sock.server.start_background_task(_cut_off, sock)
+
+
+def _cut_off(sock):
+    log.info("disconnecting %s: %d bytes wait for a client that does not fetch them",
+             sock.sid, sock.queued_bytes)
+    _end_session(sock)
+
+
+def _end_session(sock):
+    """Engine.IO's disconnect, without its wait for a poll that the client may never make.
+
+    Dropped from the server's sockets at once, as Engine.IO's disconnect does: a POST for a
+    closed session still there fails with a traceback and a 500.
+    """
+    sock.close(wait=False, reason=sock.server.reason.TRANSPORT_ERROR)
+    sock.server.sockets.pop(sock.sid, None)
+
+
+def _size(pkt):
+    """About the bytes a packet takes: its data's length. (Encoding it here would fix its
+    encoding before the transport that sends it chooses one.)"""
+    data = pkt.data
+    return 1 + len(data) if data.__class__ is str or data.__class__ is bytes else 1
 
 
 def _poll(sock):
     while True:
         try:
-            return _queued_poll(sock)
+            packets = _queued_poll(sock)
         except QueueEmpty:
             if _on_websocket(sock) is None or sock.closed:
                 raise
+        else:
+            for pkt in packets:
+                sock.queued_bytes -= _size(pkt)
+            return packets
 
 
 Socket._websocket_handler = _websocket_handler
@@ -192,11 +293,52 @@ def _tune(websocket, close_grace):
     except OSError:  # not a TCP socket (a unix socket behind a proxy)
         pass
     if type(sock) is gevent.socket.socket:  # not TLS: _Writer writes to the descriptor itself
-        websocket.raw_write = _Writer(sock, close_grace).write
+        websocket.raw_write = _Writer(sock, close_grace, Limits.pending_output).write
+
+
+def bounded_polling(wsgi_app, eio, limit):
+    """Wrap Flask-SocketIO's middleware (`wsgi_app`) so that a long-polling POST bigger than
+    `limit` bytes is answered 413, and its Engine.IO session (`eio`'s) closed, as soon as that
+    is known: from its Content-Length, or while reading a chunked body. Engine.IO refused it
+    with a disconnect that waits for the client's next poll, which a client that sends too
+    much need never make, and read no chunked body at all."""
+    path = wsgi_app.engineio_path
+
+    def app(environ, start_response):
+        if environ["REQUEST_METHOD"] == "POST" and environ.get("PATH_INFO", "").startswith(path):
+            body = _body_within(environ, limit)
+            if body is None:
+                _close_session(eio, environ)
+                # worker.Handler closes the connection without reading the rest
+                start_response("413 Payload Too Large",
+                               [("Content-Type", "text/plain"), ("Connection", "close")])
+                return [b"Payload Too Large"]
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return wsgi_app(environ, start_response)
+    return app
+
+
+def _body_within(environ, limit):
+    """The request's body, or None when it is bigger than `limit` bytes."""
+    if int(environ.get("CONTENT_LENGTH") or 0) > limit:
+        return None
+    body = environ["wsgi.input"].read(limit + 1)  # gevent's input decodes a chunked body
+    return body if len(body) <= limit else None
+
+
+def _close_session(eio, environ):
+    """Close the Engine.IO session a request names, as for a websocket message over the limit."""
+    sid = urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).get("sid", [None])[0]
+    sock = eio.sockets.get(sid)
+    log.info("refused a long-polling POST of more than the packet limit from %s", sid)
+    if sock is not None:
+        _end_session(sock)
 
 
 _CLOSE_FRAME = b"\x88"  # FIN + opcode 8
 _CLOSED = BrokenPipeError(errno.EPIPE, "the websocket sent its close frame")
+_UNREAD = ConnectionAbortedError(errno.ECONNABORTED, "the client did not read what it was sent")
 
 
 class _Writer:
@@ -212,15 +354,23 @@ class _Writer:
     `close_grace` seconds after a close frame, a connection still open is cut: a client that
     went silent (Engine.IO dropped it for missing pings) never answers the frame, and its
     connection would wait for TCP to give up on it, about 15 minutes.
+
+    More than `max_pending` bytes waiting (None: no limit), and the client is not reading:
+    they are dropped and the connection is cut, so that its reader sees the end and Engine.IO
+    disconnects the socket. Unbounded, a client that sent events and never read the answers
+    grew the server as long as it liked.
     """
 
-    __slots__ = ("sock", "fd", "close_grace", "pending", "scheduled", "drainer", "error")
+    __slots__ = ("sock", "fd", "close_grace", "max_pending", "pending", "pending_bytes",
+                 "scheduled", "drainer", "error")
 
-    def __init__(self, sock, close_grace=None):
+    def __init__(self, sock, close_grace=None, max_pending=None):
         self.sock = sock
         self.close_grace = close_grace  # None: never cut
+        self.max_pending = max_pending
         self.fd = sock.fileno()
         self.pending = []
+        self.pending_bytes = 0  # in pending, and in the drainer's hands
         self.scheduled = False
         self.drainer = None
         self.error = None  # raised by every later write (gevent-websocket expects OSError)
@@ -229,15 +379,35 @@ class _Writer:
         if self.error is not None:
             raise self.error
         self.pending.append(data)
+        self.pending_bytes += len(data)
         if data[:1] == _CLOSE_FRAME:
             self.error = _CLOSED
             self._flush()  # now, not when the loop runs; never waiting for a client that does not read
             if self.close_grace is not None:
                 timer = gevent.get_hub().loop.timer(self.close_grace)
-                timer.start(self._cut, timer)
+                # weakly: a connection that ends meanwhile is freed now, not when the grace ends
+                timer.start(_cut, weakref.ref(self.sock), timer)
+        elif self.max_pending is not None and self.pending_bytes > self.max_pending:
+            self._give_up()
         elif not self.scheduled and self.drainer is None:
             self.scheduled = True
             gevent.get_hub().loop.run_callback(self._flush)
+
+    def _give_up(self):
+        """Drop what the client did not read, and cut the connection."""
+        try:
+            peer = self.sock.getpeername()
+        except OSError:  # gone already
+            peer = None
+        gevent.get_hub().loop.run_callback(  # not in the writer's log context: another socket's
+            log.info, "cutting the connection of %s, which did not read %d bytes", peer, self.pending_bytes)
+        self.pending.clear()
+        self.pending_bytes = 0
+        self.error = _UNREAD
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # closed already
+            pass
 
     def _flush(self):
         """Runs in the event loop, so it must not block: writes what the kernel takes now,
@@ -254,19 +424,12 @@ class _Writer:
             sent = 0
         except OSError as exc:  # the peer is gone: the next write raises, the reader sees EOF
             self.error = exc
+            self.pending_bytes = 0
             return
+        self.pending_bytes -= sent
         if sent < len(data):  # the client reads slower than this server writes
             self.pending.insert(0, data[sent:])
             self.drainer = gevent.spawn(self._drain)
-
-    def _cut(self, timer):
-        """Runs in the event loop, close_grace after the close frame: ends a connection still
-        open, so that its reader, if still waiting, sees the end and lets it go."""
-        timer.close()
-        try:  # a socket closed since has let go of its descriptor: this raises, touching no other
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def _drain(self):
         """In the drainer: send everything pending, blocking as long as it takes."""
@@ -275,9 +438,24 @@ class _Writer:
                 data = b"".join(self.pending)
                 self.pending.clear()
                 self.sock.sendall(data)
+                self.pending_bytes -= len(data)
         except OSError as exc:
             self.pending.clear()
+            self.pending_bytes = 0
             if self.error is None:
                 self.error = exc
         finally:
             self.drainer = None
+
+
+def _cut(socket_ref, timer):
+    """Runs in the event loop, close_grace after a close frame: ends a connection still open,
+    so that its reader, if still waiting, sees the end and lets it go."""
+    timer.close()
+    sock = socket_ref()
+    if sock is None:  # the connection ended, and was freed
+        return
+    try:  # a socket closed since has let go of its descriptor: this raises, touching no other
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass

@@ -1,32 +1,170 @@
 """The connection handler of `python app.py` and the gunicorn worker of gunicorn.conf.py.
 
-gevent-websocket's, reading each connection through a READ_BUFFER-byte buffer instead of
-8 KB: a frame of this protocol is a few hundred bytes, and an idle socket held the rest
-for nothing (3 KB of RSS per socket, bench/ idle scenario).
+gevent-websocket's handler, with four changes:
+
+- each connection reads through a READ_BUFFER-byte buffer instead of 8 KB: a frame of this
+  protocol is a few hundred bytes, and an idle socket held the rest for nothing (3 KB of
+  RSS per socket, bench/ idle scenario);
+- a request's line and headers must arrive within `header_timeout` seconds of the handler
+  starting to wait for them, or the connection is closed: gevent waits forever, so a client
+  that never finishes its headers held a connection and a greenlet for as long as it liked;
+- a response that closes the connection does not first read what is left of the request's
+  body: gevent would wait for every byte a Content-Length announced, sent or not;
+- a websocket message bigger than `max_message_bytes` ends its connection (close code 1009)
+  as soon as the header of the frame that takes it past the limit arrives, before that frame
+  is read: gevent-websocket assembles a whole message in memory before anyone can look at its
+  size, and one client held hundreds of megabytes that way.
+
+`handler_class(settings)` and `worker_class(settings)` give the two entries these classes
+with the limits of homeapp.config's settings.
 
 gunicorn's master loads this file on its own, as gunicorn.conf.py does config.py: it
 imports only gevent, gevent-websocket and gunicorn, never the homeapp package, which must
 not be imported before the worker's gevent monkey-patching.
 """
+import struct
+
+import gevent
+from gevent.pywsgi import Input
+
 try:
     from geventwebsocket.handler import WebSocketHandler as BaseHandler
 except ImportError:  # bench/peers/homeapp_simple_ws.py made it unimportable: gevent's own
     from gevent.pywsgi import WSGIHandler as BaseHandler
-    GeventWebSocketWorker = None
+    GeventWebSocketWorker = BaseWebSocket = None
 else:
+    from geventwebsocket.exceptions import FrameTooLargeException, ProtocolError, WebSocketError
     from geventwebsocket.gunicorn.workers import GeventWebSocketWorker
+    from geventwebsocket.websocket import Header
+    from geventwebsocket.websocket import WebSocket as BaseWebSocket
 
 # a longer read goes around the buffer, straight into its destination
 READ_BUFFER = 1024
+MESSAGE_TOO_BIG = 1009  # the websocket close code
 
 
 class Handler(BaseHandler):
+    header_timeout = None  # seconds; None: wait as long as the client likes
+    max_message_bytes = None  # None: gevent-websocket's own connection, without a limit
+
     def __init__(self, sock, address, server, rfile=None):
         # gevent's handler takes rfile (an argument it calls deprecated) and makes its own
         # 8 KB reader only without one: one reader per connection, not one made and dropped
         super().__init__(sock, address, server, rfile or sock.makefile("rb", READ_BUFFER))
+        self.header_deadline = None
+
+    def handle_one_request(self):
+        """gevent's, the request line and headers read within header_timeout; past it the
+        connection is closed. The time runs from when the handler starts waiting, so it also
+        bounds how long a kept-alive connection may sit idle between requests."""
+        if self.header_timeout is None:
+            return super().handle_one_request()
+        deadline = self.header_deadline = gevent.Timeout.start_new(self.header_timeout)
+        try:
+            return super().handle_one_request()
+        except gevent.Timeout as timeout:
+            if timeout is not deadline:
+                raise
+            return None  # gevent's "close this connection"
+        finally:
+            self._end_header_deadline()
+
+    def read_request(self, raw_requestline):
+        """gevent's header parsing; once the headers are in, the rest is the application's time."""
+        parsed = super().read_request(raw_requestline)
+        self._end_header_deadline()
+        return parsed
+
+    def _end_header_deadline(self):
+        if self.header_deadline is not None:
+            self.header_deadline.close()
+            self.header_deadline = None  # not held for the life of a websocket
+
+    def run_application(self):
+        try:
+            super().run_application()
+        finally:
+            if self.close_connection:
+                # gevent reads what is left of the body before it closes: for a request
+                # answered without it (413), that is whatever the client announced, or waits
+                self.wsgi_input = Input(None, 0)
+
+    def upgrade_connection(self):
+        """gevent-websocket's upgrade, the connection given this module's WebSocket: the
+        library names its own class where it makes one, with no way to choose another."""
+        result = super().upgrade_connection()
+        made = self.environ.get("wsgi.websocket")
+        if made is not None and self.max_message_bytes is not None:
+            made.closed = True  # never used: its finalizer must not write a close frame
+            self.websocket = WebSocket(self.environ, made.stream, self, self.max_message_bytes)
+            self.environ["wsgi.websocket"] = self.websocket
+        return result
+
+
+if BaseWebSocket is not None:
+    class WebSocket(BaseWebSocket):
+        """gevent-websocket's connection, refusing a message bigger than max_message_bytes:
+        when the header of the frame that takes it past the limit arrives, the connection
+        sends close code 1009 and ends, without reading that frame."""
+
+        __slots__ = ("max_message_bytes", "message_bytes")
+
+        def __init__(self, environ, stream, handler, max_message_bytes):
+            super().__init__(environ, stream, handler)
+            self.max_message_bytes = max_message_bytes
+            self.message_bytes = 0  # of the message being read, its frames so far
+
+        def read_frame(self):
+            """The next frame, as gevent-websocket reads it, with the size check between the
+            header and the payload.
+
+            Raises FrameTooLargeException (a ProtocolError) after sending close code 1009,
+            ProtocolError for reserved bits, WebSocketError for a connection that ended
+            mid-frame.
+            """
+            header = Header.decode_header(self.stream)
+            if header.flags:
+                raise ProtocolError("reserved bits set")
+            size = header.length
+            if header.opcode == self.OPCODE_CONTINUATION:
+                size += self.message_bytes
+            if size > self.max_message_bytes:
+                self._close_with(MESSAGE_TOO_BIG)
+                raise FrameTooLargeException(f"a message of more than {self.max_message_bytes} bytes")
+            if header.opcode < self.OPCODE_CLOSE:  # control frames (125 bytes at most) interleave
+                self.message_bytes = size
+            if not header.length:
+                return header, b""
+            try:
+                payload = self.raw_read(header.length)
+            except (OSError, ValueError):  # the connection broke, or was closed under the reader
+                payload = b""
+            if len(payload) != header.length:
+                raise WebSocketError("Unexpected EOF reading frame payload")
+            if header.mask:
+                payload = header.unmask_payload(payload)
+            return header, payload
+
+        def _close_with(self, code):
+            """A close frame carrying its status code (gevent-websocket's close sends none),
+            and nothing written after it."""
+            try:
+                self.send_frame(struct.pack("!H", code), self.OPCODE_CLOSE)
+            except WebSocketError:  # the connection is gone already
+                pass
+            self.closed = True
+
+
+def handler_class(settings):
+    """Handler with the limits of `settings` (homeapp.config's HEADER_TIMEOUT and MAX_PACKET_BYTES)."""
+    return type("Handler", (Handler,), {"header_timeout": settings["HEADER_TIMEOUT"],
+                                         "max_message_bytes": settings["MAX_PACKET_BYTES"]})
 
 
 if GeventWebSocketWorker is not None:
     class Worker(GeventWebSocketWorker):
         wsgi_handler = Handler
+
+    def worker_class(settings):
+        """The gunicorn worker, its connections handled with the limits of `settings`."""
+        return type("Worker", (Worker,), {"wsgi_handler": handler_class(settings)})
