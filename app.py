@@ -12,11 +12,14 @@ import sys  # noqa: E402
 from homeapp import create_app  # noqa: E402
 from homeapp.config import ConfigError  # noqa: E402
 from homeapp.operations.shutdown import serve  # noqa: E402
+from homeapp.transport.overrides import UnsupportedLibrary  # noqa: E402
 
 
 def main():
     try:
         app = create_app()
+    except UnsupportedLibrary as exc:
+        sys.exit(f"homeapp: cannot start: {exc}")
     except ConfigError as exc:
         sys.exit(f"homeapp: bad setting: {exc}")
     logging.getLogger("homeapp").info("HomeApp realtime server on http://%s:%s/",

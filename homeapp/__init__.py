@@ -32,8 +32,7 @@ from homeapp.hub import build_hub
 from homeapp.operations import metrics
 from homeapp.operations.logs import configure_logging
 from homeapp.schemas import limits
-from homeapp.transport import jsoncodec
-from homeapp.transport import websocket as transport
+from homeapp.transport import jsoncodec, overrides, websocket
 from homeapp.transport.origins import allowed_origins
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,12 +76,12 @@ def create_app(test_config=None):
     )
     hub = build_hub(socketio.server, config, redis_client, health)
     metrics.watch(hub.connections, health)
+    overrides.install(config, socketio.server)
     register(socketio.server, hub)
-    transport.install(config)
-    app.wsgi_app = transport.bounded_polling(app.wsgi_app, socketio.server.eio, config["MAX_PACKET_BYTES"])
+    app.wsgi_app = websocket.bounded_polling(app.wsgi_app, socketio.server.eio, config["MAX_PACKET_BYTES"])
     # outside Flask-SocketIO's middleware: sees every socket. A client has as long to answer
     # the server's close frame as it has to answer a ping.
-    app.wsgi_app = transport.tuned_websockets(app.wsgi_app, close_grace=config["PING_TIMEOUT"])
+    app.wsgi_app = websocket.tuned_websockets(app.wsgi_app, close_grace=config["PING_TIMEOUT"])
     if hub.keeper is not None:
         hub.keeper.start()
     app.extensions["homeapp"] = hub

@@ -12,9 +12,16 @@ from engineio import packet
 from geventwebsocket import utf8validator
 from geventwebsocket.websocket import Header
 
+from homeapp.config import load_config
 from homeapp.transport import websocket as transport
 
 CLOSE_FRAME = b"\x88\x00"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def installed():
+    """The frame path as create_app installs it: explicitly, never by importing."""
+    transport.install(load_config({}))
 
 
 @pytest.fixture

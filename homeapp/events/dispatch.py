@@ -22,8 +22,6 @@ log = logging.getLogger("homeapp.events")
 
 OK = {"ok": True}
 CONNECT, DISCONNECT = "connect", "disconnect"
-# Socket.IO packet types 5 and 6: an event or ack whose binary attachments follow
-_BINARY_PACKETS = ("5", "6")
 _HANDLERS = {}
 
 
@@ -150,37 +148,12 @@ def _unknown(event, sid, *args):
     return error_payload(EventError(errors.UNKNOWN_EVENT, f"Unknown event {name!r}."), name)
 
 
-def _guard_packets(server):
-    """What python-socketio would accept from a client but this protocol does not.
-
-    A packet that does not decode (bad JSON, an event without a name) is dropped with one log
-    line, instead of a traceback per packet; the socket stays connected. A binary packet or
-    attachment closes the connection: the protocol is JSON text only, and python-socketio would
-    otherwise hold every attachment of an unfinished binary packet in memory.
-    """
-    handle = server._handle_eio_message
-
-    def guarded(eio_sid, data):
-        if not isinstance(data, str) or data[:1] in _BINARY_PACKETS:
-            log.info("closing %s: it sent a binary Socket.IO packet", eio_sid)
-            metrics.count_malformed_packet()
-            server.eio.disconnect(eio_sid)
-            return None
-        try:
-            return handle(eio_sid, data)
-        except (ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:
-            metrics.count_malformed_packet()
-            log.info("dropped a malformed packet from %s: %s: %s", eio_sid, type(exc).__name__, exc)
-    server.eio.on("message", guarded)
-
-
 def bind(server, hub, on_connect, on_disconnect):
     """Register every client event, the catch-all and the connection hooks on the server.
 
     A connection is refused while the hub drains for shutdown; a disconnect's log lines
     name its socket and user like an event's.
     """
-    _guard_packets(server)
     for event, spec in _HANDLERS.items():
         def handler(sid, data=None, *extra, _event=event, _spec=spec, _meter=metrics.EventMeter(event)):
             return _run(hub, _event, _spec, _meter, sid, data)

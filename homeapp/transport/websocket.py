@@ -60,7 +60,6 @@ try:
 except ImportError:  # served by simple-websocket (bench/peers/homeapp_simple_ws.py): the frame path is not ours
     Header = None
 
-gevent.config.track_greenlet_tree = False
 log = logging.getLogger("homeapp.transport")
 
 
@@ -71,21 +70,30 @@ class Limits:
 
 
 def install(config):
-    """Apply the settings that bound what one client can make this process hold."""
+    """Replace what this module replaces in gevent, gevent-websocket and python-engineio, and
+    apply the settings that bound what one client can make this process hold. Called by
+    homeapp.transport.overrides.install(), which checks the libraries' versions first; calling
+    it again only applies the settings again."""
     Limits.pending_output = config["MAX_PENDING_OUTPUT_BYTES"]
+    gevent.config.track_greenlet_tree = False
+    if Header is not None:
+        # one class attribute for every connection; gevent-websocket calls it for each masked frame
+        Header.unmask_payload = _unmask
+    Socket.schedule_ping = _schedule_ping
+    Socket._websocket_handler = _websocket_handler
+    Socket.poll = _poll
+    Socket.send = _send
+    Socket.direct_websocket = None  # the _Writer connection the socket is on, once it is on it
+    Socket.queued_bytes = 0  # about the bytes of the packets in its queue
+    Socket.cut_off = False  # disconnected for not fetching what it was sent
 
 
 def _unmask(header, payload):
     return XorMaskerSimple(header.mask).process(payload)
 
 
-if Header is not None:
-    # One class attribute for every connection; gevent-websocket calls it for each masked frame.
-    Header.unmask_payload = _unmask
-
-
-# Engine.IO's own, kept for other async modes. This replaces a method of python-engineio's
-# Socket (pinned in requirements.txt); tests/test_live_transport.py checks pings still flow.
+# Engine.IO's own, kept for other async modes. install() replaces this method of
+# python-engineio's Socket; tests/test_live_transport.py checks pings still flow.
 _spawn_pinger = Socket.schedule_ping
 
 
@@ -111,7 +119,6 @@ def _ping(socket_ref, timer):
         sock.send(packet.Packet(packet.PING))
 
 
-Socket.schedule_ping = _schedule_ping
 
 
 # Engine.IO hands every packet for a websocket to a writer greenlet through a queue: a put,
@@ -129,9 +136,6 @@ Socket.schedule_ping = _schedule_ping
 _queued_send = Socket.send
 _queued_poll = Socket.poll
 _serve_websocket = Socket._websocket_handler
-Socket.direct_websocket = None  # the _Writer connection the socket is on, once it is on it
-Socket.queued_bytes = 0  # about the bytes of the packets in its queue
-Socket.cut_off = False  # disconnected for not fetching what it was sent
 _UPGRADE = packet.Packet(packet.UPGRADE).encode()
 
 
@@ -265,10 +269,6 @@ def _poll(sock):
                 sock.queued_bytes -= _size(pkt)
             return packets
 
-
-Socket._websocket_handler = _websocket_handler
-Socket.poll = _poll
-Socket.send = _send
 
 
 def tuned_websockets(wsgi_app, close_grace):

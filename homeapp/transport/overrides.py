@@ -1,0 +1,76 @@
+"""Where this project relies on a library's insides, the versions its tests cover, and the one
+place every replacement of a library's code is installed from (create_app, never an import).
+
+A release outside a range may have moved what an override relies on, silently: a renamed
+private attribute would switch a tuned path off, a changed contract would break it. So start-up
+refuses it, naming the library, its version and the tests to run against it; docs/upgrading.md
+says what each override is for, and `python -m tools.upgrade_check` runs those tests on the
+newest releases.
+"""
+from importlib import metadata
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from homeapp.config import ConfigError
+from homeapp.transport import packets, websocket
+
+
+class UnsupportedLibrary(ConfigError):
+    """An installed library is outside the versions the overrides are tested with."""
+
+
+# distribution: (versions the tests cover, what relies on its insides, the tests that guard it)
+COVERED = {
+    "python-engineio": (
+        ">=4.15.1,<4.16",
+        "Socket.schedule_ping, send, poll and _websocket_handler (homeapp/transport/websocket.py)",
+        "tests/test_transport.py tests/test_live_transport.py tests/test_live_hostile_transport.py"),
+    "python-socketio": (
+        ">=5.18.1,<5.19",
+        "Server._handle_eio_message (homeapp/transport/packets.py); RedisManager's listener and "
+        "publisher (homeapp/cluster/message_queue.py)",
+        "tests/test_live_hostile.py tests/test_live_limits.py tests/test_live_scaleout.py "
+        "tests/test_live_faults.py"),
+    "gevent-websocket": (
+        "==0.10.1",
+        "Header.unmask_payload, WebSocket.read_frame and the handler's upgrade "
+        "(homeapp/transport/websocket.py, homeapp/transport/worker.py)",
+        "tests/test_worker.py tests/test_transport.py tests/test_live_hostile_transport.py"),
+    "gevent": (
+        ">=26.9.0,<26.10",
+        "pywsgi's WSGIHandler.handle_one_request and run_application (homeapp/transport/worker.py)",
+        "tests/test_worker.py tests/test_live_hostile_transport.py tests/test_live_gunicorn.py"),
+    "marshmallow": (
+        ">=4.4.0,<4.5",
+        "Schema._deserialize, the field loop (homeapp/schemas/common.py)",
+        "tests/test_schemas.py"),
+}
+
+
+def installed_version(distribution):
+    """The installed version of a distribution. Raises importlib.metadata.PackageNotFoundError."""
+    return metadata.version(distribution)
+
+
+def check_versions():
+    """Raises UnsupportedLibrary for the first library outside the versions its tests cover."""
+    for distribution, (covered, relies_on, tests) in COVERED.items():
+        version = installed_version(distribution)
+        if Version(version) not in SpecifierSet(covered):
+            raise UnsupportedLibrary(
+                f"{distribution} {version} is installed, but this server's overrides are tested "
+                f"with {distribution}{covered} only: it relies on {relies_on}. Run "
+                f"`python -m pytest {tests}` against {version} (or `python -m tools.upgrade_check`, "
+                f"docs/upgrading.md), then widen the range in homeapp/transport/overrides.py.")
+
+
+def install(config, server):
+    """Check the libraries' versions, then install every override: the frame path's, with the
+    limits in `config`, and the packet guard on Socket.IO `server`.
+
+    Raises UnsupportedLibrary.
+    """
+    check_versions()
+    websocket.install(config)
+    packets.guard(server)

@@ -1,0 +1,35 @@
+"""The Socket.IO packets a client may send: python-socketio would take more than this protocol does.
+
+guard() wraps python-socketio's handler of Engine.IO messages (a private method, so
+homeapp.transport.overrides checks python-socketio's version first).
+"""
+import logging
+
+from homeapp.operations import metrics
+
+log = logging.getLogger("homeapp.transport")
+
+# Socket.IO packet types 5 and 6: an event or ack whose binary attachments follow
+_BINARY_PACKETS = ("5", "6")
+
+
+def guard(server):
+    """Make `server` drop a packet that does not decode (bad JSON, an event without a name) with
+    one log line instead of a traceback per packet, the socket staying connected; and close the
+    connection of a client that sends a binary packet or attachment: the protocol is JSON text
+    only, and python-socketio would otherwise hold every attachment of an unfinished binary
+    packet in memory."""
+    handle = server._handle_eio_message
+
+    def guarded(eio_sid, data):
+        if not isinstance(data, str) or data[:1] in _BINARY_PACKETS:
+            log.info("closing %s: it sent a binary Socket.IO packet", eio_sid)
+            metrics.count_malformed_packet()
+            server.eio.disconnect(eio_sid)
+            return None
+        try:
+            return handle(eio_sid, data)
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:
+            metrics.count_malformed_packet()
+            log.info("dropped a malformed packet from %s: %s: %s", eio_sid, type(exc).__name__, exc)
+    server.eio.on("message", guarded)

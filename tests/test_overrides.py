@@ -1,0 +1,55 @@
+"""The library overrides: installed by create_app only, and refused on versions the tests do not cover."""
+import subprocess
+import sys
+
+import pytest
+
+from homeapp import create_app
+from homeapp.transport import overrides
+from tests.processes import ROOT
+
+
+def test_the_installed_libraries_are_the_ones_the_tests_cover():
+    overrides.check_versions()
+
+
+@pytest.mark.parametrize("distribution, version", [
+    ("python-engineio", "4.16.0"), ("python-engineio", "4.13.0"), ("python-socketio", "6.0.0"),
+    ("gevent-websocket", "0.10.2"), ("gevent", "25.4.1"), ("marshmallow", "5.0.0"),
+])
+def test_the_app_refuses_to_start_on_a_version_out_of_range(monkeypatch, distribution, version):
+    real = overrides.installed_version
+    monkeypatch.setattr(overrides, "installed_version",
+                        lambda name: version if name == distribution else real(name))
+    with pytest.raises(overrides.UnsupportedLibrary) as refusal:
+        create_app()
+    message = str(refusal.value)
+    assert f"{distribution} {version} is installed" in message
+    assert overrides.COVERED[distribution][0] in message   # the range the tests cover
+    assert overrides.COVERED[distribution][2] in message   # and what to re-test
+    assert "docs/upgrading.md" in message
+
+
+def test_importing_the_package_replaces_nothing_in_the_libraries():
+    """Only create_app installs the overrides: a fresh interpreter that imports every module
+    still has the libraries' own code."""
+    script = (
+        "import engineio.socket, geventwebsocket.websocket as w\n"
+        "before = (engineio.socket.Socket.send, engineio.socket.Socket.schedule_ping, w.Header.unmask_payload)\n"
+        "import homeapp, homeapp.transport.websocket, homeapp.transport.overrides, homeapp.events\n"
+        "after = (engineio.socket.Socket.send, engineio.socket.Socket.schedule_ping, w.Header.unmask_payload)\n"
+        "assert before == after, after\n"
+        "homeapp.create_app()\n"
+        "assert engineio.socket.Socket.send is homeapp.transport.websocket._send\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_creating_the_app_twice_installs_each_override_once():
+    create_app()
+    create_app()
+    from engineio.socket import Socket
+
+    from homeapp.transport import websocket
+    assert Socket.send is websocket._send and Socket.poll is websocket._poll
