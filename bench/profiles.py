@@ -34,7 +34,7 @@ def levels(*rates):
 
 
 SERVERS = ["homeapp", "homeapp-simple-ws", "node"]
-WITH_ECHO = SERVERS + ["echo"]
+WITH_ECHO = SERVERS + ["echo", "evented-echo"]
 
 
 def full():
@@ -44,7 +44,7 @@ def full():
             "{rooms} rooms of 2 users, both in `room:<id>` and `user:<id>`; one `message` = 4 deliveries. "
             "Closed loop (N messages in flight per room) finds the maximum; an open-loop sweep at fixed "
             "offered rates, and at half of the run's own maximum, gives latency against load.",
-            WITH_ECHO + ["echo-nodelay"], 3,
+            WITH_ECHO + ["echo-nodelay", "evented-echo-pool"], 3,
             {"scenario": "relay", "event": "message", "rooms": 100, "room_size": 2,
              "closed_steps": closed([8, 32], 1.5, 3),
              "open_levels": levels(500, 1000, 2000, 3000, 5000, 8000, 12000),
@@ -88,8 +88,9 @@ def quick():
     scenarios = full()
     for s in scenarios:
         s.runs = 1
-        if "echo-nodelay" in s.targets:
-            s.targets.remove("echo-nodelay")
+        for variant in ("echo-nodelay", "evented-echo-pool"):
+            if variant in s.targets:
+                s.targets.remove(variant)
     relay, fanout, typing, storm, idle = scenarios
     relay.config.update(closed_steps=closed([2, 8], 1, 2),
                         open_levels=levels(1000, 3000, 8000), open_step=open_step(0.5, 1.5))
@@ -107,7 +108,7 @@ def smoke():
     for s in scenarios:
         s.runs = 1
         s.targets = ["homeapp"]
-    relay.targets = ["homeapp", "node", "echo"]
+    relay.targets = ["homeapp", "node", "echo", "evented-echo"]
     relay.config.update(rooms=10, closed_steps=closed([1], 0.3, 1), open_levels=levels(100),
                         open_fraction_of_max=[0.5], open_step=open_step(0.3, 1))
     fanout.config.update(rooms=2, closed_steps=closed([1], 0.3, 1))

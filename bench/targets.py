@@ -38,6 +38,7 @@ class Target:
 
 
 PYTHON = sys.executable
+EVENTED_POOL = 64  # greenlets handling packets at once in evented-echo-pool, for 200 relay sockets
 
 TARGETS = {t.name: t for t in (
     Target("homeapp", "HomeApp, gevent-websocket", (PYTHON, "app.py"), HOMEAPP_ENV),
@@ -48,6 +49,11 @@ TARGETS = {t.name: t for t in (
            (PYTHON, "bench/peers/echo_server.py", "--port", "{port}"), flavour="echo"),
     Target("echo-nodelay", "echo ceiling + TCP_NODELAY",
            (PYTHON, "bench/peers/echo_server.py", "--port", "{port}", "--nodelay"), flavour="echo"),
+    Target("evented-echo", "evented echo, no greenlet per socket",
+           (PYTHON, "bench/peers/evented_echo.py", "--port", "{port}"), flavour="echo"),
+    Target("evented-echo-pool", "evented echo, handlers in a greenlet pool",
+           (PYTHON, "bench/peers/evented_echo.py", "--port", "{port}", "--pool", str(EVENTED_POOL)),
+           flavour="echo"),
 )}
 
 

@@ -34,7 +34,7 @@ def test_no_run_failed(smoke):
 
 
 @pytest.mark.parametrize("scenario,targets", [
-    ("relay", ["homeapp", "node", "echo"]),
+    ("relay", ["homeapp", "node", "echo", "evented-echo"]),
     ("fanout", ["homeapp"]),
     ("typing", ["homeapp"]),
 ])
@@ -59,7 +59,7 @@ def test_throughput_scenarios_measured_deliveries(smoke, scenario, targets):
 
 def test_relay_is_four_deliveries_and_has_a_latency_sweep(smoke):
     _, results = smoke
-    for target in ("homeapp", "node", "echo"):
+    for target in ("homeapp", "node", "echo", "evented-echo"):
         assert results["summary"]["relay"][target]["sweep"]["100"]["p99"] > 0
     # the half-max level needs a valid maximum: on the peers a tiny closed loop can saturate
     # the generator (and is then rightly dropped), on this server it cannot

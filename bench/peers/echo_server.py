@@ -64,6 +64,18 @@ def acknowledge(peer, frame):
         peer.send("43" + frame[2:digits] + '[{"ok":true}]')
 
 
+def answer(peer, members, sid, frame):
+    """What the ceiling does with one incoming text frame: relay it to the room, acknowledge
+    it, or accept the namespace connect. `peer` needs only `send(frame, copies=1)`; it is
+    shared with the evented peer (evented_echo.py), so that both speak the same."""
+    if frame.startswith(RELAYED):
+        relay(peer, members, frame)
+    elif frame.startswith("42"):
+        acknowledge(peer, frame)
+    elif frame.startswith("40"):
+        peer.send('40{"sid":"%s"}' % sid)
+
+
 def serve(ws, room_id):
     peer = Peer(ws)
     sid = os.urandom(8).hex()
@@ -76,12 +88,7 @@ def serve(ws, room_id):
             frame = ws.receive()
             if frame is None:
                 break
-            if frame.startswith(RELAYED):
-                relay(peer, members, frame)
-            elif frame.startswith("42"):
-                acknowledge(peer, frame)
-            elif frame.startswith("40"):
-                peer.send('40{"sid":"%s"}' % sid)
+            answer(peer, members, sid, frame)
     finally:
         members.remove(peer)
         peers.discard(peer)
