@@ -6,7 +6,7 @@ import redis
 from flask import Flask
 from socketio import manager as socketio_manager
 
-from homeapp import jsoncodec, metrics
+from homeapp import admin, jsoncodec, metrics
 from homeapp.config import load_config
 from homeapp.connections import Connections
 from homeapp.events import Hub, register
@@ -71,6 +71,7 @@ def create_app(test_config=None):
     hub = Hub(socketio.server, presence, connections, config,
               create_identifier(config, redis_client), health)
     register(socketio.server, hub)
+    admin.init_app(app, socketio.server, config)
     # outside Flask-SocketIO's middleware: sees every socket. A client has as long to answer
     # the server's close frame as it has to answer a ping.
     app.wsgi_app = tuned_websockets(app.wsgi_app, close_grace=config["PING_TIMEOUT"])

@@ -34,20 +34,23 @@ def room_of(*peers):
 
 
 class Peer:
-    """One socket of one user, connected with the websocket transport unless `transports` says otherwise."""
+    """One socket of one user, connected with the websocket transport unless `transports` says
+    otherwise, on the main namespace unless `namespace` names another."""
 
     def __init__(self, url, user_id=None, username=None, query=True, transports=("websocket",),
-                 **connect_kwargs):
+                 namespace="/", **connect_kwargs):
         self.user_id = user_id
         self.username = username
+        self.namespace = namespace
         self.events = []
         self._changed = threading.Condition()
         self.ended = threading.Event()  # set when the server (or close()) ends the connection
         self.client = socketio.Client(reconnection=False)
-        self.client.on("*", self._record)
-        self.client.on("disconnect", lambda reason=None: self.ended.set())
+        self.client.on("*", self._record, namespace=namespace)
+        self.client.on("disconnect", lambda reason=None: self.ended.set(), namespace=namespace)
         target = url + (f"/?userID={user_id}" if query and user_id else "")
-        self.client.connect(target, transports=list(transports), wait_timeout=5, **connect_kwargs)
+        self.client.connect(target, transports=list(transports), namespaces=[namespace], wait_timeout=5,
+                            **connect_kwargs)
 
     def _record(self, event, *args):
         with self._changed:
@@ -56,10 +59,10 @@ class Peer:
 
     def call(self, event, data=None, timeout=5):
         """Emit with an acknowledgement and return the ack."""
-        return self.client.call(event, data, timeout=timeout)
+        return self.client.call(event, data, namespace=self.namespace, timeout=timeout)
 
     def emit(self, event, data=None):
-        self.client.emit(event, data)
+        self.client.emit(event, data, namespace=self.namespace)
 
     def got(self, *names):
         """Payloads received, in order: of the named events, or of every event but presence."""
@@ -166,7 +169,8 @@ def refusal(url, **connect_kwargs):
     """
     client = socketio.Client(reconnection=False)
     reasons = []
-    client.on("connect_error", lambda data=None: reasons.append(data))
+    for namespace in connect_kwargs.get("namespaces") or ["/"]:
+        client.on("connect_error", lambda data=None: reasons.append(data), namespace=namespace)
     try:
         client.connect(url, transports=["websocket"], wait_timeout=5, **connect_kwargs)
     except socketio.exceptions.ConnectionError:
