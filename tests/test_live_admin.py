@@ -6,10 +6,9 @@ import requests
 
 from tests import payloads
 from tests.conftest import FAST
+from tests.credentials import ADMIN, ADMIN_ENV
 from tests.live import Peer, open_room, peers_on, refusal, room_of, settle
 
-ADMIN = {"username": "operator", "password": "a long admin passphrase"}
-ADMIN_ENV = {"HOMEAPP_ADMIN_USERNAME": ADMIN["username"], "HOMEAPP_ADMIN_PASSWORD": ADMIN["password"]}
 NAMESPACE = "/admin"
 
 
