@@ -48,8 +48,7 @@ def init_app(app, server, config):
     # python-socketio patches engineio's Socket class, for every server in the process: an app
     # created again in the same process (tests) takes the instrumentation over from the one
     # before, instead of stacking a second one on it
-    while _instrumented:
-        _instrumented.pop().uninstrument()
+    release()
     own_trigger = server._trigger_event
     instrumented = server.instrument(
         auth=credentials_check(config["ADMIN_USERNAME"], config["ADMIN_PASSWORD"]),
@@ -62,6 +61,15 @@ def init_app(app, server, config):
                     "the %s namespace works", NAMESPACE)
     app.register_blueprint(bp)
     return instrumented
+
+
+def release():
+    """Take the newest instrumentation back, if any: engineio's Socket class as it was before.
+
+    For tests, which build many apps in one process: the class is the whole process's.
+    """
+    while _instrumented:
+        _instrumented.pop().uninstrument()
 
 
 def credentials_check(username, password):
