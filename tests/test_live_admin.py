@@ -1,5 +1,6 @@
 """The Socket.IO Admin UI's namespace and page on a live server, beside ordinary users."""
 import threading
+import time
 
 import pytest
 import requests
@@ -42,35 +43,42 @@ def test_wrong_credentials_are_refused(admin_server, auth):
 
 def test_the_admin_sees_config_and_server_stats_while_users_chat(admin_server):
     with peers_on(admin_server) as connect:
-        a, b = connect(), connect()
+        # one user on a websocket from the start, one upgraded from long-polling: both frame paths
+        a, b = connect(), connect(transports=("polling", "websocket"))
         room = room_of(a, b)
         open_room(room, a, b)
-        texts = [f"while watched {i}" for i in range(40)]
-        sent = []
+        sent, stop = [], threading.Event()
 
-        def chat():  # ordinary traffic through the tuned frame path, while the admin logs in
-            for text in texts:
-                sent.append(a.call("message", payloads.message(a.user_id, room, text))["ok"])
+        def chat():  # ordinary traffic, all the while the admin logs in and watches
+            while not stop.is_set():
+                text = f"while watched {len(sent)}"
+                sent.append((text, a.call("message", payloads.message(a.user_id, room, text))["ok"]))
+                time.sleep(0.02)
 
         talker = threading.Thread(target=chat)
         talker.start()
-        watcher = admin(admin_server)
         try:
-            assert watcher.wait_for("config") == {"supportedFeatures": ["AGGREGATED_EVENTS"]}
-            # one server_stats every 2 s; the first may have left before the users were counted
-            stats = watcher.wait_for("server_stats", lambda s: s["clientsCount"] >= 3, timeout=10)
-            talker.join(10)
+            watcher = admin(admin_server)
+            try:
+                assert watcher.wait_for("config") == {"supportedFeatures": ["AGGREGATED_EVENTS"]}
+                # one server_stats every 2 s, each with what was counted since the one before
+                stats = watcher.wait_for("server_stats", lambda s: s["clientsCount"] >= 3 and {
+                    "packetsIn", "packetsOut"} <= {e["type"] for e in s["aggregatedEvents"]}, timeout=10)
+            finally:
+                watcher.close()
         finally:
-            watcher.close()
-        assert sent == [True] * len(texts)
+            stop.set()
+            talker.join(10)
+        assert len(sent) > 10 and all(ok for _, ok in sent)
         namespaces = {n["name"]: n["socketsCount"] for n in stats["namespaces"]}
         assert namespaces["/"] >= 2 and namespaces[NAMESPACE] >= 1
         assert stats["pid"] == admin_server.proc.pid
+        assert {"bytesIn", "bytesOut"} <= {event["type"] for event in stats["aggregatedEvents"]}
         # production mode reports figures, never the sockets or their events
         assert {e for e, _ in watcher.events} <= {"config", "server_stats"}
         settle(a, b)
         for peer in (a, b):
-            assert [p["message"] for _, p in peer.got("messageRoom")] == texts
+            assert [p["message"] for _, p in peer.got("messageRoom")] == [text for text, _ in sent]
 
 
 def test_the_page_is_served_from_this_server_only(admin_server):
