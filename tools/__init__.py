@@ -1,0 +1,1 @@
+"""Maintenance commands, run as `python -m tools.<name>`; not part of the server."""
