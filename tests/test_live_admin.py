@@ -1,4 +1,5 @@
 """The Socket.IO Admin UI's namespace and page on a live server, beside ordinary users."""
+import signal
 import threading
 import time
 
@@ -146,3 +147,21 @@ def test_an_unknown_event_still_reaches_no_one_with_an_admin_watching(admin_serv
             assert a.got() == [] and b.got() == []
     finally:
         watcher.close()
+
+
+def test_sigterm_closes_the_admins_socket_too(server_factory):
+    """The shutdown closed the users' sockets only: an admin's kept the process up for the whole
+    HOMEAPP_SHUTDOWN_GRACE, and its connection was cut at the end instead of closed."""
+    grace = 30
+    server = server_factory(HOMEAPP_SHUTDOWN_GRACE=grace, **ADMIN_ENV, **FAST)
+    user = Peer(server.url, "1")
+    watcher = admin(server)
+    try:
+        watcher.wait_for("config")
+        started = time.monotonic()
+        assert server.stop(signal.SIGTERM, timeout=grace + 10) == 0
+        assert time.monotonic() - started < grace / 2
+        assert watcher.ended.wait(5) and user.ended.wait(5)
+    finally:
+        watcher.close()
+        user.close()
