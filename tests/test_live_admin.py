@@ -120,16 +120,18 @@ def test_development_mode_takes_no_forged_lifecycle_event_for_real(development_s
     """The admin's event hook took a client's 42["disconnect"] for the real one: it forgot the
     socket, the real disconnect then failed before the app saw it, and the user stayed online."""
     watcher = admin(development_server)
-    with peers_on(development_server) as connect:
-        observer = connect(live=False, join=False)
-        user = connect()
-        sid = user.client.get_sid()
-        ack = user.client.call(*forged, timeout=5)
-        assert (ack["ok"], ack["code"], ack["event"]) == (False, "UNKNOWN_EVENT", forged[0])
-        user.close()
-        observer.wait_for("newOnlineUser", lambda p: p == {"type": "Remove", "userID": user.user_id})
-        gone = watcher.wait_for("socket_disconnected", lambda e: e[1] == sid)
-    watcher.close()
+    try:
+        with peers_on(development_server) as connect:
+            observer = connect(live=False, join=False)
+            user = connect()
+            sid = user.client.get_sid()
+            ack = user.client.call(*forged, timeout=5)
+            assert (ack["ok"], ack["code"], ack["event"]) == (False, "UNKNOWN_EVENT", forged[0])
+            user.close()
+            observer.wait_for("newOnlineUser", lambda p: p == {"type": "Remove", "userID": user.user_id})
+            gone = watcher.wait_for("socket_disconnected", lambda e: e[1] == sid)
+    finally:
+        watcher.close()
     assert gone[0] == "/"
     # the socket came and went once, as far as the admin is told
     assert [e for e, p in watcher.events if (e == "socket_connected" and p[0]["id"] == sid)

@@ -63,11 +63,11 @@ def test_each_newer_library_runs_alone_then_all_run_together():
     scratch = FakeScratch(newest)
     _, found, outcomes = upgrade_check.check(scratch, ["gevent", "redis", "marshmallow"], progress=lambda line: None)
     assert found == newest
-    assert scratch.calls == ["create",
+    assert scratch.calls == ["create", "test the pins",
                              "install redis==99.0.0", "test redis", "restore",
                              "install marshmallow==99.1.0", "test marshmallow", "restore",
                              "install redis==99.0.0 marshmallow==99.1.0", f"test {ALL_TOGETHER}"]
-    assert [outcome.label for outcome in outcomes] == ["redis", "marshmallow", ALL_TOGETHER]
+    assert [outcome.label for outcome in outcomes] == ["the pins", "redis", "marshmallow", ALL_TOGETHER]
 
 
 def test_the_report_names_versions_and_what_broke():
@@ -76,7 +76,7 @@ def test_the_report_names_versions_and_what_broke():
     broke = [Failure("tests/test_transport.py::test_close_frame", "AssertionError: assert 1 == 2")]
     scratch = FakeScratch(newest, broken_install=("redis",), failing={"python-socketio": broke})
     _, _, outcomes = upgrade_check.check(scratch, ["gevent", "redis", "python-socketio"], progress=lambda line: None)
-    outcomes[1].changed = {"python-socketio": ("5.18.1", "6.0.0"), "bidict": ("0.23.1", "0.24.0")}
+    outcomes[2].changed = {"python-socketio": ("5.18.1", "6.0.0"), "bidict": ("0.23.1", "0.24.0")}
     text = upgrade_check.report(pins, newest, outcomes)
     assert text.splitlines()[:5] == [
         "| library | pinned | newest | result |",
@@ -97,3 +97,32 @@ def test_nothing_broke_when_every_run_passed():
     text = upgrade_check.report({"redis": "8.1.0"}, newest, outcomes)
     assert "| redis | 8.1.0 | 99.0.0 | 10 passed |" in text and "what broke" not in text
     assert not any(outcome.broke for outcome in outcomes)
+
+
+def test_a_test_failing_on_the_pins_already_is_no_releases_fault():
+    stale = Failure("tests/test_live_limits.py::test_stale", "AssertionError: assert False")
+    broke = Failure("tests/test_transport.py::test_close_frame", "AssertionError: assert 1 == 2")
+    newest = {"redis": "99.0.0"}
+    scratch = FakeScratch(newest, failing={"the pins": [stale], "redis": [stale, broke]})
+    _, _, outcomes = upgrade_check.check(scratch, ["redis"], progress=lambda line: None)
+    text = upgrade_check.report({"redis": "8.1.0"}, newest, outcomes)
+    assert "| redis | 8.1.0 | 99.0.0 | **1 failed**, 10 passed: see below (1 failing on the pins too) |" in text
+    assert "### redis: what broke\n\n- `tests/test_transport.py::test_close_frame`" in text
+    assert text.endswith("### Failing on the pins already (not counted above)\n\n"
+                         "- `tests/test_live_limits.py::test_stale`: AssertionError: assert False\n")
+
+
+def test_nothing_runs_when_every_pin_is_the_newest():
+    scratch = FakeScratch({"redis": "8.1.0"})
+    _, _, outcomes = upgrade_check.check(scratch, ["redis"], progress=lambda line: None)
+    assert outcomes == [] and scratch.calls == ["create"]
+
+
+def test_a_named_release_is_checked_instead_of_the_newest():
+    newest = {"redis": "99.0.0", "gevent": "26.9.0"}
+    scratch = FakeScratch(newest)
+    pins, _, outcomes = upgrade_check.check(scratch, ["redis", "gevent"], {"gevent": "25.0.0"},
+                                            progress=lambda line: None)
+    assert "install redis==99.0.0 gevent==25.0.0" in scratch.calls
+    text = upgrade_check.report(pins, newest, outcomes, {"gevent": "25.0.0"})
+    assert f"| gevent | {pins['gevent']} | 26.9.0 | 25.0.0 checked: 10 passed |" in text

@@ -1,15 +1,19 @@
 """Would the newest releases of the libraries we patch or subclass still pass our tests?
 
-    python -m tools.upgrade_check                       # every library in LIBRARIES
-    python -m tools.upgrade_check --library gevent      # only these (repeatable)
-    python -m tools.upgrade_check --keep                # keep the scratch virtualenv
+    python -m tools.upgrade_check                          # every library in LIBRARIES
+    python -m tools.upgrade_check --library gevent         # only these (repeatable)
+    python -m tools.upgrade_check --release redis==8.0.0   # that release instead of the newest
+    python -m tools.upgrade_check --keep                   # keep the scratch virtualenv
 
-Builds a scratch virtualenv with the project's pinned test requirements, then for each library
-whose newest release is not the pinned one: installs that release alone, runs the tests on the
-seams (SEAMS), and puts the pins back. A last run has every newest release at once. Prints a
-Markdown report (docs/upgrading.md says how to read it) and exits 1 when anything broke, 2 when
-the scratch virtualenv could not be built. Needs PyPI and what the live tests need
-(redis-server); it changes nothing outside its scratch directory.
+Builds a scratch virtualenv with the project's pinned test requirements and runs the tests on
+the seams (SEAMS) there as pinned; then, for each library whose newest release is not its pin,
+installs that release alone, runs them again and puts the pins back; a last run has every newer
+release at once. A test that fails on the pins already is not counted against any release.
+
+Prints a Markdown report (docs/upgrading.md says how to read it); exits 1 when a release broke
+a test or would not install, 2 when the scratch virtualenv could not be built or the tests do
+not run on the pins. Needs PyPI and what the live tests need (redis-server); it changes nothing
+outside its scratch directory.
 """
 import argparse
 import json
@@ -44,6 +48,7 @@ SEAMS = (
     "tests/test_live_gunicorn.py",    # homeapp/worker.py: gevent-websocket's handler and worker
 )
 ALL_TOGETHER = "all newest together"
+PINS = "the pins"  # the run before any upgrade: what fails there is not an upgrade's doing
 _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*([^\s;#]+)")
 
 
@@ -82,7 +87,8 @@ class Outcome:
     label: str
     changed: dict = field(default_factory=dict)   # {name: (as pinned, as run)}, pip's names
     passed: int = 0
-    failures: list = field(default_factory=list)
+    failures: list = field(default_factory=list)  # those that pass on the pins
+    known: list = field(default_factory=list)     # those that fail on the pins too
     error: str = ""  # the install or the test run itself failed; no test results
 
     @property
@@ -107,27 +113,38 @@ def failures_from_junit(xml_text):
     return passed, failures
 
 
-def report(pins, newest, outcomes):
-    """The Markdown report: per library, the pinned and newest versions and what broke."""
+def report(pins, newest, outcomes, checked=None):
+    """The Markdown report: per library, the pinned and newest versions and what broke.
+
+    `checked` names the releases run instead of the newest (--release).
+    """
     by_label = {outcome.label: outcome for outcome in outcomes}
+    checked = checked or {}
     lines = ["| library | pinned | newest | result |", "| --- | --- | --- | --- |"]
     for name in sorted(newest, key=str.lower):
         pinned, latest = pins.get(canonical(name), "unpinned"), newest[name]
+        release = checked.get(name, latest)
         outcome = by_label.get(name)
         if outcome is None:
-            result = "the pin is the newest" if latest == pinned else "not run"
+            result = "the pin is the newest" if release == latest == pinned else "not run"
         else:
             result = _summary(outcome, name)
+        if release != latest:
+            result = f"{release} checked: {result}"
         lines.append(f"| {name} | {pinned} | {latest} | {result} |")
     together = by_label.get(ALL_TOGETHER)
     if together is not None:
         lines += ["", f"All newest together: {_summary(together, None)}"]
     for outcome in outcomes:
-        if outcome.failures or outcome.error:
+        if outcome.label != PINS and (outcome.failures or outcome.error):
             lines += ["", f"### {outcome.label}: what broke", ""]
             if outcome.error:
                 lines += ["```", outcome.error.strip(), "```"]
             lines += [f"- `{failure.test}`: {failure.message}" for failure in outcome.failures]
+    on_pins = by_label.get(PINS)
+    if on_pins is not None and on_pins.failures:
+        lines += ["", "### Failing on the pins already (not counted above)", ""]
+        lines += [f"- `{failure.test}`: {failure.message}" for failure in on_pins.failures]
     return "\n".join(lines) + "\n"
 
 
@@ -138,6 +155,8 @@ def _summary(outcome, name):
         text = f"**{len(outcome.failures)} failed**, {outcome.passed} passed: see below"
     else:
         text = f"{outcome.passed} passed"
+    if outcome.known:
+        text += f" ({len(outcome.known)} failing on the pins too)"
     also = {other: versions for other, versions in outcome.changed.items() if canonical(other) != canonical(name or "")}
     if also and name is not None:
         text += "; pip also moved " + ", ".join(f"{other} {old} → {new}" for other, (old, new) in sorted(also.items()))
@@ -216,42 +235,68 @@ class Scratch:
         return proc.stdout
 
 
-def check(scratch, libraries, progress=print):
-    """Every library on its own at its newest, then all at once; returns (pins, newest, outcomes).
+def check(scratch, libraries, releases=None, progress=print):
+    """Every library on its own at its newest release (or the one `releases` names), then all at
+    once; returns (pins, newest, outcomes).
 
     Raises CheckError when the scratch virtualenv cannot be built or put back to the pins.
     """
     pins = read_pins(REQUIREMENTS)
     scratch.create()
     newest = {name: scratch.newest(name) for name in libraries}
-    outcomes = []
-    upgraded = [name for name in libraries if newest[name] != pins.get(canonical(name))]
-    for name in upgraded:
-        progress(f"upgrade_check: {name} {pins.get(canonical(name))} -> {newest[name]}")
-        outcomes.append(_run_with(scratch, name, [f"{name}=={newest[name]}"]))
+    target = dict(newest, **(releases or {}))
+    moved = [name for name in libraries if target[name] != pins.get(canonical(name))]
+    if not moved:
+        return pins, newest, []
+    progress("upgrade_check: the pins, for the failures that are not an upgrade's")
+    on_pins = scratch.run_tests(PINS)
+    if on_pins.error:
+        raise CheckError(f"the tests do not run on the pins:\n{on_pins.error}")
+    known = {failure.test for failure in on_pins.failures}
+    outcomes = [on_pins]
+    for name in moved:
+        progress(f"upgrade_check: {name} {pins.get(canonical(name))} -> {target[name]}")
+        outcomes.append(_run_with(scratch, name, [f"{name}=={target[name]}"], known))
         scratch.restore()
-    if len(upgraded) > 1:
+    if len(moved) > 1:
         progress(f"upgrade_check: {ALL_TOGETHER}")
-        outcomes.append(_run_with(scratch, ALL_TOGETHER, [f"{n}=={newest[n]}" for n in upgraded]))
+        outcomes.append(_run_with(scratch, ALL_TOGETHER, [f"{n}=={target[n]}" for n in moved], known))
     return pins, newest, outcomes
 
 
-def _run_with(scratch, label, requirements):
+def _run_with(scratch, label, requirements, known):
+    """Install requirements and run the tests; failures that are known on the pins set apart."""
     try:
         scratch.pip("install", *requirements)
     except CheckError as exc:
         return Outcome(label, error=str(exc))
-    return scratch.run_tests(label)
+    outcome = scratch.run_tests(label)
+    outcome.known = [failure for failure in outcome.failures if failure.test in known]
+    outcome.failures = [failure for failure in outcome.failures if failure.test not in known]
+    return outcome
+
+
+def _release(text):
+    """(library, version) from NAME==VERSION, NAME one of LIBRARIES. Raises ArgumentTypeError."""
+    name, _, version = text.partition("==")
+    library = next((known for known in LIBRARIES if canonical(known) == canonical(name)), None)
+    if library is None or not version:
+        raise argparse.ArgumentTypeError(f"expected NAME==VERSION with NAME one of {', '.join(LIBRARIES)}")
+    return library, version
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tools.upgrade_check", description=__doc__.splitlines()[0])
     parser.add_argument("--library", action="append", choices=LIBRARIES, help="check only this one (repeatable)")
+    parser.add_argument("--release", action="append", type=_release, default=[], metavar="NAME==VERSION",
+                        help="check this release instead of the newest (repeatable; implies --library NAME)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch virtualenv and print where")
     args = parser.parse_args(argv)
+    releases = dict(args.release)
+    libraries = list(dict.fromkeys((args.library or ([] if releases else list(LIBRARIES))) + list(releases)))
     directory = tempfile.mkdtemp(prefix="homeapp-upgrade-")
     try:
-        pins, newest, outcomes = check(Scratch(directory), args.library or LIBRARIES,
+        pins, newest, outcomes = check(Scratch(directory), libraries, releases,
                                        progress=lambda line: print(line, file=sys.stderr, flush=True))
     except CheckError as exc:
         print(f"upgrade_check: {exc}", file=sys.stderr)
@@ -261,8 +306,8 @@ def main(argv=None):
             print(f"upgrade_check: the scratch virtualenv is in {directory}", file=sys.stderr)
         else:
             shutil.rmtree(directory, ignore_errors=True)
-    print(report(pins, newest, outcomes), end="")
-    return 1 if any(outcome.broke for outcome in outcomes) else 0
+    print(report(pins, newest, outcomes, releases), end="")
+    return 1 if any(outcome.broke for outcome in outcomes if outcome.label != PINS) else 0
 
 
 if __name__ == "__main__":
