@@ -25,6 +25,7 @@ from socketio import manager as socketio_manager
 from homeapp.api import endpoint as api
 from homeapp.cluster.message_queue import QueueManager
 from homeapp.cluster.outage import RedisHealth
+from homeapp.operations import admin
 from homeapp.config import load_config
 from homeapp.events import register
 from homeapp.extensions import socketio
@@ -79,6 +80,7 @@ def create_app(test_config=None):
     overrides.install(config, socketio.server)
     register(socketio.server, hub)
     app.wsgi_app = websocket.bounded_polling(app.wsgi_app, socketio.server.eio, config["MAX_PACKET_BYTES"])
+    admin.init_app(app, socketio.server, config)
     # outside Flask-SocketIO's middleware: sees every socket. A client has as long to answer
     # the server's close frame as it has to answer a ping.
     app.wsgi_app = websocket.tuned_websockets(app.wsgi_app, close_grace=config["PING_TIMEOUT"])

@@ -10,9 +10,12 @@ import zoneinfo
 AUTH_MODES = ("open", "jwt", "session")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ADMIN_MODES = ("production", "development")
 # a secret an attacker cannot brute-force offline from one signed token or cookie
 MIN_SECRET_BYTES = 32
 MAX_JWT_LEEWAY = 300
+# the Admin UI's password is typed by a person, not generated, and no login is rate-limited
+MIN_ADMIN_PASSWORD = 12
 _ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # an RFC 6265 token
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -135,6 +138,20 @@ def _backend_api(env):
         # without Redis, keys are kept in process memory: at most this many
         "IDEMPOTENCY_KEYS": _int(env, "HOMEAPP_IDEMPOTENCY_KEYS", 10000, minimum=1),
     }
+def _admin(env):
+    """The Socket.IO Admin UI's login and reporting mode (homeapp.operations.admin); both credentials or neither.
+
+    Raises ConfigError when only one credential is set or the mode is unknown.
+    """
+    username = env.get("HOMEAPP_ADMIN_USERNAME") or None
+    password = env.get("HOMEAPP_ADMIN_PASSWORD") or None
+    if (username is None) != (password is None):
+        raise ConfigError("HOMEAPP_ADMIN_USERNAME and HOMEAPP_ADMIN_PASSWORD go together: set both "
+                          "to serve the Admin UI, or neither")
+    mode = env.get("HOMEAPP_ADMIN_MODE", "production").strip().lower()
+    if mode not in ADMIN_MODES:
+        raise ConfigError(f"HOMEAPP_ADMIN_MODE must be one of {', '.join(ADMIN_MODES)}, got {mode!r}")
+    return {"ADMIN_USERNAME": username, "ADMIN_PASSWORD": password, "ADMIN_MODE": mode}
 
 
 def check_production(config):
@@ -142,6 +159,9 @@ def check_production(config):
 
     Raises ConfigError naming the setting to change.
     """
+    if config["ALLOW_UNTESTED_LIBRARIES"]:
+        raise ConfigError("HOMEAPP_ALLOW_UNTESTED_LIBRARIES is for tools.upgrade_check's test runs: "
+                          "production runs only the library versions the tests cover")
     mode = config["AUTH_MODE"]
     if mode == "open" and not config["ALLOW_OPEN"]:
         raise ConfigError("HOMEAPP_AUTH=open trusts every client to say who it is; set HOMEAPP_AUTH "
@@ -154,6 +174,10 @@ def check_production(config):
         if len(secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigError(f"{name} is too short: a secret of {len(secret.encode())} bytes; "
                               f"each must have at least {MIN_SECRET_BYTES}")
+    password = config["ADMIN_PASSWORD"]
+    if password is not None and len(password) < MIN_ADMIN_PASSWORD:
+        raise ConfigError(f"HOMEAPP_ADMIN_PASSWORD is too short: {len(password)} characters; "
+                          f"the Admin UI needs at least {MIN_ADMIN_PASSWORD}")
 
 
 def load_config(env=None):
@@ -185,6 +209,7 @@ def load_config(env=None):
         **_auth(env, auth, redis_url),
         **_cors(env),
         **_backend_api(env),
+        **_admin(env),
         "TIMEZONE": timezone,
         "LOG_LEVEL": log_level,
         "LOG_FORMAT": log_format,
@@ -221,4 +246,7 @@ def load_config(env=None):
         "PING_TIMEOUT": _int(env, "HOMEAPP_PING_TIMEOUT", 20, minimum=1),
         # seconds after which a process that stopped beating is dead and its users go offline
         "PRESENCE_TIMEOUT": _float(env, "HOMEAPP_PRESENCE_TIMEOUT", 30.0, minimum=1.0),
+        # start on library versions outside the ranges the overrides are tested with
+        # (homeapp/transport/overrides.py): only for tools.upgrade_check's runs
+        "ALLOW_UNTESTED_LIBRARIES": _flag(env, "HOMEAPP_ALLOW_UNTESTED_LIBRARIES", False),
     }

@@ -1,7 +1,11 @@
-"""Session fixtures: a private Redis, server processes on free ports, and connected users."""
+"""Session fixtures: a private Redis, server processes on free ports, and connected users;
+and the app in this process with its own users (tests/inprocess.py)."""
+from functools import partial
+
 import pytest
 
-from tests.live import peers_on
+from tests.inprocess import LocalClient, local_app
+from tests.live import peers_on, sockets_of
 from tests.processes import RedisServer, ServerProcess
 
 # the shared servers must not rate-limit the tests' bursts; test_live_limits has its own
@@ -76,4 +80,25 @@ def memory_users(connect_memory):
     """users(n) on the in-memory server only."""
     def make(count, **kwargs):
         return [connect_memory(**kwargs) for _ in range(count)]
+    return make
+
+
+@pytest.fixture
+def app():
+    """A new app in this process: memory presence, identities from the query, no rate limits."""
+    return local_app()
+
+
+@pytest.fixture
+def connect_local(app):
+    """connect(user_id=None, live=True, join=True, **kw) -> a LocalClient on `app` (tests.live.sockets_of)."""
+    with sockets_of(partial(LocalClient, app)) as make:
+        yield make
+
+
+@pytest.fixture
+def local_users(connect_local):
+    """users(n) on the app in this process."""
+    def make(count, **kwargs):
+        return [connect_local(**kwargs) for _ in range(count)]
     return make

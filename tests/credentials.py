@@ -18,6 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 JWT_SECRET = "jwt-test-secret-0123456789abcdef-0123456789"
 SESSION_SECRET = "session-secret-now-0123456789abcdef-0123"
 OLD_SESSION_SECRET = "session-secret-before-rotation-0123456789"
+# the Socket.IO Admin UI's login (homeapp/operations/admin.py), as auth and as the server's settings
+ADMIN = {"username": "operator", "password": "a long admin passphrase"}
+ADMIN_ENV = {"HOMEAPP_ADMIN_USERNAME": ADMIN["username"], "HOMEAPP_ADMIN_PASSWORD": ADMIN["password"]}
 NODE_DIR = Path(__file__).resolve().parent / "node"
 OMIT = object()  # a claim or field to leave out
 

@@ -33,33 +33,22 @@ def room_of(*peers):
     return ":".join(sorted((p.user_id for p in peers), key=int))
 
 
-class Peer:
-    """One socket of one user, connected with the websocket transport unless `transports` says otherwise."""
+class Recorder:
+    """What one socket of one user received, in order, for asserting who got what."""
 
-    def __init__(self, url, user_id=None, username=None, query=True, transports=("websocket",),
-                 **connect_kwargs):
+    # True when every event has arrived by the time the call that caused it returns
+    synchronous = False
+
+    def __init__(self, user_id=None, username=None):
         self.user_id = user_id
         self.username = username
         self.events = []
         self._changed = threading.Condition()
-        self.ended = threading.Event()  # set when the server (or close()) ends the connection
-        self.client = socketio.Client(reconnection=False)
-        self.client.on("*", self._record)
-        self.client.on("disconnect", lambda reason=None: self.ended.set())
-        target = url + (f"/?userID={user_id}" if query and user_id else "")
-        self.client.connect(target, transports=list(transports), wait_timeout=5, **connect_kwargs)
 
     def _record(self, event, *args):
         with self._changed:
             self.events.append((event, args[0] if len(args) == 1 else args))
             self._changed.notify_all()
-
-    def call(self, event, data=None, timeout=5):
-        """Emit with an acknowledgement and return the ack."""
-        return self.client.call(event, data, timeout=timeout)
-
-    def emit(self, event, data=None):
-        self.client.emit(event, data)
 
     def got(self, *names):
         """Payloads received, in order: of the named events, or of every event but presence."""
@@ -89,25 +78,57 @@ class Peer:
         with self._changed:
             self.events.clear()
 
+
+class Peer(Recorder):
+    """One socket of one user, connected with the websocket transport unless `transports` says
+    otherwise, on the main namespace unless `namespace` names another."""
+
+    def __init__(self, url, user_id=None, username=None, query=True, transports=("websocket",),
+                 namespace="/", **connect_kwargs):
+        super().__init__(user_id, username)
+        self.namespace = namespace
+        self.ended = threading.Event()  # set when the server (or close()) ends the connection
+        self.client = socketio.Client(reconnection=False)
+        self.client.on("*", self._record, namespace=namespace)
+        self.client.on("disconnect", lambda reason=None: self.ended.set(), namespace=namespace)
+        target = url + (f"/?userID={user_id}" if query and user_id else "")
+        self.client.connect(target, transports=list(transports), namespaces=[namespace], wait_timeout=5,
+                            **connect_kwargs)
+
+    def call(self, event, data=None, timeout=5):
+        """Emit with an acknowledgement and return the ack."""
+        return self.client.call(event, data, namespace=self.namespace, timeout=timeout)
+
+    def emit(self, event, data=None):
+        self.client.emit(event, data, namespace=self.namespace)
+
     def close(self):
         if self.client.connected:
             self.client.disconnect()
 
 
-@contextmanager
 def peers_on(server):
-    """connect(user_id=None, live=True, join=True, **kw) -> a Peer on `server`; every peer
-    made is closed when the block ends.
+    """connect(user_id=None, live=True, join=True, url=None, **kw) -> a Peer on `server`
+    (or on `url`); see sockets_of."""
+    def open_peer(user_id, username, url=None, **kwargs):
+        return Peer(url or server.url, user_id, username, **kwargs)
+    return sockets_of(open_peer)
+
+
+@contextmanager
+def sockets_of(open_socket):
+    """connect(user_id=None, live=True, join=True, **kw) -> open_socket(user_id, username, **kw),
+    a new user's socket unless user_id names one; every socket made is closed when the block ends.
 
     `live` sends addOnlineUser, `join` sends joinRoom for the user's own channel:
     what the existing client does on every connect.
     """
     peers = []
 
-    def connect(user_id=None, username=None, live=True, join=True, url=None, **kwargs):
+    def connect(user_id=None, username=None, live=True, join=True, **kwargs):
         user_id = user_id or new_user_id()
         username = username or f"user{user_id}"
-        peer = Peer(url or server.url, user_id, username, **kwargs)
+        peer = open_socket(user_id, username, **kwargs)
         peers.append(peer)
         if live:
             assert peer.call("addOnlineUser", {"userID": user_id, "userUsername": username}) == {"ok": True}
@@ -125,8 +146,11 @@ def peers_on(server):
 def settle(*peers, quiet=0.3, limit=5.0):
     """Wait until none of the peers has received anything for `quiet` seconds.
 
-    What a test asserts was not delivered has had that long to arrive.
+    What a test asserts was not delivered has had that long to arrive. Synchronous peers
+    (tests/inprocess.py) have it all already: there is nothing to wait for.
     """
+    if all(peer.synchronous for peer in peers):
+        return
     deadline = time.monotonic() + limit
     counts = [len(p.events) for p in peers]
     still_since = time.monotonic()
@@ -166,7 +190,8 @@ def refusal(url, **connect_kwargs):
     """
     client = socketio.Client(reconnection=False)
     reasons = []
-    client.on("connect_error", lambda data=None: reasons.append(data))
+    for namespace in connect_kwargs.get("namespaces") or ["/"]:
+        client.on("connect_error", lambda data=None: reasons.append(data), namespace=namespace)
     try:
         client.connect(url, transports=["websocket"], wait_timeout=5, **connect_kwargs)
     except socketio.exceptions.ConnectionError:

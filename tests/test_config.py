@@ -156,3 +156,30 @@ def test_server_only_events_must_be_ones_the_api_performs(events):
     with pytest.raises(ConfigError, match="HOMEAPP_SERVER_ONLY_EVENTS names events that the backend API "
                                           "does not perform"):
         api.check_config(config)
+def test_the_admin_ui_is_off_by_default_and_reports_figures_only_when_on():
+    assert (load_config({})["ADMIN_USERNAME"], load_config({})["ADMIN_PASSWORD"]) == (None, None)
+    config = load_config({"HOMEAPP_ADMIN_USERNAME": "ops", "HOMEAPP_ADMIN_PASSWORD": "p" * 12})
+    assert (config["ADMIN_USERNAME"], config["ADMIN_PASSWORD"], config["ADMIN_MODE"]) == \
+        ("ops", "p" * 12, "production")
+    assert load_config({"HOMEAPP_ADMIN_MODE": "Development"})["ADMIN_MODE"] == "development"
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"HOMEAPP_ADMIN_USERNAME": "ops"}, "go together"),
+    ({"HOMEAPP_ADMIN_PASSWORD": "p" * 12}, "go together"),
+    ({"HOMEAPP_ADMIN_MODE": "debug"}, "HOMEAPP_ADMIN_MODE"),
+])
+def test_bad_admin_settings_are_refused(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(env)
+
+
+@pytest.mark.parametrize("password, refused", [("p" * 11, True), ("p" * 12, False)])
+def test_production_refuses_a_short_admin_password(password, refused):
+    config = load_config({"HOMEAPP_ALLOW_OPEN": "1", "HOMEAPP_ADMIN_USERNAME": "ops",
+                          "HOMEAPP_ADMIN_PASSWORD": password})
+    if refused:
+        with pytest.raises(ConfigError, match="HOMEAPP_ADMIN_PASSWORD is too short"):
+            check_production(config)
+    else:
+        check_production(config)

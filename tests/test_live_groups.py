@@ -2,8 +2,8 @@
 import pytest
 
 from tests import payloads
-from tests.payloads import DROP, changed
 from tests.live import assert_refused, open_room, room_of, settle
+from tests.refusals import DELETE_CASES, KICK_CASES, NEW_MEMBER_CASES
 
 
 def notification_to(payload, user_id):
@@ -104,44 +104,6 @@ def test_delete_user_room(users):
     assert not (a.got("messageRoom") or b.got("messageRoom") or c.got("messageRoom"))
 
 
-def _forged_notification(a, b, payload, path):
-    """payload with the notification at path claiming to come from b."""
-    return changed(payload, path, payloads.notification(b, a))
-
-
-TOO_MANY = 101
-
-NEW_MEMBER_CASES = [
-    ("null", lambda a, b, c: None, "VALIDATION_ERROR"),
-    ("unwrapped", lambda a, b, c: payloads.new_member(a, f"{a}:{b}", c)["data"], "VALIDATION_ERROR"),
-    ("wrong-new-room", lambda a, b, c: changed(payloads.new_member(a, f"{a}:{b}", c), "data.newRoomID",
-                                               f"{a}:{b}"), "VALIDATION_ERROR"),
-    ("unsorted-new-room", lambda a, b, c: changed(payloads.new_member(a, f"{a}:{b}", c), "data.newRoomID",
-                                                  f"{c}:{b}:{a}"), "VALIDATION_ERROR"),
-    ("already-member", lambda a, b, c: changed(changed(payloads.new_member(a, f"{a}:{b}", c),
-                                                       "data.newUserID", b), "data.newRoomID", f"{a}:{b}"),
-     "VALIDATION_ERROR"),
-    ("no-new-user", lambda a, b, c: changed(payloads.new_member(a, f"{a}:{b}", c), "data.newUserID", DROP),
-     "VALIDATION_ERROR"),
-    ("no-new-name", lambda a, b, c: changed(payloads.new_member(a, f"{a}:{b}", c), "data.newUsername",
-                                            DROP), "VALIDATION_ERROR"),
-    ("members-not-list", lambda a, b, c: changed(payloads.new_member(a, f"{a}:{b}", c),
-                                                 "data.currentMember", "all"), "VALIDATION_ERROR"),
-    ("notification-no-date", lambda a, b, c: changed(payloads.new_member(a, f"{a}:{b}", c),
-                                                     "data.notifications.0.date", DROP), "VALIDATION_ERROR"),
-    ("notification-to-bad", lambda a, b, c: changed(payloads.new_member(a, f"{a}:{b}", c),
-                                                    "data.notifications.0.to", "everyone"), "VALIDATION_ERROR"),
-    ("101-notifications", lambda a, b, c: changed(payloads.new_member(a, f"{a}:{b}", c), "data.notifications",
-                                                  [payloads.notification(a, b)] * TOO_MANY), "VALIDATION_ERROR"),
-    ("picture-path-huge", lambda a, b, c: changed(payloads.new_member(a, f"{a}:{b}", c),
-                                                  "data.newUserPicturePath", "p" * 5000), "VALIDATION_ERROR"),
-    ("forged-client", lambda a, b, c: payloads.new_member(b, f"{a}:{b}", c), "FORBIDDEN"),
-    ("not-a-member", lambda a, b, c: payloads.new_member(a, f"{b}:{c}", str(int(c) + 1)), "FORBIDDEN"),
-    ("forged-notification", lambda a, b, c: _forged_notification(
-        a, b, payloads.new_member(a, f"{a}:{b}", c), "data.notifications.0"), "FORBIDDEN"),
-]
-
-
 @pytest.mark.parametrize("event", ["createUserGroup", "addUserToGroup"])
 @pytest.mark.parametrize("make_payload, code", [c[1:] for c in NEW_MEMBER_CASES],
                          ids=[c[0] for c in NEW_MEMBER_CASES])
@@ -150,26 +112,6 @@ def test_new_member_refusals(memory_users, event, make_payload, code):
     open_room(room_of(a, b), b)
     c.clear()
     assert_refused(a, event, make_payload(a.user_id, b.user_id, c.user_id), code, [b, c])
-
-
-KICK_CASES = [
-    ("null", lambda a, b, c: None, "VALIDATION_ERROR"),
-    ("wrapped", lambda a, b, c: {"data": payloads.kick(a, f"{a}:{b}:{c}", c)}, "VALIDATION_ERROR"),
-    ("wrong-new-room", lambda a, b, c: changed(payloads.kick(a, f"{a}:{b}:{c}", c), "newRoomID",
-                                               f"{a}:{c}"), "VALIDATION_ERROR"),
-    ("kicked-not-member", lambda a, b, c: changed(changed(payloads.kick(a, f"{a}:{b}:{c}", c),
-                                                          "kickedUserID", str(int(c) + 1)),
-                                                  "newRoomID", f"{a}:{b}:{c}"), "VALIDATION_ERROR"),
-    ("kick-leaves-one", lambda a, b, c: payloads.kick(a, f"{a}:{b}", b), "VALIDATION_ERROR"),
-    ("bad-first-room", lambda a, b, c: changed(payloads.kick(a, f"{a}:{b}:{c}", c), "firstRoomID", "1"),
-     "VALIDATION_ERROR"),
-    ("notifications-not-list", lambda a, b, c: changed(payloads.kick(a, f"{a}:{b}:{c}", c),
-                                                       "notifications", {}), "VALIDATION_ERROR"),
-    ("forged-client", lambda a, b, c: payloads.kick(b, f"{a}:{b}:{c}", c), "FORBIDDEN"),
-    ("not-a-member", lambda a, b, c: payloads.kick(b, f"{b}:{c}:{int(c) + 1}", c), "FORBIDDEN"),
-    ("forged-notification", lambda a, b, c: _forged_notification(
-        a, b, payloads.kick(a, f"{a}:{b}:{c}", c), "notifications.0"), "FORBIDDEN"),
-]
 
 
 @pytest.mark.parametrize("make_payload, code", [c[1:] for c in KICK_CASES], ids=[c[0] for c in KICK_CASES])
@@ -181,20 +123,6 @@ def test_kick_refusals(memory_users, make_payload, code):
     # c was not evicted: the room still reaches it
     assert b.call("message", payloads.message(b.user_id, room, "still here"))["ok"]
     c.wait_for("messageRoom")
-
-
-DELETE_CASES = [
-    ("null", lambda a, b, c: None, "VALIDATION_ERROR"),
-    ("no-room", lambda a, b, c: changed(payloads.delete_room(a, f"{a}:{b}:{c}"), "roomID", DROP),
-     "VALIDATION_ERROR"),
-    ("unsorted", lambda a, b, c: payloads.delete_room(a, f"{c}:{b}:{a}"), "VALIDATION_ERROR"),
-    ("no-client", lambda a, b, c: changed(payloads.delete_room(a, f"{a}:{b}:{c}"), "clientID", DROP),
-     "VALIDATION_ERROR"),
-    ("forged-client", lambda a, b, c: payloads.delete_room(b, f"{a}:{b}:{c}"), "FORBIDDEN"),
-    ("not-a-member", lambda a, b, c: payloads.delete_room(a, f"{b}:{c}"), "FORBIDDEN"),
-    ("forged-notification", lambda a, b, c: _forged_notification(
-        a, b, payloads.delete_room(a, f"{a}:{b}:{c}"), "notifications.0"), "FORBIDDEN"),
-]
 
 
 @pytest.mark.parametrize("make_payload, code", [c[1:] for c in DELETE_CASES],

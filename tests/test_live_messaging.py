@@ -6,6 +6,7 @@ import pytest
 from tests import payloads
 from tests.payloads import DROP, changed
 from tests.live import assert_refused, open_room, raw_socket, room_of, settle
+from tests.refusals import BAD_MESSAGES
 
 
 @pytest.fixture
@@ -115,52 +116,6 @@ def test_sender_name_comes_from_the_identity_and_unknown_fields_are_dropped(chat
     relayed = b.got("messageRoom")[0][1]
     assert relayed["fromUsername"] == f"user{a.user_id}" and "evil" not in relayed
     assert "secret" not in b.got("messageResponseNotify")[0][1]["createRoomNotification"]
-
-
-def _bad_message_cases():
-    long_text = "x" * 5001
-    cases = [
-        ("null", lambda a, b, r: None, "VALIDATION_ERROR"),
-        ("string", lambda a, b, r: "hello", "VALIDATION_ERROR"),
-        ("unwrapped", lambda a, b, r: payloads.message(a, r)["data"], "VALIDATION_ERROR"),
-        ("data-null", lambda a, b, r: {"data": None}, "VALIDATION_ERROR"),
-        ("data-list", lambda a, b, r: {"data": []}, "VALIDATION_ERROR"),
-    ]
-    changes = [
-        ("no-text", "data.message", DROP, "VALIDATION_ERROR"),
-        ("empty-text", "data.message", "", "VALIDATION_ERROR"),
-        ("text-not-string", "data.message", {"html": "<b>"}, "VALIDATION_ERROR"),
-        ("text-5001", "data.message", long_text, "VALIDATION_ERROR"),
-        ("last-5001", "data.lastMessage", long_text, "VALIDATION_ERROR"),
-        ("no-from", "data.from", DROP, "VALIDATION_ERROR"),
-        ("from-letters", "data.from", "me", "VALIDATION_ERROR"),
-        ("no-room", "data.roomID", DROP, "VALIDATION_ERROR"),
-        ("name-65", "data.fromUsername", "n" * 65, "VALIDATION_ERROR"),
-        ("room-key-mismatch", "data.roomKey", "room:1:2", "VALIDATION_ERROR"),
-        ("unread-not-list", "data.unreadMessArray", "all", "VALIDATION_ERROR"),
-        ("unread-other-room", "data.unreadMessArray.0.roomID", "1:2", "VALIDATION_ERROR"),
-        ("unread-negative", "data.unreadMessArray.0.countNumber", -1, "VALIDATION_ERROR"),
-        ("contact-not-bool", "data.contact", "maybe", "VALIDATION_ERROR"),
-        ("bad-room-notification", "data.createRoomNotification", {"id": 1}, "VALIDATION_ERROR"),
-    ]
-    cases += [(name, (lambda p, v: lambda a, b, r: changed(payloads.message(a, r), p, v))(path, value), code)
-              for name, path, value, code in changes]
-    cases += [
-        ("unsorted-room", lambda a, b, r: payloads.message(a, f"{b}:{a}"), "VALIDATION_ERROR"),
-        ("unread-for-sender", lambda a, b, r: changed(payloads.message(a, r),
-                                                      "data.unreadMessArray.0.recipientID", a),
-         "VALIDATION_ERROR"),
-        ("forged-from", lambda a, b, r: payloads.message(b, r), "FORBIDDEN"),
-        ("not-a-member", lambda a, b, r: payloads.message(a, f"{b}:{int(b) + 1}"),
-         "FORBIDDEN"),
-        ("forged-notification", lambda a, b, r: changed(
-            payloads.message(a, r), "data.createRoomNotification", payloads.notification(b, a)),
-         "FORBIDDEN"),
-    ]
-    return cases
-
-
-BAD_MESSAGES = _bad_message_cases()
 
 
 @pytest.mark.parametrize("make_payload, code", [c[1:] for c in BAD_MESSAGES],

@@ -5,6 +5,7 @@ import requests
 from homeapp.cluster import redis_keys
 from tests import payloads
 from tests.live import Peer, assert_refused, new_user_id, settle
+from tests.refusals import ADD_ONLINE_USER_CASES, ANONYMOUS_CASES, USER_CHANNEL_CASES
 
 
 def online_ids(server):
@@ -94,24 +95,8 @@ def test_join_room_receives_personal_events_and_leave_room_stops_them(connect):
     assert houseworker.got() == []
 
 
-USERNAME_TOO_LONG = "x" * 65
-
-
-@pytest.mark.parametrize("make_payload, code", [
-    (lambda me, other: None, "VALIDATION_ERROR"),
-    (lambda me, other: me, "VALIDATION_ERROR"),
-    (lambda me, other: [me], "VALIDATION_ERROR"),
-    (lambda me, other: {}, "VALIDATION_ERROR"),
-    (lambda me, other: {"userID": "abc"}, "VALIDATION_ERROR"),
-    (lambda me, other: {"userID": -1}, "VALIDATION_ERROR"),
-    (lambda me, other: {"userID": True}, "VALIDATION_ERROR"),
-    (lambda me, other: {"userID": "1" * 21}, "VALIDATION_ERROR"),
-    (lambda me, other: {"userID": me, "userUsername": USERNAME_TOO_LONG}, "VALIDATION_ERROR"),
-    (lambda me, other: {"userID": me, "userUsername": 5}, "VALIDATION_ERROR"),
-    (lambda me, other: {"userID": me, "userUsername": ""}, "VALIDATION_ERROR"),
-    (lambda me, other: {"userID": other, "userUsername": "impostor"}, "FORBIDDEN"),
-], ids=["null", "bare-string", "list", "empty", "letters", "negative", "boolean", "21-digits",
-        "long-name", "name-not-string", "empty-name", "someone-else"])
+@pytest.mark.parametrize("make_payload, code", [c[1:] for c in ADD_ONLINE_USER_CASES],
+                         ids=[c[0] for c in ADD_ONLINE_USER_CASES])
 def test_add_online_user_refusals(connect, server, make_payload, code):
     observer = connect(live=False, join=False)
     me = connect(live=False, join=False)  # identity from the query, not yet live
@@ -121,15 +106,8 @@ def test_add_online_user_refusals(connect, server, make_payload, code):
 
 
 @pytest.mark.parametrize("event", ["joinRoom", "leaveRoom"])
-@pytest.mark.parametrize("make_payload, code", [
-    (lambda me, other: None, "VALIDATION_ERROR"),
-    (lambda me, other: "", "VALIDATION_ERROR"),
-    (lambda me, other: "abc", "VALIDATION_ERROR"),
-    (lambda me, other: f"user:{me}", "VALIDATION_ERROR"),
-    (lambda me, other: {"userID": me}, "VALIDATION_ERROR"),
-    (lambda me, other: [me], "VALIDATION_ERROR"),
-    (lambda me, other: other, "FORBIDDEN"),
-], ids=["null", "empty", "letters", "channel-name", "object", "list", "someone-else"])
+@pytest.mark.parametrize("make_payload, code", [c[1:] for c in USER_CHANNEL_CASES],
+                         ids=[c[0] for c in USER_CHANNEL_CASES])
 def test_user_channel_refusals(connect_memory, event, make_payload, code):
     me, other = connect_memory(join=False), connect_memory()
     refusal = assert_refused(me, event, make_payload(me.user_id, other.user_id), code, [other])
@@ -139,17 +117,7 @@ def test_user_channel_refusals(connect_memory, event, make_payload, code):
     assert me.got() == [("error", refusal)]
 
 
-@pytest.mark.parametrize("event, payload", [
-    ("joinRoom", "1"), ("leaveRoom", "1"), ("chatRoom.join", "1:2"), ("chatRoom.leave", "1:2"),
-    ("message", payloads.message("1", "1:2")), ("startTypingRoom", payloads.typing("1", "1:2")),
-    ("stopTypingRoom", payloads.typing("1", "1:2")),
-    ("createUserGroup", payloads.new_member("1", "1:2", "3")),
-    ("addUserToGroup", payloads.new_member("1", "1:2:3", "4")),
-    ("kickUserFromGroup", payloads.kick("1", "1:2:3", "3")),
-    ("deleteUserRoom", payloads.delete_room("1", "1:2:3")),
-    ("commentNotification", payloads.comment("1", "2")),
-    ("ratingNotification", payloads.rating("1", "2")),
-])
+@pytest.mark.parametrize("event, payload", ANONYMOUS_CASES)
 def test_every_event_but_add_online_user_needs_an_identity(connect_memory, event, payload):
     observer = connect_memory()
     anonymous = connect_memory(live=False, join=False, query=False)

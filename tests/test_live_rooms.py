@@ -3,6 +3,7 @@ import pytest
 
 from tests import payloads
 from tests.live import assert_refused, room_of, settle
+from tests.refusals import CHAT_ROOM_CASES
 
 
 def test_joined_members_see_the_room_and_leaving_stops_it(users):
@@ -21,20 +22,8 @@ def test_joined_members_see_the_room_and_leaving_stops_it(users):
 
 
 @pytest.mark.parametrize("event", ["chatRoom.join", "chatRoom.leave"])
-@pytest.mark.parametrize("make_room, code", [
-    (lambda a, b, c: None, "VALIDATION_ERROR"),
-    (lambda a, b, c: "", "VALIDATION_ERROR"),
-    (lambda a, b, c: a, "VALIDATION_ERROR"),
-    (lambda a, b, c: f"{b}:{a}", "VALIDATION_ERROR"),
-    (lambda a, b, c: f"{a}:{a}", "VALIDATION_ERROR"),
-    (lambda a, b, c: f"{a}:x", "VALIDATION_ERROR"),
-    (lambda a, b, c: f"room:{a}:{b}", "VALIDATION_ERROR"),
-    (lambda a, b, c: {"roomID": f"{a}:{b}"}, "VALIDATION_ERROR"),
-    (lambda a, b, c: int(a), "VALIDATION_ERROR"),
-    (lambda a, b, c: ":".join(str(int(a) + i) for i in range(51)), "VALIDATION_ERROR"),
-    (lambda a, b, c: f"{b}:{c}", "FORBIDDEN"),
-], ids=["null", "empty", "one-id", "unsorted", "repeat", "letters", "channel-name", "object",
-        "number", "51-members", "not-a-member"])
+@pytest.mark.parametrize("make_room, code", [c[1:] for c in CHAT_ROOM_CASES],
+                         ids=[c[0] for c in CHAT_ROOM_CASES])
 def test_chat_room_refusals(memory_users, event, make_room, code):
     a, b, c = memory_users(3)
     room_bc = room_of(b, c)

@@ -3,8 +3,8 @@ import pytest
 
 from tests import payloads
 from tests.conftest import FAST
-from tests.payloads import DROP, changed
 from tests.live import assert_refused, open_room, peers_on, room_of, settle
+from tests.refusals import TYPING_CASES
 
 EVENTS = [("startTypingRoom", "typingMessageStart"), ("stopTypingRoom", "typingMessageStop")]
 
@@ -44,19 +44,6 @@ def test_disconnecting_after_stopping_sends_no_second_stop(room):
     a.close()
     settle(b)
     assert [e for e, _ in b.got()] == ["typingMessageStart", "typingMessageStop"]
-
-
-TYPING_CASES = [
-    ("null", lambda a, b, r: None, "VALIDATION_ERROR"),
-    ("string", lambda a, b, r: r, "VALIDATION_ERROR"),
-    ("no-room", lambda a, b, r: changed(payloads.typing(a, r), "roomID", DROP), "VALIDATION_ERROR"),
-    ("unsorted", lambda a, b, r: payloads.typing(a, f"{b}:{a}"), "VALIDATION_ERROR"),
-    ("no-user", lambda a, b, r: changed(payloads.typing(a, r), "user", DROP), "VALIDATION_ERROR"),
-    ("user-string", lambda a, b, r: changed(payloads.typing(a, r), "user", a), "VALIDATION_ERROR"),
-    ("name-65", lambda a, b, r: payloads.typing(a, r, "n" * 65), "VALIDATION_ERROR"),
-    ("forged-user", lambda a, b, r: payloads.typing(b, r), "FORBIDDEN"),
-    ("not-a-member", lambda a, b, r: payloads.typing(a, f"{b}:{int(b) + 1}"), "FORBIDDEN"),
-]
 
 
 @pytest.mark.parametrize("client_event", ["startTypingRoom", "stopTypingRoom"])

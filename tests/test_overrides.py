@@ -53,3 +53,17 @@ def test_creating_the_app_twice_installs_each_override_once():
 
     from homeapp.transport import websocket
     assert Socket.send is websocket._send and Socket.poll is websocket._poll
+
+
+def test_the_upgrade_check_may_start_on_an_untested_version_but_production_may_not(monkeypatch, caplog):
+    from homeapp.config import ConfigError, check_production, load_config
+    real = overrides.installed_version
+    monkeypatch.setattr(overrides, "installed_version",
+                        lambda name: "4.16.0" if name == "python-engineio" else real(name))
+    with caplog.at_level("WARNING", logger="homeapp.transport"):
+        overrides.check_versions(allow_untested=True)
+    assert "python-engineio 4.16.0 is installed" in caplog.text
+    create_app({"ALLOW_UNTESTED_LIBRARIES": True})  # starts (create_app replaces the log handlers)
+    with pytest.raises(ConfigError, match="HOMEAPP_ALLOW_UNTESTED_LIBRARIES"):
+        check_production(load_config({"HOMEAPP_ALLOW_UNTESTED_LIBRARIES": "1", "HOMEAPP_AUTH": "jwt",
+                                      "HOMEAPP_JWT_SECRET": "s" * 40}))

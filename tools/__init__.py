@@ -1,1 +1,1 @@
-"""Scripts that maintain the repository's generated files, run as `python -m tools.<name>`."""
+"""Maintenance commands, run as `python -m tools.<name>`; not part of the server."""

@@ -100,6 +100,10 @@ def shutdown(hub, grace, http=None):
         for sid in sids:
             pool.spawn(_close, hub, sid)
         pool.join()
+        # what is still open is no user's (the Admin UI's): it would hold the process to the grace
+        for eio_sid in list(hub.server.eio.sockets):
+            pool.spawn(hub.server.eio.disconnect, eio_sid)
+        pool.join()
         keeper.retire(hub)
     pool.kill(block=True, timeout=1)
     # the presence changes just emitted still have to reach the other processes

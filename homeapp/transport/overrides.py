@@ -7,6 +7,7 @@ refuses it, naming the library, its version and the tests to run against it; doc
 says what each override is for, and `python -m tools.upgrade_check` runs those tests on the
 newest releases.
 """
+import logging
 from importlib import metadata
 
 from packaging.specifiers import SpecifierSet
@@ -14,6 +15,9 @@ from packaging.version import Version
 
 from homeapp.config import ConfigError
 from homeapp.transport import packets, websocket
+
+
+log = logging.getLogger("homeapp.transport")
 
 
 class UnsupportedLibrary(ConfigError):
@@ -53,16 +57,20 @@ def installed_version(distribution):
     return metadata.version(distribution)
 
 
-def check_versions():
-    """Raises UnsupportedLibrary for the first library outside the versions its tests cover."""
+def check_versions(allow_untested=False):
+    """Raises UnsupportedLibrary for the first library outside the versions its tests cover;
+    with allow_untested (tools.upgrade_check's runs), logs each one as a warning instead."""
     for distribution, (covered, relies_on, tests) in COVERED.items():
         version = installed_version(distribution)
         if Version(version) not in SpecifierSet(covered):
-            raise UnsupportedLibrary(
+            refusal = UnsupportedLibrary(
                 f"{distribution} {version} is installed, but this server's overrides are tested "
                 f"with {distribution}{covered} only: it relies on {relies_on}. Run "
                 f"`python -m pytest {tests}` against {version} (or `python -m tools.upgrade_check`, "
                 f"docs/upgrading.md), then widen the range in homeapp/transport/overrides.py.")
+            if not allow_untested:
+                raise refusal
+            log.warning("HOMEAPP_ALLOW_UNTESTED_LIBRARIES: starting anyway: %s", refusal)
 
 
 def install(config, server):
@@ -71,6 +79,6 @@ def install(config, server):
 
     Raises UnsupportedLibrary.
     """
-    check_versions()
+    check_versions(config["ALLOW_UNTESTED_LIBRARIES"])
     websocket.install(config)
     packets.guard(server)

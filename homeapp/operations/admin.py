@@ -1,0 +1,141 @@
+"""The Socket.IO Admin UI: python-socketio's `/admin` namespace, and the UI's own page at /admin/.
+
+Only with HOMEAPP_ADMIN_USERNAME and HOMEAPP_ADMIN_PASSWORD set; otherwise neither exists.
+The page is the npm package @socket.io/admin-ui (pinned in static/package.json), served from
+this server so that it works offline and loads nothing from third parties.
+
+HOMEAPP_ADMIN_MODE=production (the default) reports figures only: servers, sockets per
+namespace, connections and bytes over time. python-socketio declares the emit, join, leave and
+disconnect actions in this mode but handles them only in development mode, so they are turned
+off here rather than offered and silently ignored. development adds every socket, room and
+event with its payload (message texts included) and those actions, to whoever holds the
+credentials; it also costs time on every event and emit.
+"""
+import hmac
+import logging
+from pathlib import Path
+
+from flask import Blueprint, abort, send_from_directory, url_for
+from socketio.exceptions import ConnectionRefusedError
+
+from homeapp.events.dispatch import CONNECT, DISCONNECT
+
+log = logging.getLogger("homeapp.operations.admin")
+
+NAMESPACE = "/admin"
+STATIC = Path(__file__).resolve().parents[2] / "static"
+UI = STATIC / "node_modules" / "@socket.io" / "admin-ui" / "ui" / "dist"
+ICONS = "node_modules/@mdi/font/css/materialdesignicons.min.css"  # under static/
+# what the UI's index.html fetches from CDNs; the icons come from static/ instead, and the
+# text falls back from Roboto to the browser's sans-serif
+_ICONS_CDN = "https://cdn.jsdelivr.net/npm/@mdi/font@latest/css/materialdesignicons.min.css"
+_FONT_CDN = '<link rel="stylesheet" href="https://fonts.googleapis.com/css?family=Roboto:100,300,400,500,700,900">'
+# the connect_error message on which the UI keeps its login form open, with its own wording
+REFUSED = "invalid credentials"
+
+bp = Blueprint("admin", __name__)
+_instrumented = []  # the InstrumentedServer of the newest app in this process
+
+
+def init_app(app, server, config):
+    """Instrument the Socket.IO server and serve the UI when the admin credentials are set.
+
+    Returns python-socketio's InstrumentedServer, or None when the Admin UI is off.
+    """
+    if config["ADMIN_USERNAME"] is None:
+        return None
+    development = config["ADMIN_MODE"] == "development"
+    # python-socketio patches engineio's Socket class, for every server in the process: an app
+    # created again in the same process (tests) takes the instrumentation over from the one
+    # before, instead of stacking a second one on it
+    release()
+    own_trigger = server._trigger_event
+    instrumented = server.instrument(
+        auth=credentials_check(config["ADMIN_USERNAME"], config["ADMIN_PASSWORD"]),
+        mode=config["ADMIN_MODE"], read_only=not development, namespace=NAMESPACE)
+    if development:
+        server._trigger_event = _lifecycle_reported(server, server._trigger_event, own_trigger)
+    _instrumented.append(instrumented)
+    if not (UI / "index.html").is_file():
+        log.warning("the Admin UI is not installed (npm ci --prefix static): /admin/ answers 404, "
+                    "the %s namespace works", NAMESPACE)
+    app.register_blueprint(bp)
+    return instrumented
+
+
+def release():
+    """Take the newest instrumentation back, if any: engineio's Socket class as it was before.
+
+    For tests, which build many apps in one process: the class is the whole process's.
+    """
+    while _instrumented:
+        _instrumented.pop().uninstrument()
+
+
+def credentials_check(username, password):
+    """auth for server.instrument(): True for the right {"username", "password"}.
+
+    Raises ConnectionRefusedError for anything else, which the client gets as connect_error.
+    """
+    expected = (username.encode(), password.encode())
+
+    def check(auth):
+        given = auth if isinstance(auth, dict) else {}
+        user, secret = given.get("username"), given.get("password")
+        if isinstance(user, str) and isinstance(secret, str):
+            # both compared, always, in constant time: neither tells which one was wrong
+            if hmac.compare_digest(user.encode(), expected[0]) & hmac.compare_digest(secret.encode(), expected[1]):
+                return True
+        log.warning("refused an Admin UI connection: %s", REFUSED)
+        raise ConnectionRefusedError(REFUSED)
+    return check
+
+
+def _lifecycle_reported(server, reported, own):
+    """The development mode's event hook, for the lifecycle only.
+
+    A client may send an event named `connect` or `disconnect` (homeapp.events.dispatch answers
+    it as unknown); python-socketio's admin hook would take it for the real thing, and a forged
+    disconnect made it forget the socket, so that the real one later failed before the app
+    saw it and the user stayed online. Such events go straight to the app's handlers.
+    """
+    def trigger(event, namespace, *args):
+        if event in (CONNECT, DISCONNECT) and _forged(server, event, namespace, args):
+            return own(event, namespace, *args)
+        return reported(event, namespace, *args)
+    return trigger
+
+
+def _forged(server, event, namespace, args):
+    """True when a lifecycle-named event is a client's packet rather than python-socketio's own."""
+    sid = args[0]
+    if event == DISCONNECT:  # a real disconnect has begun by now: the socket counts as gone
+        return server.manager.is_connected(sid, namespace)
+    eio_sid = server.manager.eio_sid_from_sid(sid, namespace)
+    # a real connect hands over the handshake's own environ; a client can only send JSON
+    return len(args) < 2 or args[1] is not server.environ.get(eio_sid)
+
+
+@bp.get("/admin/")  # /admin redirects here: the page's assets are relative to it
+def ui_page():
+    """The UI's page, its icon font from static/ and no third-party font."""
+    page = _page()
+    if page is None:
+        abort(404)
+    return page
+
+
+@bp.get("/admin/<path:name>")
+def ui_asset(name):
+    """The UI's scripts, styles and images."""
+    return send_from_directory(UI, name)
+
+
+def _page():
+    """index.html as served, or None when the UI is not installed."""
+    try:
+        html = (UI / "index.html").read_text()
+    except FileNotFoundError:
+        return None
+    icons = url_for("static", filename=ICONS)
+    return html.replace(_ICONS_CDN, icons).replace(_FONT_CDN, "")

@@ -1,0 +1,46 @@
+"""The Socket.IO Admin UI at /admin/, as an operator logs in to it in a browser."""
+from tests.browser import TIMEOUT_MS, chromium
+from tests.credentials import ADMIN, ADMIN_ENV
+from tests.conftest import FAST
+from tests.live import Peer, new_user_id
+
+
+def log_in(page, url, password):
+    """Fill in the UI's connection form, websocket only, and send it."""
+    page.get_by_label("Server URL").fill(url)
+    page.get_by_label("Username").fill(ADMIN["username"])
+    page.get_by_label("Password").fill(password)
+    page.get_by_label("Advanced options").check(force=True)  # Vuetify hides the input behind its switch
+    page.get_by_label("WebSocket only?").check(force=True)
+    page.get_by_role("button", name="Connect").click()
+
+
+def test_an_operator_logs_in_and_sees_the_server_listed(server_factory):
+    server = server_factory(**ADMIN_ENV, **FAST)
+    user = Peer(server.url, new_user_id())
+    try:
+        with chromium() as browser:
+            page = browser.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            requested, errors = [], []
+            page.on("request", lambda request: requested.append(request.url))
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(server.url + "/admin/")
+
+            log_in(page, server.url, "not the password")
+            page.get_by_text("Invalid credentials").wait_for()
+            log_in(page, server.url, ADMIN["password"])
+            page.get_by_label("Server URL").wait_for(state="hidden")
+            page.get_by_role("link", name="Servers").click()
+            row = page.locator("tbody tr", has_text=str(server.proc.pid))
+            row.wait_for(timeout=2 * TIMEOUT_MS)  # the first server_stats comes within 2 s
+            cells = row.locator("td").all_inner_texts()
+            assert "HEALTHY" in cells[-2].upper()
+            page.wait_for_function(  # the operator's socket and the user's
+                "pid => [...document.querySelectorAll('tbody tr')].some(r => r.cells[2].innerText == pid"
+                " && r.cells[4].innerText == '2')", arg=str(server.proc.pid), timeout=2 * TIMEOUT_MS)
+            assert errors == []
+            assert all(url.startswith(server.url + "/") for url in requested), \
+                [url for url in requested if not url.startswith(server.url + "/")]
+    finally:
+        user.close()
