@@ -10,19 +10,18 @@ server's CPU here, before any Socket.IO code ran:
   `sendall` asks the kernel for the send buffer size (a getsockopt) on every call. The
   frames a socket is given in one go leave together, in one non-blocking write.
 - Nagle's algorithm: each Socket.IO packet leaves as its own small frame, and a frame
-  written while the previous one waits for the client's delayed ACK is held back for
-  up to 40 ms (p99 in the hundreds of milliseconds under load). Node.js sockets, the
-  original server's, disable Nagle by default.
+  written while the previous one waits for the client's delayed ACK is held back until
+  that ACK comes. Node.js sockets, the original server's, disable Nagle by default.
 - A queue and a writer greenlet between every packet and its websocket: the sender writes
   it itself when nothing is queued before it.
 
-Memory. An idle socket cost 57 KB (bench/, idle scenario), 14 KB of it in three greenlets
-that only wait, and 8 KB in a read buffer that holds a few hundred bytes at a time:
+Memory. Much of an idle socket was greenlets that only wait, and a read buffer that holds a
+few hundred bytes at a time (bench/optimised.md has the figures):
 
 - gevent records, for every greenlet it spawns, the stack that spawned it: a debugging
-  aid (`track_greenlet_tree`) at about 2.5 KB per greenlet, two per socket. Turned off.
-- Engine.IO spawns a greenlet per socket that sleeps through the ping interval (4 KB
-  with its stack); a timer on the event loop does the same for about 100 bytes.
+  aid (`track_greenlet_tree`), two greenlets per socket. Turned off.
+- Engine.IO spawns a greenlet per socket that sleeps through the ping interval; a timer on
+  the event loop does the same for a fraction of its memory.
 - Each connection reads through a 1 KB buffer instead of 8 KB (homeapp/transport/worker.py).
 - A closed connection is let go of at once: the timers that wait on it (the next ping, the
   close frame's grace) hold it weakly. Held strongly, they kept every connection of the

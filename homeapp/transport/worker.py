@@ -3,8 +3,8 @@
 gevent-websocket's handler, with four changes:
 
 - each connection reads through a READ_BUFFER-byte buffer instead of 8 KB: a frame of this
-  protocol is a few hundred bytes, and an idle socket held the rest for nothing (3 KB of
-  RSS per socket, bench/ idle scenario);
+  protocol is a few hundred bytes, and an idle socket held the rest for nothing
+  (bench/optimised.md);
 - a request's line and headers must arrive within `header_timeout` seconds of the handler
   starting to wait for them, or the connection is closed: gevent waits forever, so a client
   that never finishes its headers held a connection and a greenlet for as long as it liked;
