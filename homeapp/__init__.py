@@ -18,13 +18,13 @@ How the libraries divide the work:
 """
 from pathlib import Path
 
-import redis
 from flask import Flask
 from socketio import manager as socketio_manager
 
 from homeapp.api import endpoint as api
 from homeapp.cluster.message_queue import QueueManager
 from homeapp.cluster.outage import RedisHealth
+from homeapp.cluster.redis_client import connect as connect_redis
 from homeapp.config import load_config
 from homeapp.events import register
 from homeapp.extensions import socketio
@@ -57,9 +57,7 @@ def create_app(test_config=None):
     redis_client = None
     client_manager = socketio_manager.Manager()  # explicit: init_app keeps options between apps
     if config["REDIS_URL"]:
-        redis_client = redis.Redis.from_url(
-            config["REDIS_URL"], decode_responses=True,
-            socket_timeout=config["REDIS_TIMEOUT"], socket_connect_timeout=config["REDIS_TIMEOUT"])
+        redis_client = connect_redis(config["REDIS_URL"], config["REDIS_TIMEOUT"], decode_responses=True)
         client_manager = QueueManager(config["REDIS_URL"], health, config["REDIS_TIMEOUT"])
     socketio.init_app(
         app,

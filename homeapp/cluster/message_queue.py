@@ -20,6 +20,8 @@ import time
 import redis
 import socketio
 
+from homeapp.cluster.redis_client import connect
+
 log = logging.getLogger("homeapp.cluster.message_queue")
 
 LISTEN_RETRY_SECONDS = 1.0
@@ -85,9 +87,7 @@ class QueueManager(socketio.RedisManager):
     def _send(self, batch):
         try:
             if self._publisher is None:
-                self._publisher = redis.Redis.from_url(
-                    self.redis_url, socket_timeout=self._timeout,
-                    socket_connect_timeout=self._timeout)
+                self._publisher = connect(self.redis_url, self._timeout)
             pipe = self._publisher.pipeline(transaction=False)
             for message in batch:
                 pipe.publish(self.channel, message)
@@ -103,8 +103,7 @@ class QueueManager(socketio.RedisManager):
         while True:
             self.pubsub = None
             try:
-                listener = redis.Redis.from_url(self.redis_url, socket_connect_timeout=self._timeout,
-                                                socket_keepalive=True)
+                listener = connect(self.redis_url, self._timeout, subscriber=True)
                 self.pubsub = listener.pubsub(ignore_subscribe_messages=True)
                 self.pubsub.subscribe(self.channel)
                 yield from self.pubsub.listen()
