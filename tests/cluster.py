@@ -17,10 +17,14 @@ UNLIMITED = {"HOMEAPP_MESSAGE_RATE": 0, "HOMEAPP_TYPING_RATE": 0, "HOMEAPP_NOTIF
 
 
 class Cluster:
-    """`count` processes of app.py sharing a redis-server this cluster owns (so it may stop it)."""
+    """`count` processes of app.py sharing a redis-server this cluster owns (so it may stop it).
 
-    def __init__(self, count=2, **env):
-        self.redis = RedisServer().start()
+    `redis_server` is another one to own instead, started: anything with `url`, `client()` and
+    `stop()`, such as a SentinelGroup.
+    """
+
+    def __init__(self, count=2, redis_server=None, **env):
+        self.redis = redis_server or RedisServer().start()
         self.env = dict(UNLIMITED, REDIS_URL=self.redis.url, **env)
         self.processes = []
         self.peers = []
@@ -59,14 +63,18 @@ class Cluster:
     def online(self):
         return self.client().smembers(redis_keys.ONLINE_USERS)
 
+    def listeners(self, channel=redis_keys.QUEUE):
+        """How many connections listen on a message-queue channel, by sharded or plain pub/sub."""
+        client = self.client()
+        return client.pubsub_shardnumsub(channel)[0][1] + client.pubsub_numsub(channel)[0][1]
+
     def wait_for_queue(self, listeners, timeout=10):
         """Wait until `listeners` processes listen on the message queue (each does from its first client)."""
         def subscribed():
             try:
-                counts = self.client().pubsub_numsub("flask-socketio")
+                return self.listeners() >= listeners
             except redis.RedisError:
                 return False
-            return counts and counts[0][1] >= listeners
         wait_until(subscribed, timeout, "the processes did not all subscribe to the message queue")
 
     def close(self):

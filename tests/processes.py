@@ -42,23 +42,32 @@ def answers_http(proc, url, log, what):
         return False
 
 
-class RedisServer:
-    """A redis-server this test session owns, so it may flush and stop it."""
+def redis_binary():
+    """The redis-server program; its `--sentinel` mode is Redis Sentinel."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+    return binary
 
-    def __init__(self):
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+
+class RedisServer:
+    """A redis-server this test session owns, so it may flush and stop it.
+
+    `options` are more redis-server arguments, e.g. ("--replicaof", "127.0.0.1", "6379").
+    """
+
+    def __init__(self, *options):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="homeapp-redis-")
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc = None
-        self._binary = binary
+        self._binary = redis_binary()
+        self._options = [str(option) for option in options]
 
     def start(self):
         self.proc = subprocess.Popen(
             [self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir],
+             "--appendonly", "no", "--dir", self.dir, *self._options],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._answers, 10, f"redis-server did not start on port {self.port}")
         return self
@@ -76,6 +85,13 @@ class RedisServer:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+def cpu_seconds(pid):
+    """CPU time (user + system, all threads) that process `pid` has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class ServerProcess:
