@@ -7,10 +7,12 @@ import threading
 from pathlib import Path
 
 import redis
+from redis.sentinel import Sentinel
 
 from homeapp.cluster import redis_keys
 from tests.live import Peer, new_user_id
-from tests.processes import ROOT, RedisServer, ServerProcess, answers_http, free_port, wait_until
+from tests.processes import (ROOT, RedisSentinel, RedisServer, ServerProcess, answers_http, free_port,
+                             wait_until)
 
 # the tests' bursts must not be rate-limited
 UNLIMITED = {"HOMEAPP_MESSAGE_RATE": 0, "HOMEAPP_TYPING_RATE": 0, "HOMEAPP_NOTIFICATION_RATE": 0}
@@ -83,6 +85,38 @@ class Cluster:
         for process in self.processes:
             process.stop()
         self.redis.stop()
+
+
+class SentinelGroup:
+    """A master, one replica of it and a Sentinel watching both, each a private process:
+    `url` is REDIS_URL in the Sentinel form. Kill the master and Sentinel promotes the replica."""
+
+    def __init__(self):
+        self.master = self.replica = self.sentinel = None
+        try:
+            self.master = RedisServer().start()
+            self.replica = RedisServer("--replicaof", "127.0.0.1", self.master.port).start()
+            wait_until(self._replicating, 10, "the replica did not connect to the master")
+            self.sentinel = RedisSentinel(self.master).start()
+            wait_until(lambda: self.replica.port in self.sentinel.ready_replicas(), 30,
+                       "Sentinel did not find the replica")
+        except BaseException:
+            self.stop()
+            raise
+        self.url = f"redis+sentinel://127.0.0.1:{self.sentinel.port}/0/{RedisSentinel.SERVICE}"
+
+    def _replicating(self):
+        return self.replica.client().info("replication").get("master_link_status") == "up"
+
+    def client(self):
+        """A client of whichever server is the master now."""
+        return Sentinel([("127.0.0.1", self.sentinel.port)], socket_timeout=2).master_for(
+            RedisSentinel.SERVICE, decode_responses=True, socket_timeout=2)
+
+    def stop(self):
+        for process in (self.sentinel, self.replica, self.master):
+            if process is not None:
+                process.stop()
 
 
 def all_at_once(actions, timeout=20):

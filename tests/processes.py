@@ -87,6 +87,57 @@ class RedisServer:
             self.proc.wait(10)
 
 
+class RedisSentinel:
+    """`redis-server --sentinel` watching `master` as SERVICE, alone: it is the quorum, and it
+    declares the master down after `down_after_ms` without an answer."""
+
+    SERVICE = "homeapp"
+
+    def __init__(self, master, down_after_ms=1000):
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="homeapp-sentinel-"))
+        self.master = master
+        self.down_after_ms = down_after_ms
+        self.proc = None
+
+    def start(self):
+        config = self.dir / "sentinel.conf"  # Sentinel rewrites it: a file of its own
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
+            f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.master.port} 1\n"
+            f"sentinel down-after-milliseconds {self.SERVICE} {self.down_after_ms}\n"
+            f"sentinel failover-timeout {self.SERVICE} 10000\n")
+        self.proc = subprocess.Popen([redis_binary(), str(config), "--sentinel"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self._answers, 10, f"redis-sentinel did not start on port {self.port}")
+        return self
+
+    def client(self):
+        return redis.Redis(port=self.port, decode_responses=True, socket_timeout=2)
+
+    def _answers(self):
+        try:
+            return self.client().ping()
+        except redis.RedisError:
+            return False
+
+    def master_port(self):
+        """The port of the server this Sentinel calls the master now."""
+        return int(self.client().sentinel_get_master_addr_by_name(self.SERVICE)[1])
+
+    def ready_replicas(self):
+        """Ports of the replicas Sentinel knows and could promote."""
+        replicas = self.client().sentinel_slaves(self.SERVICE)
+        return {int(r["port"]) for r in replicas
+                if not (r["is_sdown"] or r["is_odown"] or r["is_disconnected"])
+                and r.get("master-link-status") == "ok"}
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
 def cpu_seconds(pid):
     """CPU time (user + system, all threads) that process `pid` has used so far."""
     with open(f"/proc/{pid}/stat") as stat:
