@@ -57,6 +57,8 @@ MAX_OUTBOX = 20000
 MAX_SENDERS = 1024
 # what the listener reads: messages of both kinds of pub/sub
 _PUBLISHED = ("message", "smessage")
+# the manager's messages that concern a room, published on its channel; all others on everyone's
+_ROOM_METHODS = ("emit", "close_room")
 
 
 def has_sharded_pubsub(client):
@@ -93,13 +95,14 @@ class QueueManager(socketio.RedisManager):
         """Where a message is published: its rooms' channels, none for this process's own
         sockets, and everyone's for emits to everyone and messages about one socket."""
         room = message.get("room")
-        if message["method"] not in ("emit", "close_room") or room is None:
+        if room is None or message["method"] not in _ROOM_METHODS:
             return [self.channel]
         namespace = message["namespace"]
-        rooms = room if hasattr(room, "__len__") and not isinstance(room, str) else [room]
         # a socket's own room exists on its process only: an emit to it is already delivered
-        return [redis_keys.queue_room(namespace, r) for r in dict.fromkeys(rooms)
-                if not self.is_sid_room(namespace, r)]
+        sids = self.rooms.get(namespace, {}).get(None, ())
+        if isinstance(room, str) or not hasattr(room, "__len__"):  # one room, as python-socketio tells
+            return [] if room in sids else [redis_keys.queue_room(namespace, room)]
+        return [redis_keys.queue_room(namespace, r) for r in dict.fromkeys(room) if r not in sids]
 
     def _wanted(self):
         """Every channel this process must listen to now: everyone's and its rooms'."""
