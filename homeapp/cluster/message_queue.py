@@ -13,10 +13,12 @@ sockets is a recipient: the cost per process grows with the number of processes.
   the manager's messages about one socket (disconnect it, make it join or leave a room,
   an acknowledgement), which may be on any process;
 - an emit to several rooms is published once on each room's channel; a process that
-  hears it on several delivers it once, to every local socket of every room, because each
-  copy carries its sender's id and sequence number and only a higher number is delivered.
-  One connection carries all of a process's subscriptions, so one sender's messages
-  arrive in the order sent, whichever channels they came by;
+  hears it on several delivers it once, to every local socket of every room: each copy
+  starts with its sender's id and sequence number, and only a higher number than the last
+  one handled from that sender is delivered (a process's own messages are skipped on that
+  prefix too, before any JSON is decoded). One connection carries all of a process's
+  subscriptions, so one sender's messages arrive in the order sent, whichever channels
+  they came by;
 - subscription changes do not wait for Redis: they are queued to a task that writes them
   on the listener's connection (the listener itself is busy reading);
 - sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7), with which Redis Cluster spreads channels
@@ -82,7 +84,7 @@ class QueueManager(socketio.RedisManager):
         self._sending = False
         self._dropped = 0        # messages refused since the outbox last filled up
         self._numbers = itertools.count(1)  # this process's messages, in the order published
-        self._heard = OrderedDict()  # sender id -> number of its last message handled here
+        self._heard = OrderedDict()  # sender's id -> number of its last message handled here
         self._listener = None    # the listener's PubSub while it is connected
         self._subscribed = set()  # channels of the listener's connection
         self._changes = {}       # channel -> subscribe (True) or unsubscribe, not yet written
@@ -161,8 +163,9 @@ class QueueManager(socketio.RedisManager):
                             "until Redis catches up", MAX_OUTBOX)
             self._dropped += 1
             return
-        data["sender"], data["number"] = self.host_id, next(self._numbers)
-        message = self.json.dumps(data)
+        # who sent it and its number, before the JSON: a process skips its own messages, and
+        # other copies of one it handled, without decoding them
+        message = f"{self.host_id} {next(self._numbers)} {self.json.dumps(data)}"
         self._outbox += [(channel, message) for channel in channels]
         if self._queued is None:
             self._queued = self.server.eio.create_event()
@@ -287,23 +290,27 @@ class QueueManager(socketio.RedisManager):
             time.sleep(LISTEN_RETRY_SECONDS)
 
     def _listen(self):
+        own = self.host_id.encode()
         for message in self._redis_listen_with_retries():
             if message["type"] not in _PUBLISHED:
                 continue
             try:
-                data = self.json.loads(message["data"])
+                sender, number, body = message["data"].split(b" ", 2)
+                number = int(number)
+            except ValueError:  # not published by this server
+                continue
+            if sender == own or not self._first_hearing(sender, number):
+                continue
+            try:
+                data = self.json.loads(body)
             except ValueError:
                 continue
-            if isinstance(data, dict) and self._first_hearing(data):
+            if isinstance(data, dict):
                 yield data
 
-    def _first_hearing(self, data):
-        """False for this process's own messages and for another copy of one already handled."""
-        sender, number = data.get("sender"), data.get("number")
-        if sender == self.host_id:
-            return False
-        if sender is None or not isinstance(number, int):
-            return True
+    def _first_hearing(self, sender, number):
+        """False when a message of this sender numbered as high has been handled here: another
+        copy of one published on several channels."""
         if number <= self._heard.get(sender, 0):
             return False
         self._heard[sender] = number
