@@ -128,6 +128,7 @@ class QueueManager(socketio.RedisManager):
             self._follow(redis_keys.queue_room(namespace, room), False)
 
     def _follow(self, channel, subscribe):
+        """Queue a subscription change for the listener's connection."""
         self._changes[channel] = subscribe
         if self._changed is None:
             return  # not listening yet: the listener subscribes to what is wanted when it starts
@@ -230,7 +231,8 @@ class QueueManager(socketio.RedisManager):
     def close(self):
         """Stop listening, for good. A process simply exits; this is for managers that do not."""
         self._closed = True
-        self._changed.set()
+        if self._changed is not None:
+            self._changed.set()
         connection = self._listener and self._listener.connection
         if connection is not None:
             connection.disconnect()  # the listener's read fails at once, and it closes the rest
