@@ -28,12 +28,15 @@ const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 
 // ---------------------------------------------------------------- /proc and our own CPU
 
-function serverCpuSeconds() {
-  if (!cfg.server_pid) return null;
-  const stat = fs.readFileSync(`/proc/${cfg.server_pid}/stat`, "utf8");
+function serverCpuSeconds(pid = cfg.server_pid) {
+  if (!pid) return null;
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime + stime, all threads
 }
+
+// With several server processes (bench/scale_out.py): each one's CPU, in the order given.
+const serversCpuSeconds = () => (cfg.server_pids || []).map((pid) => serverCpuSeconds(pid));
 
 function serverRssKb() {
   if (!cfg.server_pid) return null;
@@ -55,7 +58,7 @@ function openWindow() {
   lag.enable();
   return {
     wall: performance.now(), cpu: process.cpuUsage(), server: serverCpuSeconds(),
-    machine: machineBusySeconds(), lag,
+    servers: serversCpuSeconds(), machine: machineBusySeconds(), lag,
   };
 }
 
@@ -69,6 +72,7 @@ function closeWindow(win) {
     seconds: round(seconds, 3),
     loadgen_cpu: round(loadgenCpu, 3),
     server_cpu: serverCpu === null ? null : round(serverCpu, 3),
+    servers_cpu: serversCpuSeconds().map((used, i) => round((used - win.servers[i]) / seconds, 3)),
     other_cpu: round(Math.max(0, machineCpu - loadgenCpu - (serverCpu || 0)), 3),
     server_rss_kb: serverRssKb(),
     // how late the generator's own event loop ran (its garbage collections among others): a
@@ -107,11 +111,11 @@ function percentiles(samples) {
 
 // ---------------------------------------------------------------- sockets
 
-function connect(userID, room, timeout = ACK_TIMEOUT_MS) {
+function connect(userID, room, timeout = ACK_TIMEOUT_MS, url = cfg.url) {
   const query = { userID };
   if (room) query.room = room; // read by the echo ceiling only; the servers ignore it
   return new Promise((resolve, reject) => {
-    const socket = io(cfg.url, {
+    const socket = io(url, {
       transports: ["websocket"], query, forceNew: true, reconnection: false, timeout,
     });
     socket.once("connect", () => resolve(socket));
@@ -235,7 +239,10 @@ async function relayScenario() {
   const sockets = await pooled(rooms.length * cfg.room_size, cfg.connect_concurrency || 50, async (i) => {
     const room = rooms[Math.floor(i / cfg.room_size)];
     const member = room.members[i % cfg.room_size];
-    const socket = await connect(member, room.id);
+    // several processes (`urls`): consecutive sockets on consecutive processes, so that with
+    // two or more every room spans two processes and every message crosses between them
+    const url = cfg.urls ? cfg.urls[i % cfg.urls.length] : cfg.url;
+    const socket = await connect(member, room.id, ACK_TIMEOUT_MS, url);
     for (const [event, read] of Object.entries(readers)) {
       socket.on(event, (p) => onDelivery(room, read(p)));
     }
@@ -244,7 +251,19 @@ async function relayScenario() {
     room.sockets[i % cfg.room_size] = socket;
     return socket;
   });
-  out({ type: "ready", sockets: sockets.length, setup_s: round((performance.now() - setupStart) / 1000, 3) });
+  // bystanders (`idle_urls`): online users on processes that carry none of the traffic
+  const idle = [];
+  for (const [n, url] of (cfg.idle_urls || []).entries()) {
+    for (let j = 0; j < (cfg.idle_per_url || 0); j++) {
+      const userID = String((cfg.user_base || 100000) + 900000 + n * 1000 + j);
+      const socket = await connect(userID, null, ACK_TIMEOUT_MS, url);
+      await ack(socket, "addOnlineUser", { userID, userUsername: "user" + userID });
+      await ack(socket, "joinRoom", userID);
+      idle.push(socket);
+    }
+  }
+  out({ type: "ready", sockets: sockets.length, idle_sockets: idle.length,
+    setup_s: round((performance.now() - setupStart) / 1000, 3) });
 
   async function drain(graceMs) {
     const until = performance.now() + graceMs;
@@ -315,7 +334,7 @@ async function relayScenario() {
     const result = await step({ ...cfg.open_step, rate: level.rate, label: level.label });
     if (result.saturated) saturatedAt = level.rate;
   }
-  for (const socket of sockets) socket.close();
+  for (const socket of sockets.concat(idle)) socket.close();
 }
 
 // ---------------------------------------------------------------- connect storm

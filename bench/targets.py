@@ -98,8 +98,9 @@ def stop(process, timeout=5.0):
 class RunningServer:
     """A target started on the server core; use as a context manager."""
 
-    def __init__(self, target, log_path, redis_url=None):
+    def __init__(self, target, log_path, redis_url=None, cwd=ROOT):
         self.target = target
+        self.cwd = cwd  # another checkout of the server, to compare two versions in one run
         self.port = free_port()
         self.log_path = log_path
         env = dict(os.environ, **target.env, PORT=str(self.port), HOST="127.0.0.1")
@@ -113,7 +114,7 @@ class RunningServer:
     def __enter__(self):
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            ["taskset", "-c", SERVER_CORE, *self.target.command(self.port)], cwd=ROOT, env=self._env,
+            ["taskset", "-c", SERVER_CORE, *self.target.command(self.port)], cwd=self.cwd, env=self._env,
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             wait_for_port(self.port, self.process)

@@ -18,19 +18,18 @@ How the libraries divide the work:
 """
 from pathlib import Path
 
-import redis
 from flask import Flask
 from socketio import manager as socketio_manager
 
 from homeapp.api import endpoint as api
 from homeapp.cluster.message_queue import QueueManager
 from homeapp.cluster.outage import RedisHealth
-from homeapp.operations import admin
+from homeapp.cluster.redis_client import connect as connect_redis
 from homeapp.config import load_config
 from homeapp.events import register
 from homeapp.extensions import socketio
 from homeapp.hub import build_hub
-from homeapp.operations import metrics
+from homeapp.operations import admin, metrics
 from homeapp.operations.logs import configure_logging
 from homeapp.schemas import limits
 from homeapp.transport import jsoncodec, overrides, websocket
@@ -57,9 +56,7 @@ def create_app(test_config=None):
     redis_client = None
     client_manager = socketio_manager.Manager()  # explicit: init_app keeps options between apps
     if config["REDIS_URL"]:
-        redis_client = redis.Redis.from_url(
-            config["REDIS_URL"], decode_responses=True,
-            socket_timeout=config["REDIS_TIMEOUT"], socket_connect_timeout=config["REDIS_TIMEOUT"])
+        redis_client = connect_redis(config["REDIS_URL"], config["REDIS_TIMEOUT"], decode_responses=True)
         client_manager = QueueManager(config["REDIS_URL"], health, config["REDIS_TIMEOUT"])
     socketio.init_app(
         app,

@@ -6,6 +6,8 @@ process with a message naming the variable instead of failing later.
 import os
 import re
 import zoneinfo
+from collections import namedtuple
+from urllib.parse import unquote, urlsplit
 
 AUTH_MODES = ("open", "jwt", "session")
 LOG_FORMATS = ("text", "json")
@@ -26,6 +28,75 @@ _HEADER_WORD = re.compile(r"^[!-~]+$")  # visible ASCII: no spaces, nothing a he
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names it."""
+
+
+SENTINEL_SCHEME = "redis+sentinel"
+_REDIS_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
+
+# What a redis+sentinel:// URL names: the Sentinels' (host, port) pairs, the service they
+# watch, and the database, user and password of its master.
+SentinelURL = namedtuple("SentinelURL", "sentinels service db username password")
+
+
+def _database(raw, url_form):
+    if raw == "":
+        return 0
+    if not raw.isdigit():
+        raise ConfigError(f"REDIS_URL: the database must be a number, got {raw!r} ({url_form})")
+    return int(raw)
+
+
+def parse_sentinel_url(url):
+    """The parts of a Sentinel URL, `redis+sentinel://[user:password@]host:port[,host:port...]/db/service`
+    (python-socketio's form); None for any other URL.
+
+    Raises ConfigError saying what is malformed.
+    """
+    form = f"{SENTINEL_SCHEME}://[user:password@]host:port[,host:port...]/db/service"
+    parts = urlsplit(url)
+    if parts.scheme != SENTINEL_SCHEME:
+        return None
+    if parts.query or parts.fragment:
+        raise ConfigError(f"REDIS_URL: a Sentinel URL takes no ?options or #fragment ({form})")
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    sentinels = []
+    for address in hosts.split(","):
+        host, _, port = address.strip().rpartition(":")
+        host = host.strip("[]")  # an IPv6 address is written [::1]:26379
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"REDIS_URL: each Sentinel is host:port, got {address!r} ({form})")
+        sentinels.append((host, int(port)))
+    path = parts.path.split("/")
+    if len(path) != 3 or not path[2]:
+        raise ConfigError(f"REDIS_URL: a Sentinel URL ends with /<db>/<service name> ({form})")
+    username, _, password = credentials.partition(":")
+    return SentinelURL(sentinels, unquote(path[2]), _database(path[1], form),
+                       unquote(username) or None, unquote(password) or None)
+
+
+def _redis_url(env):
+    """REDIS_URL, checked: one Redis server (redis://, rediss://, unix://) or the Sentinels of one
+    (redis+sentinel://). None when unset. Raises ConfigError."""
+    url = env.get("REDIS_URL", "").strip()
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in _REDIS_SCHEMES:
+        raise ConfigError(f"REDIS_URL must start with one of "
+                          f"{', '.join(s + '://' for s in _REDIS_SCHEMES)}; got {url.split(':')[0]!r}")
+    if parts.scheme == SENTINEL_SCHEME:
+        parse_sentinel_url(url)
+    elif parts.scheme == "unix":
+        if not parts.path:
+            raise ConfigError("REDIS_URL: a unix:// URL names the socket's path, unix:///path/to/redis.sock")
+    else:
+        try:
+            parts.port  # noqa: B018 - raises ValueError when the port is not a port
+        except ValueError:
+            raise ConfigError(f"REDIS_URL: the port is not a number from 1 to 65535 "
+                              f"({parts.scheme}://host:port/db)") from None
+        _database(parts.path.lstrip("/"), f"{parts.scheme}://host:port/db")
+    return url
 
 
 def _int(env, name, default, minimum=0):
@@ -200,7 +271,7 @@ def load_config(env=None):
     log_format = env.get("HOMEAPP_LOG_FORMAT", "text").strip().lower()
     if log_format not in LOG_FORMATS:
         raise ConfigError(f"HOMEAPP_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
-    redis_url = env.get("REDIS_URL") or None
+    redis_url = _redis_url(env)
     return {
         "HOST": env.get("HOST", "127.0.0.1"),
         "PORT": _int(env, "PORT", 5000, minimum=0),

@@ -7,20 +7,26 @@ import threading
 from pathlib import Path
 
 import redis
+from redis.sentinel import Sentinel
 
 from homeapp.cluster import redis_keys
 from tests.live import Peer, new_user_id
-from tests.processes import ROOT, RedisServer, ServerProcess, answers_http, free_port, wait_until
+from tests.processes import (ROOT, RedisSentinel, RedisServer, ServerProcess, answers_http, free_port,
+                             wait_until)
 
 # the tests' bursts must not be rate-limited
 UNLIMITED = {"HOMEAPP_MESSAGE_RATE": 0, "HOMEAPP_TYPING_RATE": 0, "HOMEAPP_NOTIFICATION_RATE": 0}
 
 
 class Cluster:
-    """`count` processes of app.py sharing a redis-server this cluster owns (so it may stop it)."""
+    """`count` processes of app.py sharing a redis-server this cluster owns (so it may stop it).
 
-    def __init__(self, count=2, **env):
-        self.redis = RedisServer().start()
+    `redis_server` is another one to own instead, started: anything with `url`, `client()` and
+    `stop()`, such as a SentinelGroup.
+    """
+
+    def __init__(self, count=2, redis_server=None, **env):
+        self.redis = redis_server or RedisServer().start()
         self.env = dict(UNLIMITED, REDIS_URL=self.redis.url, **env)
         self.processes = []
         self.peers = []
@@ -59,14 +65,18 @@ class Cluster:
     def online(self):
         return self.client().smembers(redis_keys.ONLINE_USERS)
 
+    def listeners(self, channel=redis_keys.QUEUE):
+        """How many connections listen on a message-queue channel, by sharded or plain pub/sub."""
+        client = self.client()
+        return client.pubsub_shardnumsub(channel)[0][1] + client.pubsub_numsub(channel)[0][1]
+
     def wait_for_queue(self, listeners, timeout=10):
         """Wait until `listeners` processes listen on the message queue (each does from its first client)."""
         def subscribed():
             try:
-                counts = self.client().pubsub_numsub("flask-socketio")
+                return self.listeners() >= listeners
             except redis.RedisError:
                 return False
-            return counts and counts[0][1] >= listeners
         wait_until(subscribed, timeout, "the processes did not all subscribe to the message queue")
 
     def close(self):
@@ -75,6 +85,38 @@ class Cluster:
         for process in self.processes:
             process.stop()
         self.redis.stop()
+
+
+class SentinelGroup:
+    """A master, one replica of it and a Sentinel watching both, each a private process:
+    `url` is REDIS_URL in the Sentinel form. Kill the master and Sentinel promotes the replica."""
+
+    def __init__(self):
+        self.master = self.replica = self.sentinel = None
+        try:
+            self.master = RedisServer().start()
+            self.replica = RedisServer("--replicaof", "127.0.0.1", self.master.port).start()
+            wait_until(self._replicating, 10, "the replica did not connect to the master")
+            self.sentinel = RedisSentinel(self.master).start()
+            wait_until(lambda: self.replica.port in self.sentinel.ready_replicas(), 30,
+                       "Sentinel did not find the replica")
+        except BaseException:
+            self.stop()
+            raise
+        self.url = f"redis+sentinel://127.0.0.1:{self.sentinel.port}/0/{RedisSentinel.SERVICE}"
+
+    def _replicating(self):
+        return self.replica.client().info("replication").get("master_link_status") == "up"
+
+    def client(self):
+        """A client of whichever server is the master now."""
+        return Sentinel([("127.0.0.1", self.sentinel.port)], socket_timeout=2).master_for(
+            RedisSentinel.SERVICE, decode_responses=True, socket_timeout=2)
+
+    def stop(self):
+        for process in (self.sentinel, self.replica, self.master):
+            if process is not None:
+                process.stop()
 
 
 def all_at_once(actions, timeout=20):

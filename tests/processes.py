@@ -42,23 +42,32 @@ def answers_http(proc, url, log, what):
         return False
 
 
-class RedisServer:
-    """A redis-server this test session owns, so it may flush and stop it."""
+def redis_binary():
+    """The redis-server program; its `--sentinel` mode is Redis Sentinel."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+    return binary
 
-    def __init__(self):
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+
+class RedisServer:
+    """A redis-server this test session owns, so it may flush and stop it.
+
+    `options` are more redis-server arguments, e.g. ("--replicaof", "127.0.0.1", "6379").
+    """
+
+    def __init__(self, *options):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="homeapp-redis-")
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc = None
-        self._binary = binary
+        self._binary = redis_binary()
+        self._options = [str(option) for option in options]
 
     def start(self):
         self.proc = subprocess.Popen(
             [self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir],
+             "--appendonly", "no", "--dir", self.dir, *self._options],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._answers, 10, f"redis-server did not start on port {self.port}")
         return self
@@ -76,6 +85,64 @@ class RedisServer:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+class RedisSentinel:
+    """`redis-server --sentinel` watching `master` as SERVICE, alone: it is the quorum, and it
+    declares the master down after `down_after_ms` without an answer."""
+
+    SERVICE = "homeapp"
+
+    def __init__(self, master, down_after_ms=1000):
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="homeapp-sentinel-"))
+        self.master = master
+        self.down_after_ms = down_after_ms
+        self.proc = None
+
+    def start(self):
+        config = self.dir / "sentinel.conf"  # Sentinel rewrites it: a file of its own
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
+            f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.master.port} 1\n"
+            f"sentinel down-after-milliseconds {self.SERVICE} {self.down_after_ms}\n"
+            f"sentinel failover-timeout {self.SERVICE} 10000\n")
+        self.proc = subprocess.Popen([redis_binary(), str(config), "--sentinel"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self._answers, 10, f"redis-sentinel did not start on port {self.port}")
+        return self
+
+    def client(self):
+        return redis.Redis(port=self.port, decode_responses=True, socket_timeout=2)
+
+    def _answers(self):
+        try:
+            return self.client().ping()
+        except redis.RedisError:
+            return False
+
+    def master_port(self):
+        """The port of the server this Sentinel calls the master now."""
+        return int(self.client().sentinel_get_master_addr_by_name(self.SERVICE)[1])
+
+    def ready_replicas(self):
+        """Ports of the replicas Sentinel knows and could promote."""
+        replicas = self.client().sentinel_slaves(self.SERVICE)
+        return {int(r["port"]) for r in replicas
+                if not (r["is_sdown"] or r["is_odown"] or r["is_disconnected"])
+                and r.get("master-link-status") == "ok"}
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def cpu_seconds(pid):
+    """CPU time (user + system, all threads) that process `pid` has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class ServerProcess:

@@ -16,7 +16,7 @@ from homeapp.cluster.keeper import PresenceKeeper, retire
 from homeapp.presence import PresenceUnavailable
 from homeapp.presence.redis import RedisPresence
 from tests.live import new_user_id
-from tests.processes import free_port
+from tests.processes import RedisServer, free_port
 
 TIMEOUT = 3.0
 
@@ -163,3 +163,33 @@ def test_an_add_that_reaches_redis_after_its_deadline_changes_nothing(redis_serv
     assert not client.exists(redis_keys.user_sockets(user))
     store._clock_offset += 60
     assert store.add_socket(user, "in-time") is True
+
+
+def test_another_redis_server_answering_is_an_outage_that_holds_reaping(monkeypatch):
+    """A failover, or a restart no call noticed (the next call reconnects by itself): the new
+    server may have lost the latest heartbeats, so nobody is reaped until every process has
+    beaten on it, and this process re-asserts its sockets."""
+    server = RedisServer().start()
+    try:
+        client = server.client()
+        hub = make_hub(client)
+        user = new_user_id()
+        go_live(hub, user)
+        hub.keeper.tick()
+        time.sleep(hub.keeper.heartbeat_ttl)  # reaping is allowed from now on
+        server.stop()
+        server.start()  # the same address, another server, empty
+        beating_elsewhere = RedisPresence(client, uuid.uuid4().hex)
+        other_user = new_user_id()
+        beating_elsewhere.add_socket(other_user, "s")  # as the replica had it: its heartbeat lost
+        client.delete(redis_keys.heartbeat(beating_elsewhere.server_id))
+        hub.keeper.tick()
+        assert hub.health.down
+        monkeypatch.setattr(keeper_module, "RECOVERY_SECONDS", 0.0)
+        hub.keeper.tick()
+        assert not hub.health.down and hub.announced == [("Add", user)]  # re-asserted
+        assert client.smembers(redis_keys.ONLINE_USERS) == {user, other_user}
+        hub.keeper.tick()
+        assert hub.announced == [("Add", user)]  # and still nobody reaped
+    finally:
+        server.stop()

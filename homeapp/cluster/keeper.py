@@ -18,6 +18,10 @@ after Redis has been reachable for a heartbeat TTL, so that after an outage ever
 live process has had time to beat again before anyone is judged dead by a
 heartbeat that expired during the outage.
 
+Another Redis server answering (Sentinel promoted a replica, or Redis restarted) is an
+outage too, even when no call failed: redis-py reconnects by itself, and the new server
+may lack the latest writes, heartbeats among them.
+
 `retire(hub)` is for the graceful shutdown: it stops the task and takes this
 process's sockets out of presence at once.
 """
@@ -48,6 +52,7 @@ class PresenceKeeper:
         self._owed = {}          # sid -> user id: departures Redis has not heard of
         self._reap_after = None  # monotonic time; None until Redis first answered
         self._answering_since = None  # while an outage is known: when Redis first answered again
+        self._server = None      # run id of the Redis server that answered the last beat
         self._stopping = hub.server.eio.create_event()
         self._task = None
 
@@ -79,7 +84,7 @@ class PresenceKeeper:
         """One round: beat, re-assert, reap. A Redis failure ends the round and is reported."""
         health = self._hub.health
         try:
-            self._store.beat()
+            self._notice_switch(self._store.beat())
             if health.down and not self._answered_long_enough():
                 return
             self._answering_since = None
@@ -98,6 +103,16 @@ class PresenceKeeper:
         except PresenceUnavailable as exc:
             self._answering_since = None
             health.lost(exc)
+
+    def _notice_switch(self, server):
+        """Count another Redis server answering as an outage: re-assert, and hold reaping."""
+        previous, self._server = self._server, server
+        if previous is None or server == previous:
+            return
+        log.warning("another Redis server answers (run id %s, was %s): a failover or a restart; "
+                    "this process re-asserts its sockets and reaps nobody for %.0f s",
+                    server, previous, RECOVERY_SECONDS + self.heartbeat_ttl)
+        self._hub.health.lost(PresenceUnavailable("another Redis server answers: a failover or a restart"))
 
     def _answered_long_enough(self):
         """After an outage, Redis must answer for a while before it is declared back, so that

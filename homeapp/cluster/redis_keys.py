@@ -35,3 +35,14 @@ def session(prefix, session_id):
 def idempotency(key):
     """JSON of what the backend API did with one Idempotency-Key: claimed, or answered."""
     return f"{_PREFIX}api:idempotency:{key}"
+
+
+# Pub/sub channels of the message queue between processes (homeapp.cluster.message_queue).
+# Every process listens on this one: emits to everyone (presence announcements) and the
+# queue's own messages about one socket, which may be on any process.
+QUEUE = f"{_PREFIX}queue"
+
+
+def queue_room(namespace, room):
+    """Channel of one Socket.IO room: only processes with a socket in the room listen on it."""
+    return f"{QUEUE}#{namespace}#{room}"

@@ -3,6 +3,7 @@ import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from homeapp.cluster.redis_client import connect
 from homeapp.identity import bearer
 from homeapp.operations import metrics
 
@@ -18,9 +19,7 @@ def init_app(app):
     """
     probe = None
     if app.config["REDIS_URL"]:
-        timeout = app.config["READY_TIMEOUT"]
-        probe = redis.Redis.from_url(app.config["REDIS_URL"], socket_timeout=timeout,
-                                     socket_connect_timeout=timeout)
+        probe = connect(app.config["REDIS_URL"], app.config["READY_TIMEOUT"])
     app.extensions[_PROBE] = probe
     app.register_blueprint(bp)
 

@@ -170,20 +170,26 @@ class RedisPresence(PresenceStore):
 
     def beat(self):
         """Refresh this process's heartbeat and registration, and measure Redis's clock against
-        this one (for the add's deadline). Raises PresenceUnavailable."""
+        this one (for the add's deadline).
+
+        Returns the run id of the Redis server that answered: another one after a failover or
+        a restart. Raises PresenceUnavailable.
+        """
         try:
             with self._redis.pipeline(transaction=False) as pipe:
                 pipe.set(redis_keys.heartbeat(self.server_id), self._heartbeat_value,
                          px=self._heartbeat_ms)
                 pipe.sadd(redis_keys.SERVERS, self.server_id)
+                pipe.info("server")
                 pipe.time()
                 sent = time.time()
-                redis_time = pipe.execute()[-1]
+                *_, server, redis_time = pipe.execute()
                 received = time.time()
         except redis.RedisError as exc:
             raise _unavailable(exc) from exc
         seconds, microseconds = redis_time
         self._clock_offset = seconds + microseconds / 1e6 - (sent + received) / 2
+        return server.get("run_id")
 
     def sockets_here(self):
         """{sid: user id} of the sockets Redis believes this process holds. Raises PresenceUnavailable."""

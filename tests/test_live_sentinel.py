@@ -1,0 +1,87 @@
+"""REDIS_URL naming Sentinels: two processes carry on with the new master after a failover,
+without a restart."""
+import time
+
+from homeapp.cluster.keeper import RECOVERY_SECONDS
+from tests import payloads
+from tests.cluster import Cluster, SentinelGroup
+from tests.live import open_room, room_of, settle
+from tests.processes import wait_until
+
+TIMEOUT = 6.0  # HOMEAPP_PRESENCE_TIMEOUT: heartbeats live 4 s
+SHORT = {"HOMEAPP_PRESENCE_TIMEOUT": TIMEOUT, "HOMEAPP_REDIS_TIMEOUT": 0.5}
+WITHIN = 30  # seconds after the promotion by which everything works again
+
+
+def add(user):
+    return {"type": "Add", "userID": user}
+
+
+def test_a_failover_is_carried_through_without_a_restart():
+    group = SentinelGroup()
+    cluster = Cluster(2, redis_server=group, **SHORT)
+    try:
+        observers = [cluster.peer(index, live=False, join=False) for index in (0, 1)]
+        a, b = cluster.peer(0), cluster.peer(1)
+        cluster.peer(0, user_id=b.user_id)             # b has a tab on each process
+        room = room_of(a, b)
+        open_room(room, a, b)
+        cluster.wait_for_queue(2)
+        assert a.call("message", payloads.message(a.user_id, room, "before"))["ok"]
+        b.wait_for("messageRoom", lambda p: p["message"] == "before")
+        for observer in observers:
+            observer.wait_for("newOnlineUser", lambda p: p == add(b.user_id))
+        settle(*observers)
+        for observer in observers:
+            observer.clear()
+
+        old_master = group.master.port
+        group.master.proc.kill()
+        wait_until(lambda: group.sentinel.master_port() != old_master, 30,
+                   "Sentinel did not promote the replica")
+        promoted = time.monotonic()
+
+        def remaining():
+            return max(0.1, promoted + WITHIN - time.monotonic())
+
+        # messages cross processes again (those sent while no master answered are lost)
+        def crossed():
+            a.emit("message", payloads.message(a.user_id, room, "after"))
+            time.sleep(0.3)
+            return any(p["message"] == "after" for _, p in b.got("messageRoom"))
+        wait_until(crossed, remaining(), "no message crossed processes after the failover")
+
+        # addOnlineUser works, and the other process hears of it
+        newcomer = cluster.peer(1, live=False)
+        hello = {"userID": newcomer.user_id, "userUsername": newcomer.username}
+
+        def added():
+            ack = newcomer.call("addOnlineUser", hello)
+            if ack == {"ok": True}:
+                return True
+            assert ack["code"] == "UNAVAILABLE", ack  # until the process has re-asserted
+            time.sleep(0.2)
+            return False
+        wait_until(added, remaining(), "addOnlineUser kept failing after the failover")
+        observers[0].wait_for("newOnlineUser", lambda p: p == add(newcomer.user_id), timeout=remaining())
+
+        # onlineUsers on the new master is exact: every live user, nobody else
+        live = {a.user_id, b.user_id, newcomer.user_id}
+        wait_until(lambda: cluster.online() == live, remaining(),
+                   f"onlineUsers on the new master is {cluster.online()}, not {live}")
+
+        # past the time any reaper holds off after the outage: still nobody live went offline
+        time.sleep(max(0.0, promoted + RECOVERY_SECONDS + TIMEOUT + 1 - time.monotonic()))
+        settle(*observers)
+        for observer in observers:
+            assert [p for p in observer.presence_of(a.user_id, b.user_id, newcomer.user_id)
+                    if p["type"] == "Remove"] == []
+        assert cluster.online() == live
+
+        # and a departure is announced once, as before
+        newcomer.close()
+        for observer in observers:
+            observer.wait_for("newOnlineUser", lambda p: p == {"type": "Remove", "userID": newcomer.user_id})
+        assert cluster.online() == {a.user_id, b.user_id}
+    finally:
+        cluster.close()

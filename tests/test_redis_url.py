@@ -1,0 +1,75 @@
+"""REDIS_URL: one Redis server, or the Sentinels of one; anything else stops start-up with the reason."""
+import pytest
+import redis
+from redis.sentinel import SentinelConnectionPool
+
+from homeapp.cluster.redis_client import connect
+from homeapp.config import ConfigError, SentinelURL, load_config, parse_sentinel_url
+
+
+@pytest.mark.parametrize("url", [
+    "redis://127.0.0.1:6379/0",
+    "redis://:secret@redis.internal/3",
+    "rediss://user:secret@redis.internal:6380",
+    "unix:///run/redis/redis.sock",
+    "redis+sentinel://10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379/0/homeapp",
+    "redis+sentinel://user:secret@[::1]:26379/2/homeapp",
+])
+def test_a_server_or_its_sentinels_are_accepted(url):
+    assert load_config({"REDIS_URL": url})["REDIS_URL"] == url
+
+
+def test_a_sentinel_url_names_the_sentinels_the_service_and_the_masters_credentials():
+    assert parse_sentinel_url("redis+sentinel://app:p%40ss@s1:26379,s2:26380/1/homeapp") == \
+        SentinelURL([("s1", 26379), ("s2", 26380)], "homeapp", 1, "app", "p@ss")
+    assert parse_sentinel_url("redis://h:6379/0") is None
+
+
+@pytest.mark.parametrize("url, reason", [
+    ("http://redis.internal:6379", "must start with one of redis://"),
+    ("localhost:6379", "must start with one of redis://"),
+    ("redis://redis.internal:port/0", "the port is not a number"),
+    ("redis://redis.internal:6379/zero", "the database must be a number"),
+    ("unix://", "names the socket's path"),
+    ("redis+sentinel://s1:26379/0", "ends with /<db>/<service name>"),
+    ("redis+sentinel://s1:26379", "ends with /<db>/<service name>"),
+    ("redis+sentinel://s1:26379/0/", "ends with /<db>/<service name>"),
+    ("redis+sentinel://s1/0/homeapp", "each Sentinel is host:port, got 's1'"),
+    ("redis+sentinel://s1:26379,/0/homeapp", "each Sentinel is host:port, got ''"),
+    ("redis+sentinel://s1:70000/0/homeapp", "each Sentinel is host:port"),
+    ("redis+sentinel://s1:26379/first/homeapp", "the database must be a number"),
+    ("redis+sentinel://s1:26379/0/homeapp?ssl=true", "takes no ?options"),
+], ids=["scheme", "no-scheme", "port", "db", "unix-path", "no-service", "no-path", "empty-service",
+        "sentinel-port", "empty-sentinel", "sentinel-port-range", "sentinel-db", "query"])
+def test_a_malformed_url_stops_start_up_with_the_reason(url, reason):
+    with pytest.raises(ConfigError, match="REDIS_URL") as refused:
+        load_config({"REDIS_URL": url})
+    assert reason in str(refused.value)
+
+
+def test_the_reason_never_shows_the_password():
+    with pytest.raises(ConfigError) as refused:
+        load_config({"REDIS_URL": "redis+sentinel://app:hunter2@s1:26379/zero/homeapp"})
+    assert "hunter2" not in str(refused.value)
+
+
+def test_a_sentinel_url_makes_a_client_of_the_master_the_sentinels_name():
+    client = connect("redis+sentinel://app:p%40ss@s1:26379,s2:26380/1/homeapp", 0.5, decode_responses=True)
+    pool = client.connection_pool
+    assert isinstance(pool, SentinelConnectionPool) and pool.service_name == "homeapp"
+    options = pool.connection_kwargs
+    assert (options["db"], options["username"], options["password"]) == (1, "app", "p@ss")
+    assert (options["socket_timeout"], options["socket_connect_timeout"]) == (0.5, 0.5)
+    sentinels = pool.sentinel_manager.sentinels
+    assert [(s.connection_pool.connection_kwargs["host"], s.connection_pool.connection_kwargs["port"])
+            for s in sentinels] == [("s1", 26379), ("s2", 26380)]
+    # a Sentinel that does not answer must not hang a call either
+    assert all(s.connection_pool.connection_kwargs["socket_timeout"] == 0.5 for s in sentinels)
+
+
+def test_a_subscriber_waits_for_messages_without_a_read_timeout():
+    client = connect("redis://127.0.0.1:6379/0", 0.5, subscriber=True)
+    assert isinstance(client, redis.Redis)
+    options = client.connection_pool.connection_kwargs
+    assert options.get("socket_timeout") is None and options["socket_keepalive"] is True
+    assert options["socket_connect_timeout"] == 0.5
