@@ -47,6 +47,8 @@ SEAMS = (
     "tests/test_live_hostile.py",     # homeapp/transport/packets.py inside python-socketio's server
     "tests/test_live_admin.py",       # python-socketio's Admin UI beside the tuned frame path
     "tests/test_live_scaleout.py",    # homeapp/cluster/message_queue.py: python-socketio's RedisManager, redis-py
+    "tests/test_message_queue.py",    # the same: a channel per room, in process
+    "tests/test_overrides.py",        # the version check and the explicit install
     "tests/test_presence_store.py",   # redis-py: the presence scripts
     "tests/test_live_gunicorn.py",    # homeapp/transport/worker.py: gevent-websocket's handler and worker
 )
