@@ -152,10 +152,17 @@ def test_bad_backend_api_settings_are_refused(env, message):
 @pytest.mark.parametrize("events", ["joinRoom", "commentNotification,noSuchEvent", "addOnlineUser"],
                          ids=["socket-only", "unknown", "presence"])
 def test_server_only_events_must_be_ones_the_api_performs(events):
-    config = load_config({"HOMEAPP_SERVER_ONLY_EVENTS": events})
+    config = load_config({"HOMEAPP_SERVER_ONLY_EVENTS": events, "HOMEAPP_API_TOKENS": LONG})
     with pytest.raises(ConfigError, match="HOMEAPP_SERVER_ONLY_EVENTS names events that the backend API "
                                           "does not perform"):
         api.check_config(config)
+
+
+def test_server_only_events_need_the_backend_api():
+    with pytest.raises(ConfigError, match="HOMEAPP_SERVER_ONLY_EVENTS needs HOMEAPP_API_TOKENS"):
+        api.check_config(load_config({"HOMEAPP_SERVER_ONLY_EVENTS": "commentNotification"}))
+
+
 def test_the_admin_ui_is_off_by_default_and_reports_figures_only_when_on():
     assert (load_config({})["ADMIN_USERNAME"], load_config({})["ADMIN_PASSWORD"]) == (None, None)
     config = load_config({"HOMEAPP_ADMIN_USERNAME": "ops", "HOMEAPP_ADMIN_PASSWORD": "p" * 12})

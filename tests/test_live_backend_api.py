@@ -447,9 +447,11 @@ def test_a_key_answered_during_an_outage_is_performed_on_retry():
 
 @pytest.mark.parametrize("env, message", [
     ({"HOMEAPP_API_TOKENS": "too-short"}, "HOMEAPP_API_TOKENS: token 1 has 9 characters"),
-    ({"HOMEAPP_SERVER_ONLY_EVENTS": "joinRoom"},
+    ({"HOMEAPP_SERVER_ONLY_EVENTS": "joinRoom", "HOMEAPP_API_TOKENS": NEW_TOKEN},
      "HOMEAPP_SERVER_ONLY_EVENTS names events that the backend API does not perform: joinRoom"),
-], ids=["short-token", "server-only-joinRoom"])
+    ({"HOMEAPP_SERVER_ONLY_EVENTS": "commentNotification"},
+     "HOMEAPP_SERVER_ONLY_EVENTS needs HOMEAPP_API_TOKENS"),
+], ids=["short-token", "server-only-joinRoom", "server-only-without-api"])
 def test_start_up_refuses_bad_api_settings(env, message):
     process = ServerProcess(env)
     finished = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=process.env, timeout=60,

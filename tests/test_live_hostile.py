@@ -243,6 +243,18 @@ def test_two_racing_add_online_users_claim_one_identity(redis_backed_server, red
                    "a user of the closed socket stayed online")
 
 
+def test_a_binary_packet_over_long_polling_is_answered_at_once_and_ends_the_session(memory_server):
+    """Closing the session must not wait for a poll the client never makes: the POST that
+    carried the binary packet would hang, holding its connection, for as long as it liked."""
+    sock = PollingSocket(memory_server.url)
+    started = time.monotonic()
+    sock.post('451-["message",{"_placeholder":true,"num":0}]')
+    assert time.monotonic() - started < 5
+    refused = requests.post(sock.url, data=b'42["joinRoom","1"]', timeout=10,
+                            headers={"Content-Type": "text/plain;charset=UTF-8"})
+    assert refused.status_code == 400  # the session is gone
+
+
 # --- notifications reach only their addressee ----------------------------------------------------
 
 @pytest.mark.parametrize("to, expected", [

@@ -160,6 +160,21 @@ def test_an_emit_to_one_local_socket_is_not_published(processes, redis_url):
     assert published() - before == 1  # the marker's
 
 
+def test_an_emit_to_a_socket_on_another_process_reaches_it_and_no_other(processes):
+    """No process listens to a socket's own id: the emit takes everyone's channel (the Admin
+    UI's development mode emits to one socket), and only the socket's process delivers it."""
+    sender, holder, bystander = processes(3)
+    target, neighbour = holder.socket("user:1"), holder.socket("user:2")
+    other = bystander.socket("user:3")
+    sender.server.emit("direct", "to one socket", to=target[0])
+    holder.wait_for(target, "direct")
+    sender.server.emit("marker", "after", to="user:2")
+    holder.wait_for(neighbour, "marker")
+    assert holder.got(target) == [("direct", "to one socket")]
+    assert holder.got(neighbour) == [("marker", "after")] and bystander.got(other) == []
+    assert listeners(sender.manager, room_channel(target[0])) == 0
+
+
 def test_without_sharded_pub_sub_plain_channels_carry_the_same():
     """A server without SPUBLISH/SSUBSCRIBE (before Redis 7): PUBLISH and SUBSCRIBE instead."""
     server = RedisServer("--rename-command", "SPUBLISH", "", "--rename-command", "SSUBSCRIBE", "").start()

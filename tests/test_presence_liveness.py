@@ -134,7 +134,7 @@ def test_calls_for_events_fail_fast_during_a_known_outage(client):
 
 def test_an_outage_is_logged_once_and_so_is_its_end(caplog):
     health = RedisHealth()
-    with caplog.at_level(logging.INFO, logger="homeapp.redis"):
+    with caplog.at_level(logging.INFO, logger="homeapp.cluster.outage"):
         for _ in range(5):
             health.lost(ConnectionError("refused"))
         health.back()

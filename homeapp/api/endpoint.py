@@ -41,8 +41,11 @@ _STORE = "homeapp.api.idempotency"
 
 
 def check_config(config):
-    """Raise ConfigError when HOMEAPP_SERVER_ONLY_EVENTS names an event the API does not perform:
-    sockets could no longer send it, and nothing else could."""
+    """Raise ConfigError when HOMEAPP_SERVER_ONLY_EVENTS names an event the API does not perform,
+    or is set without the API's tokens: sockets could no longer send it, and nothing else could."""
+    if config["SERVER_ONLY_EVENTS"] and not config["API_TOKENS"]:
+        raise ConfigError("HOMEAPP_SERVER_ONLY_EVENTS needs HOMEAPP_API_TOKENS: without the backend "
+                          "API nothing could send those events")
     unknown = sorted(set(config["SERVER_ONLY_EVENTS"]) - set(EVENTS))
     if unknown:
         raise ConfigError(f"HOMEAPP_SERVER_ONLY_EVENTS names events that the backend API does not "

@@ -19,7 +19,7 @@ import redis
 from homeapp.operations import metrics
 from homeapp.cluster import redis_keys
 
-log = logging.getLogger("homeapp.api.endpoint")
+log = logging.getLogger(__name__)
 
 # A claim in Redis outlives the process that made it only this long: a process that dies
 # while handling a request must not block that key's retries for the whole window.

@@ -47,6 +47,7 @@ import socketio
 
 from homeapp.cluster import redis_keys
 from homeapp.cluster.redis_client import connect
+from homeapp.services.rooms import ROOM_CHANNEL, USER_CHANNEL
 
 log = logging.getLogger("homeapp.cluster.message_queue")
 
@@ -103,26 +104,30 @@ class QueueManager(socketio.RedisManager):
         # a socket's own room exists on its process only: an emit to it is already delivered
         sids = self.rooms.get(namespace, {}).get(None, ())
         if isinstance(room, str) or not hasattr(room, "__len__"):  # one room, as python-socketio tells
-            return [] if room in sids else [redis_keys.queue_room(namespace, room)]
-        return [redis_keys.queue_room(namespace, r) for r in dict.fromkeys(room) if r not in sids]
+            room = (room,)
+        return list(dict.fromkeys(self._channel_of(namespace, r) for r in room if r not in sids))
+
+    def _channel_of(self, namespace, room):
+        """The channel of one room. Only the app's own rooms (user:, room:) have channels of
+        their own; any other is another process's socket (an emit to its id, as the Admin UI's
+        development mode makes), which only everyone's channel reaches."""
+        return redis_keys.queue_room(namespace, room) if _has_channel(room) else self.channel
 
     def _wanted(self):
         """Every channel this process must listen to now: everyone's and its rooms'."""
         wanted = [self.channel]
         for namespace, rooms in self.rooms.items():
-            sids = rooms.get(None, {})
-            wanted += [redis_keys.queue_room(namespace, room) for room in rooms
-                       if room is not None and room not in sids]
+            wanted += [redis_keys.queue_room(namespace, room) for room in rooms if _has_channel(room)]
         return wanted
 
     def basic_enter_room(self, sid, namespace, room, eio_sid=None):
-        first = room is not None and room != sid and room not in self.rooms.get(namespace, {})
+        first = _has_channel(room) and room not in self.rooms.get(namespace, {})
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
         if first:
             self._follow(redis_keys.queue_room(namespace, room), True)
 
     def basic_leave_room(self, sid, namespace, room):
-        held = room is not None and room != sid and room in self.rooms.get(namespace, {})
+        held = _has_channel(room) and room in self.rooms.get(namespace, {})
         super().basic_leave_room(sid, namespace, room)
         if held and room not in self.rooms.get(namespace, {}):
             self._follow(redis_keys.queue_room(namespace, room), False)
@@ -320,3 +325,9 @@ class QueueManager(socketio.RedisManager):
         if len(self._heard) > MAX_SENDERS:
             self._heard.popitem(last=False)
         return True
+
+
+def _has_channel(room):
+    """Whether a Socket.IO room has a channel of its own: the app's rooms (user:, room:) do; a
+    socket's own room (its id) does not, nor does a room of the Admin UI's."""
+    return isinstance(room, str) and room.startswith((USER_CHANNEL, ROOM_CHANNEL))

@@ -9,7 +9,7 @@ import time
 
 from homeapp.operations import metrics
 
-log = logging.getLogger("homeapp.redis")
+log = logging.getLogger(__name__)
 
 
 class RedisHealth:

@@ -12,7 +12,7 @@ from homeapp.schemas import presence as schemas
 from homeapp.services.access import require_self
 from homeapp.services.rooms import room_channel, user_channel
 
-log = logging.getLogger("homeapp.presence")
+log = logging.getLogger(__name__)
 
 
 def connect(hub, sid, environ, auth):
@@ -95,6 +95,9 @@ def add_online_user(hub, conn, payload):
         raise
     finally:
         conn.adding = False
+    if hub.connections.get(conn.sid) is not conn:  # it disconnected while presence was asked
+        hub.remove_live_socket(user_id, conn.sid)
+        return
     if conn.username is None:
         conn.username = payload["userUsername"]
     conn.live = True

@@ -63,11 +63,14 @@ def recipients_of(room_id, sender_id):
     return [m for m in room_id.split(":") if m != sender_id]
 
 
+USER_CHANNEL, ROOM_CHANNEL = "user:", "room:"  # the prefixes of the app's Socket.IO rooms
+
+
 def user_channel(user_id):
     """Socket.IO room of one user's sockets, on every process."""
-    return "user:" + user_id
+    return USER_CHANNEL + user_id
 
 
 def room_channel(room_id):
     """Socket.IO room of the sockets that have a chat view open."""
-    return "room:" + room_id
+    return ROOM_CHANNEL + room_id

@@ -6,6 +6,7 @@ homeapp.transport.overrides checks python-socketio's version first).
 import logging
 
 from homeapp.operations import metrics
+from homeapp.transport.websocket import end_session
 
 log = logging.getLogger("homeapp.transport")
 
@@ -25,7 +26,9 @@ def guard(server):
         if not isinstance(data, str) or data[:1] in _BINARY_PACKETS:
             log.info("closing %s: it sent a binary Socket.IO packet", eio_sid)
             metrics.count_malformed_packet()
-            server.eio.disconnect(eio_sid)
+            sock = server.eio.sockets.get(eio_sid)
+            if sock is not None:  # not Engine.IO's disconnect: it waits for a poll that may never come
+                end_session(sock)
             return None
         try:
             return handle(eio_sid, data)

@@ -236,10 +236,10 @@ def _enqueue(sock, pkt):
 def _cut_off(sock):
     log.info("disconnecting %s: %d bytes wait for a client that does not fetch them",
              sock.sid, sock.queued_bytes)
-    _end_session(sock)
+    end_session(sock)
 
 
-def _end_session(sock):
+def end_session(sock):
     """Engine.IO's disconnect, without its wait for a poll that the client may never make.
 
     Dropped from the server's sockets at once, as Engine.IO's disconnect does: a POST for a
@@ -332,7 +332,7 @@ def _close_session(eio, environ):
     sock = eio.sockets.get(sid)
     log.info("refused a long-polling POST of more than the packet limit from %s", sid)
     if sock is not None:
-        _end_session(sock)
+        end_session(sock)
 
 
 _CLOSE_FRAME = b"\x88"  # FIN + opcode 8
