@@ -34,6 +34,11 @@ def _missing():
     return missing
 
 
+def ok(ack):
+    """Assert that an event the page sent was accepted."""
+    assert ack == {"ok": True}, ack
+
+
 @contextlib.contextmanager
 def chromium():
     """Debian's Chromium under Playwright; fails when missing in CI, skips with the reason elsewhere."""

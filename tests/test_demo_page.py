@@ -11,13 +11,9 @@ import json
 import time
 
 from homeapp.schemas.examples import EXAMPLES
-from tests.browser import DemoPage, chromium
+from tests.browser import DemoPage, chromium, ok
 
 USERNAMES = {"1": "john_doe", "2": "jane", "3": "sara_cleaner"}
-
-
-def ok(ack):
-    assert ack == {"ok": True}, ack
 
 
 def test_every_client_event_has_a_control_and_an_accepted_default_payload(server_factory):

@@ -4,14 +4,10 @@ Each block below is one step of the page's list, in the page's order, and assert
 step says to expect. The page's step ids must be exactly STEPS, so that a step added, dropped
 or moved there fails here until its check is written.
 """
-from tests.browser import DemoPage, chromium
+from tests.browser import DemoPage, chromium, ok
 
 STEPS = ["connect", "open-rooms", "message", "typing", "group", "kick", "rating", "leave",
          "refused", "offline", "tabs"]
-
-
-def ok(ack):
-    assert ack == {"ok": True}, ack
 
 
 def test_each_walkthrough_step_produces_what_it_says(server_factory):
