@@ -16,14 +16,15 @@ import logging
 from flask import Blueprint, Response, current_app, request
 
 from homeapp import errors
-from homeapp.identity import bearer
-from homeapp.transport import jsoncodec
-from homeapp.operations import metrics
+from homeapp.api.idempotency import Answer, Conflict, IdempotencyUnavailable, create_idempotency
 from homeapp.config import ConfigError
 from homeapp.errors import EventError, error_payload
 from homeapp.events import dispatch, names
-from homeapp.api.idempotency import Answer, Conflict, IdempotencyUnavailable, create_idempotency
+from homeapp.identity import bearer
+from homeapp.operations import metrics
 from homeapp.schemas.api import MAX_EVENT_NAME, event_request_schema
+from homeapp.transport import jsoncodec
+from homeapp.transport.bodies import body_within
 
 log = logging.getLogger("homeapp.api.endpoint")
 bp = Blueprint("api", __name__)
@@ -105,26 +106,12 @@ def _check_token():
 
 
 def _read_body(limit):
-    """The request's body, reading no more than limit + 1 bytes of it.
-
-    Raises Refusal (413) when it is larger than limit.
-    """
-    def too_large():
-        return Refusal(EventError(errors.VALIDATION_ERROR, f"The body is larger than {limit} bytes."),
-                       status=TOO_LARGE)
-
-    if (request.content_length or 0) > limit:
-        raise too_large()
-    chunks, size = [], 0
-    while size <= limit:  # without a Content-Length (chunked), the stream says where it ends
-        chunk = request.stream.read(limit + 1 - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    if size > limit:
-        raise too_large()
-    return b"".join(chunks)
+    """The request's body. Raises Refusal (413) when it is larger than limit bytes."""
+    body = body_within(request.environ, limit)
+    if body is None:
+        raise Refusal(EventError(errors.VALIDATION_ERROR, f"The body is larger than {limit} bytes."),
+                      status=TOO_LARGE)
+    return body
 
 
 def _parse(raw):

@@ -54,6 +54,8 @@ from engineio.exceptions import QueueEmpty
 from engineio.socket import Socket
 from wsaccel.xormask import XorMaskerSimple
 
+from homeapp.transport.bodies import body_within
+
 try:
     from geventwebsocket.websocket import Header
 except ImportError:  # served by simple-websocket (bench/peers/homeapp_simple_ws.py): the frame path is not ours
@@ -305,7 +307,7 @@ def bounded_polling(wsgi_app, eio, limit):
 
     def app(environ, start_response):
         if environ["REQUEST_METHOD"] == "POST" and environ.get("PATH_INFO", "").startswith(path):
-            body = _body_within(environ, limit)
+            body = body_within(environ, limit)
             if body is None:
                 _close_session(eio, environ)
                 # worker.Handler closes the connection without reading the rest
@@ -316,14 +318,6 @@ def bounded_polling(wsgi_app, eio, limit):
             environ["CONTENT_LENGTH"] = str(len(body))
         return wsgi_app(environ, start_response)
     return app
-
-
-def _body_within(environ, limit):
-    """The request's body, or None when it is bigger than `limit` bytes."""
-    if int(environ.get("CONTENT_LENGTH") or 0) > limit:
-        return None
-    body = environ["wsgi.input"].read(limit + 1)  # gevent's input decodes a chunked body
-    return body if len(body) <= limit else None
 
 
 def _close_session(eio, environ):
