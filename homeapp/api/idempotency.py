@@ -144,10 +144,7 @@ class RedisIdempotency:
         """
         # the nonce tells this claim from a concurrent one of the same body
         claim = orjson.dumps({"fingerprint": fingerprint, "claim": secrets.token_hex(16)}).decode()
-        try:
-            found = self._claim([redis_keys.idempotency(key)], [claim, self._lease_ms])
-        except redis.RedisError as exc:
-            raise IdempotencyUnavailable(str(exc) or type(exc).__name__) from exc
+        found = self._call(self._claim, key, [claim, self._lease_ms])
         if found is None:
             return Ticket(key, claim, None)
         entry = orjson.loads(found)
@@ -162,19 +159,20 @@ class RedisIdempotency:
         fingerprint = orjson.loads(ticket.claim)["fingerprint"]
         entry = orjson.dumps({"fingerprint": fingerprint, "status": answer.status,
                               "body": answer.body.decode()}).decode()
-        self._call(self._finish, ticket, [ticket.claim, entry, self._life_ms])
+        self._call(self._finish, ticket.key, [ticket.claim, entry, self._life_ms])
 
     def release(self, ticket):
         """Forget the ticket's key without an answer, if the ticket still holds it.
 
         Raises IdempotencyUnavailable when Redis fails.
         """
-        self._call(self._release, ticket, [ticket.claim])
+        self._call(self._release, ticket.key, [ticket.claim])
 
     @staticmethod
-    def _call(script, ticket, args):
+    def _call(script, key, args):
+        """Run one of the scripts on a key; its result. Raises IdempotencyUnavailable."""
         try:
-            script([redis_keys.idempotency(ticket.key)], args)
+            return script([redis_keys.idempotency(key)], args)
         except redis.RedisError as exc:
             raise IdempotencyUnavailable(str(exc) or type(exc).__name__) from exc
 
