@@ -31,6 +31,7 @@ from homeapp.extensions import socketio
 from homeapp.hub import build_hub
 from homeapp.operations import admin, metrics
 from homeapp.operations.logs import configure_logging
+from homeapp.recovery import LoggingManager, log_seconds
 from homeapp.schemas import limits
 from homeapp.transport import jsoncodec, overrides, websocket
 from homeapp.transport.origins import allowed_origins
@@ -57,7 +58,10 @@ def create_app(test_config=None):
     client_manager = socketio_manager.Manager()  # explicit: init_app keeps options between apps
     if config["REDIS_URL"]:
         redis_client = connect_redis(config["REDIS_URL"], config["REDIS_TIMEOUT"], decode_responses=True)
-        client_manager = QueueManager(config["REDIS_URL"], health, config["REDIS_TIMEOUT"])
+        client_manager = QueueManager(config["REDIS_URL"], health, config["REDIS_TIMEOUT"],
+                                      log_seconds(config), config["EVENT_LOG_MAX_ENTRIES"])
+    elif config["RECOVERY_SECONDS"] > 0:
+        client_manager = LoggingManager()
     socketio.init_app(
         app,
         async_mode="gevent",
@@ -73,8 +77,9 @@ def create_app(test_config=None):
         async_handlers=False,
     )
     hub = build_hub(socketio.server, config, redis_client, health)
+    client_manager.recovery = hub.recovery
     metrics.watch(hub.connections, health)
-    overrides.install(config, socketio.server)
+    overrides.install(config, socketio.server, hub)
     register(socketio.server, hub)
     app.wsgi_app = websocket.bounded_polling(app.wsgi_app, socketio.server.eio, config["MAX_PACKET_BYTES"])
     admin.init_app(app, socketio.server, config)

@@ -3,6 +3,7 @@
 Every limit of the protocol (docs/protocol.md) is a setting here; a bad value stops the
 process with a message naming the variable instead of failing later.
 """
+import math
 import os
 import re
 import zoneinfo
@@ -120,6 +121,8 @@ def _float(env, name, default, minimum=0.0):
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {raw!r}")
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
@@ -317,6 +320,14 @@ def load_config(env=None):
         "PING_TIMEOUT": _int(env, "HOMEAPP_PING_TIMEOUT", 20, minimum=1),
         # seconds after which a process that stopped beating is dead and its users go offline
         "PRESENCE_TIMEOUT": _float(env, "HOMEAPP_PRESENCE_TIMEOUT", 30.0, minimum=1.0),
+        # connection state recovery (docs/recovery.md): how long a dropped socket's session and
+        # the events sent to its channels are kept for it; 0 turns recovery off
+        "RECOVERY_SECONDS": _float(env, "HOMEAPP_RECOVERY_SECONDS", 0.0),
+        # with recovery on: how long a user whose last socket dropped stays online
+        "PRESENCE_GRACE": _float(env, "HOMEAPP_PRESENCE_GRACE", 5.0),
+        # the event log between processes (a Redis stream) keeps entries for the recovery
+        # window, at least 60 s, and at most this many
+        "EVENT_LOG_MAX_ENTRIES": _int(env, "HOMEAPP_EVENT_LOG_MAX_ENTRIES", 100000, minimum=1000),
         # start on library versions outside the ranges the overrides are tested with
         # (homeapp/transport/overrides.py): only for tools.upgrade_check's runs
         "ALLOW_UNTESTED_LIBRARIES": _flag(env, "HOMEAPP_ALLOW_UNTESTED_LIBRARIES", False),

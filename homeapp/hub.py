@@ -13,7 +13,8 @@ from homeapp.events import names
 from homeapp.identity import OpenIdentifier, create_identifier
 from homeapp.identity.expiry import ExpiryWatch
 from homeapp.operations import metrics
-from homeapp.presence import create_presence
+from homeapp.presence import PresenceUnavailable, create_presence
+from homeapp.recovery import build_recovery
 
 
 
@@ -31,6 +32,7 @@ class Hub:
         self.expiry = ExpiryWatch(server.start_background_task, server.sleep)
         self.health = health or RedisHealth()
         self.keeper = None  # the PresenceKeeper, when presence lives in Redis
+        self.recovery = None  # homeapp.recovery's Recovery, when HOMEAPP_RECOVERY_SECONDS is set
         self.timezone = ZoneInfo(config["TIMEZONE"])
         self.emit = metrics.counting_emits(server.emit)
         self.draining = False  # set by homeapp.operations.shutdown: refuse new sockets, report not ready
@@ -61,6 +63,16 @@ class Hub:
             self.announce(names.PRESENCE_REMOVE, user_id)
         return went_offline
 
+    def take_offline(self, user_id, sid):
+        """remove_live_socket; while Redis is unreachable, a departure the keeper settles when
+        it is back."""
+        try:
+            self.remove_live_socket(user_id, sid)
+        except PresenceUnavailable as exc:
+            self.health.lost(exc)
+            if self.keeper is not None:
+                self.keeper.owe_departure(user_id, sid)
+
     def now_date(self):
         """The server's clock in the protocol's date shape, formatted once a minute: that
         cost more than a whole emit."""
@@ -81,7 +93,7 @@ class Hub:
 def build_hub(server, config, redis_client=None, health=None):
     """A hub for `server` with everything wired: presence in Redis when `redis_client` is given
     (with its keeper, not yet started) and in memory otherwise, the per-socket rate limits, and
-    the identity mode's identifier."""
+    the identity mode's identifier, and recovery when it is on."""
     health = health or RedisHealth()
     # a new id per process start: a restarted process never takes over another's sockets
     server_id = uuid.uuid4().hex
@@ -95,4 +107,5 @@ def build_hub(server, config, redis_client=None, health=None):
     hub = Hub(server, presence, connections, config, create_identifier(config, redis_client), health)
     if redis_client is not None:
         hub.keeper = PresenceKeeper(hub, presence, config["PRESENCE_TIMEOUT"])
+    hub.recovery = build_recovery(hub, config, redis_client)
     return hub

@@ -131,10 +131,15 @@ class PresenceKeeper:
         connections = self._hub.connections
         held = self._store.sockets_here()
         added = removed = 0
+        in_grace = self._hub.recovery.in_grace if self._hub.recovery is not None else {}
         for sid, user_id in held.items():
-            if connections.get(sid) is None:  # closed; its own removal may be in flight, only one wins
+            if connections.get(sid) is None and sid not in in_grace:
+                # closed; its own removal may be in flight, only one wins
                 removed += self._hub.remove_live_socket(user_id, sid)
         self.drop_phantoms(held)
+        for sid, user_id in list(in_grace.items()):  # dropped, still online: Redis lost them
+            if sid not in held:
+                added += self._hub.add_live_socket(user_id, sid)
         for conn in connections.live():
             if conn.sid in held:
                 continue

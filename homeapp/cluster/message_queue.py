@@ -24,18 +24,26 @@ sockets is a recipient: the cost per process grows with the number of processes.
 - sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7), with which Redis Cluster spreads channels
   over its shards, is used when the server has it; plain PUBLISH/SUBSCRIBE otherwise.
 
-What changes while Redis is down:
+Every message is also appended to the event log, one Redis stream (redis_keys.EVENT_LOG), in
+the same script that publishes it: its entry id is its offset, which only grows, and the copy
+on each channel starts with it. The log is what makes delivery survive Redis (docs/recovery.md):
 
-- publishing is skipped while an outage is known (the emit has already reached
-  this process's own sockets), instead of two connection attempts, each of which
-  can block for the whole connect timeout, and two error lines per emit;
-- the listener retries every second rather than backing off to a minute, so
-  cross-process delivery resumes soon after Redis does; it subscribes again to every
-  channel wanted then;
-- failures are reported to RedisHealth, which logs each outage once;
-- publishing does not wait for Redis: a `message` makes three emits or more, and each
-  was a PUBLISH round trip inside the sender's event. Emits are queued, and one
-  background task sends whatever has queued up in one pipelined round trip, in order.
+- a listener remembers the last offset it handled; when it connects again (Redis restarted,
+  stalled, failed over, or only this process's connection broke) it subscribes first, then reads
+  the log from there for the channels it listens to, then goes on with pub/sub, skipping
+  what it already handled: nothing lost, nothing twice, in order;
+- publishing never drops while Redis is down: messages wait in the outbox, in order, and the
+  sender retries every half second until Redis takes them. What cannot be kept (older than the
+  log's window, or past MAX_OUTBOX) is counted in homeapp_queue_dropped_total and logged once;
+- a publish retried after a failure may land twice: copies carry their sender's number and
+  are skipped by it;
+- with recovery on (homeapp.recovery), an emit to a channel reaches this process's own sockets
+  through the listener too, with its offset, so that every socket gets its events in the
+  log's order; while Redis is unreachable they get it at once, without one.
+
+Failures are reported to RedisHealth, which logs each outage once. Publishing does not wait for
+Redis: a `message` makes three emits or more; they are queued, and one background task sends
+whatever has queued up in one pipelined round trip, in order.
 """
 import itertools
 import logging
@@ -47,11 +55,14 @@ import socketio
 
 from homeapp.cluster import redis_keys
 from homeapp.cluster.redis_client import connect
-from homeapp.services.rooms import ROOM_CHANNEL, USER_CHANNEL
+from homeapp.operations import metrics
+from homeapp.recovery import MIN_LOG_SECONDS, has_channel, logged
+from homeapp.recovery.log import offset_key
 
 log = logging.getLogger("homeapp.cluster.message_queue")
 
 LISTEN_RETRY_SECONDS = 1.0
+PUBLISH_RETRY_SECONDS = 0.5
 # messages per pipelined round trip: bounds one batch's memory and Redis's output buffer
 MAX_BATCH = 1000
 # messages waiting for Redis (about 0.5 KB each) past which new ones are dropped, not queued
@@ -62,6 +73,36 @@ MAX_SENDERS = 1024
 _PUBLISHED = ("message", "smessage")
 # the manager's messages that concern a room, published on its channel; all others on everyone's
 _ROOM_METHODS = ("emit", "close_room")
+
+# Appends a message to the event log, trims what is older than the window or past the largest
+# length, and publishes it, prefixed with its offset, on each of its channels.
+# KEYS: the log. ARGV: window (ms), largest length, PUBLISH or SPUBLISH, message, channels...
+# Returns the offset.
+_APPEND = """
+local now = redis.call('TIME')
+local horizon = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[1])
+local channels = {}
+for i = 5, #ARGV do channels[#channels + 1] = ARGV[i] end
+local id = redis.call('XADD', KEYS[1], 'MINID', '~', horizon, '*',
+                      'c', table.concat(channels, ' '), 'm', ARGV[4])
+redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[2])
+local copy = id .. ' ' .. ARGV[4]
+for i = 5, #ARGV do redis.call(ARGV[3], ARGV[i], copy) end
+return id
+"""
+
+
+class _Queued:
+    """A message waiting for Redis."""
+
+    __slots__ = ("channels", "text", "number", "logged", "since")
+
+    def __init__(self, channels, text, number, is_logged):
+        self.channels = channels
+        self.text = text
+        self.number = number
+        self.logged = is_logged  # a logged emit of this process, not yet given to its own sockets
+        self.since = time.monotonic()
 
 
 def has_sharded_pubsub(client):
@@ -74,18 +115,28 @@ def has_sharded_pubsub(client):
 
 
 class QueueManager(socketio.RedisManager):
-    def __init__(self, url, health, timeout):
+    def __init__(self, url, health, timeout, log_seconds=MIN_LOG_SECONDS, log_entries=100_000):
+        """`log_seconds` and `log_entries`: how long, and how many, the event log keeps entries."""
         super().__init__(url, channel=redis_keys.QUEUE)
         self._health = health
         self._timeout = timeout
+        self._log_ms = int(log_seconds * 1000)
+        self._log_length = log_entries
+        self.recovery = None     # homeapp.recovery's Recovery, set by create_app when it is on
         self._client = None      # for publishing and probing, with timeouts
+        self._append = None      # the _APPEND script, registered on _client
         self._sharded = None     # SPUBLISH/SSUBSCRIBE, once a probe found them
-        self._outbox = []        # (channel, message) pairs waiting for the sender
+        self._outbox = []        # _Queued messages, oldest first
         self._queued = None      # an Event of the server's async mode, once the sender runs
         self._sending = False
-        self._dropped = 0        # messages refused since the outbox last filled up
+        self._dropped = 0        # messages that could not be kept, since that was last logged
         self._numbers = itertools.count(1)  # this process's messages, in the order published
+        self._own_heard = 0      # number of this process's last message the listener heard
+        self._given = set()      # numbers of its logged emits given to its sockets unlogged
         self._heard = OrderedDict()  # sender's id -> number of its last message handled here
+        self._last = None        # offset key of the last log entry handled here
+        self._last_offset = None  # and the offset itself
+        self._run_id = None      # the Redis server's, when the listener last connected
         self._listener = None    # the listener's PubSub while it is connected
         self._subscribed = set()  # channels of the listener's connection
         self._changes = {}       # channel -> subscribe (True) or unsubscribe, not yet written
@@ -111,23 +162,23 @@ class QueueManager(socketio.RedisManager):
         """The channel of one room. Only the app's own rooms (user:, room:) have channels of
         their own; any other is another process's socket (an emit to its id, as the Admin UI's
         development mode makes), which only everyone's channel reaches."""
-        return redis_keys.queue_room(namespace, room) if _has_channel(room) else self.channel
+        return redis_keys.queue_room(namespace, room) if has_channel(room) else self.channel
 
     def _wanted(self):
         """Every channel this process must listen to now: everyone's and its rooms'."""
         wanted = [self.channel]
         for namespace, rooms in self.rooms.items():
-            wanted += [redis_keys.queue_room(namespace, room) for room in rooms if _has_channel(room)]
+            wanted += [redis_keys.queue_room(namespace, room) for room in rooms if has_channel(room)]
         return wanted
 
     def basic_enter_room(self, sid, namespace, room, eio_sid=None):
-        first = _has_channel(room) and room not in self.rooms.get(namespace, {})
+        first = has_channel(room) and room not in self.rooms.get(namespace, {})
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
         if first:
             self._follow(redis_keys.queue_room(namespace, room), True)
 
     def basic_leave_room(self, sid, namespace, room):
-        held = _has_channel(room) and room in self.rooms.get(namespace, {})
+        held = has_channel(room) and room in self.rooms.get(namespace, {})
         super().basic_leave_room(sid, namespace, room)
         if held and room not in self.rooms.get(namespace, {}):
             self._follow(redis_keys.queue_room(namespace, room), False)
@@ -144,11 +195,25 @@ class QueueManager(socketio.RedisManager):
             # for Redis, this only lets the task run first
             self.server.sleep(0)
 
+    # --- this process's own sockets --------------------------------------------------------
+
+    def _handle_emit(self, message):
+        """Deliver an emit to this process's sockets. With recovery on, a logged emit goes with
+        its offset (`message["offset"]`, from the listener); this process's own wait for theirs."""
+        recovery = self.recovery
+        if recovery is None or not logged(message):
+            return super()._handle_emit(message)
+        offset = message.pop("offset", None)
+        if offset is not None:
+            recovery.deliver(self, message, offset)
+        # else this process's own emit: _publish queues it, and the listener delivers it
+
     # --- publishing ----------------------------------------------------------------------
 
     def _redis(self):
         if self._client is None:
             self._client = connect(self.redis_url, self._timeout)
+            self._append = self._client.register_script(_APPEND)
         return self._client
 
     def _sharded_pubsub(self):
@@ -158,25 +223,47 @@ class QueueManager(socketio.RedisManager):
         return self._sharded
 
     def _publish(self, data):
-        if self._health.down:
-            return
         channels = self._channels_of(data)
         if not channels:
             return
+        number = next(self._numbers)
+        # delivered by the listener once logged, unless it cannot be logged now
+        is_logged = self.recovery is not None and data.get("host_id") == self.host_id \
+            and logged(data)
         if len(self._outbox) >= MAX_OUTBOX:  # Redis answers, but slower than emits come
-            if not self._dropped:
-                log.warning("message queue backlog of %d: emits to other processes are dropped "
-                            "until Redis catches up", MAX_OUTBOX)
-            self._dropped += 1
+            self._drop(1, f"a backlog of {MAX_OUTBOX} messages waiting for Redis")
+            if is_logged:
+                self._deliver_unlogged(number, data)
             return
         # who sent it and its number, before the JSON: a process skips its own messages, and
         # other copies of one it handled, without decoding them
-        message = f"{self.host_id} {next(self._numbers)} {self.json.dumps(data)}"
-        self._outbox += [(channel, message) for channel in channels]
+        text = f"{self.host_id} {number} {self.json.dumps(data)}"
+        self._outbox.append(_Queued(channels, text, number, is_logged))
+        if is_logged and self._health.down:
+            self._deliver_unlogged(number, data)
         if self._queued is None:
             self._queued = self.server.eio.create_event()
             self.server.start_background_task(self._send_forever)
         self._queued.set()
+
+    def _deliver_unlogged(self, number, message):
+        """Give this process's own sockets a logged emit that has no offset yet: Redis cannot
+        take it now. The listener skips it when it hears it later."""
+        if number > self._own_heard and number not in self._given:
+            self._given.add(number)
+            self.recovery.deliver_unlogged(self, message)
+
+    def _give_unlogged(self, items):
+        """_deliver_unlogged for queued messages that Redis did not take."""
+        for item in items:
+            if item.logged and item.number > self._own_heard and item.number not in self._given:
+                self._deliver_unlogged(item.number, self.json.loads(item.text.split(" ", 2)[2]))
+
+    def _drop(self, count, why):
+        self._dropped += count
+        metrics.QUEUE_DROPPED.inc(count)
+        if self._dropped == count:  # the first since the last report
+            log.warning("message queue: emits to other processes are dropped: %s", why)
 
     def _send_forever(self):
         while True:
@@ -184,16 +271,31 @@ class QueueManager(socketio.RedisManager):
             self._queued.clear()
             self._sending = True
             while self._outbox:
-                if self._health.down:  # pub/sub keeps nothing for later: drop, do not wait on each
-                    self._outbox.clear()
+                self._expire()
+                batch = self._outbox[:MAX_BATCH]
+                if not batch:
                     break
-                batch, self._outbox = self._outbox[:MAX_BATCH], self._outbox[MAX_BATCH:]
-                self._send(batch)
+                if not self._send(batch):
+                    self._give_unlogged(batch)
+                    self.server.sleep(PUBLISH_RETRY_SECONDS)
+                    continue
+                del self._outbox[:len(batch)]
             self._sending = False
             if self._dropped:
                 log.warning("message queue caught up; %d emits to other processes were dropped",
                             self._dropped)
                 self._dropped = 0
+
+    def _expire(self):
+        """Drop what waited for Redis longer than the log keeps an entry: too late to deliver."""
+        horizon = time.monotonic() - self._log_ms / 1000
+        stale = 0
+        while stale < len(self._outbox) and self._outbox[stale].since < horizon:
+            stale += 1
+        if stale:
+            expired, self._outbox[:stale] = self._outbox[:stale], []
+            self._give_unlogged(expired)
+            self._drop(stale, "Redis was unreachable for longer than the event log's window")
 
     def flush(self, timeout):
         """Wait, at most timeout seconds, until what was emitted has been published.
@@ -206,16 +308,22 @@ class QueueManager(socketio.RedisManager):
         return True
 
     def _send(self, batch):
+        """Log and publish a batch in one round trip. Returns False when Redis did not take it."""
         try:
-            pipe = self._redis().pipeline(transaction=False)
-            publish = pipe.spublish if self._sharded_pubsub() else pipe.publish
-            for channel, message in batch:
-                publish(channel, message)
+            client = self._redis()
+            command = "SPUBLISH" if self._sharded_pubsub() else "PUBLISH"
+            pipe = client.pipeline(transaction=False)
+            for item in batch:
+                self._append(keys=[redis_keys.EVENT_LOG],
+                             args=[self._log_ms, self._log_length, command, item.text, *item.channels],
+                             client=pipe)
             pipe.execute()
+            return True
         except redis.RedisError as exc:
             self._health.lost(exc)
         except Exception:  # the sender must outlive any one batch
             log.exception("could not publish %d messages", len(batch))
+        return False
 
     # --- listening -----------------------------------------------------------------------
 
@@ -285,6 +393,8 @@ class QueueManager(socketio.RedisManager):
                 self._listener = pubsub
                 if self._changes:  # joins and leaves made while subscribing
                     self._changed.set()
+                # subscribed first, so that what the log gives and what pub/sub gives meet
+                yield from self._catch_up()
                 yield from pubsub.listen()
             except redis.RedisError as exc:
                 if self._closed:
@@ -296,28 +406,76 @@ class QueueManager(socketio.RedisManager):
                     pubsub.close()
             time.sleep(LISTEN_RETRY_SECONDS)
 
+    def _catch_up(self):
+        """The log's entries on the channels listened to, after the last one handled here, as
+        pub/sub messages. On another Redis server (a restart, a failover) the whole log is read:
+        the senders' numbers skip what was handled. Raises RedisError."""
+        client = self._redis()
+        run_id = client.info("server").get("run_id")
+        changed = self._run_id is not None and run_id != self._run_id
+        self._run_id = run_id
+        if self._last_offset is None:  # the first connection: from the log's end on
+            newest = client.xrevrange(redis_keys.EVENT_LOG, "+", "-", count=1)
+            self._last_offset = newest[0][0].decode() if newest else "0-0"
+            self._last = offset_key(self._last_offset)
+            return
+        start = "-" if changed else f"({self._last_offset}"
+        if changed:
+            self._last = None
+        while True:
+            page = client.xrange(redis_keys.EVENT_LOG, start, "+", count=MAX_BATCH)
+            for entry_id, fields in page:
+                channels = fields.get(b"c", b"").decode().split(" ")
+                if self._subscribed.intersection(channels):
+                    yield {"type": "message", "data": entry_id + b" " + fields.get(b"m", b"")}
+            if len(page) < MAX_BATCH:
+                return
+            start = f"({page[-1][0].decode()}"
+
     def _listen(self):
         own = self.host_id.encode()
         for message in self._redis_listen_with_retries():
             if message["type"] not in _PUBLISHED:
                 continue
             try:
-                sender, number, body = message["data"].split(b" ", 2)
+                offset, sender, number, body = message["data"].split(b" ", 3)
+                offset = offset.decode()
+                key = offset_key(offset)
                 number = int(number)
             except ValueError:  # not published by this server
                 continue
-            if sender == own or not self._first_hearing(sender, number):
+            if self._last is not None and key <= self._last:
+                continue  # another copy of one handled (published on several channels)
+            self._last, self._last_offset = key, offset
+            if sender == own:
+                if self.recovery is None or number <= self._own_heard:
+                    continue  # delivered when emitted, or another copy
+                self._own_heard = number
+                if self._given:
+                    given = number in self._given
+                    self._given = {n for n in self._given if n > number}
+                    if given:
+                        continue  # its sockets got it while Redis could not take it
+            elif not self._first_hearing(sender, number):
                 continue
             try:
                 data = self.json.loads(body)
             except ValueError:
                 continue
-            if isinstance(data, dict):
+            if not isinstance(data, dict):
+                continue
+            data["offset"] = offset
+            if sender != own:
                 yield data
+            elif logged(data):  # python-socketio's loop skips a process's own messages
+                try:
+                    self._handle_emit(data)
+                except Exception:
+                    log.exception("could not deliver an emit of this process")
 
     def _first_hearing(self, sender, number):
         """False when a message of this sender numbered as high has been handled here: another
-        copy of one published on several channels."""
+        copy of one published on several channels, or published twice by a retry."""
         if number <= self._heard.get(sender, 0):
             return False
         self._heard[sender] = number
@@ -325,9 +483,3 @@ class QueueManager(socketio.RedisManager):
         if len(self._heard) > MAX_SENDERS:
             self._heard.popitem(last=False)
         return True
-
-
-def _has_channel(room):
-    """Whether a Socket.IO room has a channel of its own: the app's rooms (user:, room:) do; a
-    socket's own room (its id) does not, nor does a room of the Admin UI's."""
-    return isinstance(room, str) and room.startswith((USER_CHANNEL, ROOM_CHANNEL))

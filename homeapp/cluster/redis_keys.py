@@ -46,3 +46,14 @@ QUEUE = f"{_PREFIX}queue"
 def queue_room(namespace, room):
     """Channel of one Socket.IO room: only processes with a socket in the room listen on it."""
     return f"{QUEUE}#{namespace}#{room}"
+
+
+# The event log (a Redis stream): every message of the queue, in order, with its offset (the
+# entry's id). A process that lost Redis resumes reading it where it stopped; a recovering
+# socket gets what it missed from it (homeapp.recovery).
+EVENT_LOG = f"{_PREFIX}events"
+
+
+def recovery_session(digest):
+    """JSON of a dropped socket's session, under the SHA-256 of its private id, for the window."""
+    return f"{_PREFIX}recovery:{digest}"

@@ -8,7 +8,7 @@ from homeapp.events.dispatch import bind
 def register(server, hub):
     """Bind every event handler, the connection lifecycle and expiry to the Socket.IO server."""
     def on_disconnect(sid, reason=None):
-        lifecycle.disconnect(hub, sid)
+        lifecycle.disconnect(hub, sid, reason)
     hub.expiry.on_due = partial(lifecycle.expire, hub)
     bind(server, hub, partial(lifecycle.connect, hub), on_disconnect)
 

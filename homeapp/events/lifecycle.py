@@ -8,6 +8,7 @@ from homeapp.events.dispatch import handles
 from homeapp.events.typing_status import typing_payload
 from homeapp.identity import Refused
 from homeapp.presence import PresenceUnavailable
+from homeapp.recovery import DROPS
 from homeapp.schemas import presence as schemas
 from homeapp.services.access import require_self
 from homeapp.services.rooms import room_channel, user_channel
@@ -50,23 +51,45 @@ def expire(hub, sid):
         hub.expiry.watch(sid, identity.expires_at)
 
 
-def disconnect(hub, sid):
-    """Stop the socket's typing and take its user offline if it was their last live socket."""
+def disconnect(hub, sid, reason=None):
+    """Stop the socket's typing and take its user offline if it was their last live socket.
+
+    With recovery on, a socket that may come back (`reason` is a drop, or a deploy) has its
+    session kept; one that dropped stays online for the presence grace.
+    """
     hub.expiry.forget(sid)
     conn = hub.connections.close(sid)
     if conn is None:
         return
+    recovery = hub.recovery
+    kept = recovery is not None and recovery.keep(conn, reason, hub.draining)
     for room_id in conn.typing:
         hub.emit(names.TYPING_STOP, typing_payload(conn, room_id, None),
                  to=room_channel(room_id), skip_sid=sid)
     if not conn.live:
         return
+    if kept and reason in DROPS and recovery.grace > 0:
+        recovery.hold_presence(conn.user_id, sid)
+        return
+    hub.take_offline(conn.user_id, sid)
+
+
+def reinstate(hub, conn, session):
+    """Give a recovered socket what its session had: its identity, and its place in presence
+    (announcing nothing while its user is still online, as within the grace)."""
+    if conn.user_id is None:
+        conn.user_id = session.user_id
+    if conn.username is None:
+        conn.username = session.username
+    if not session.live:
+        return
+    hub.recovery.in_grace.pop(conn.sid, None)  # its entry in presence is its own again
     try:
-        hub.remove_live_socket(conn.user_id, sid)
+        hub.add_live_socket(conn.user_id, conn.sid)
     except PresenceUnavailable as exc:
-        hub.health.lost(exc)
-        if hub.keeper is not None:
-            hub.keeper.owe_departure(conn.user_id, sid)
+        hub.health.lost(exc)  # not live: the client's addOnlineUser on connect tries again
+        return
+    conn.live = True
 
 
 @handles(names.ADD_ONLINE_USER, schema=schemas.add_online_user_schema, anonymous=True)

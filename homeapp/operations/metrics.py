@@ -131,6 +131,15 @@ REDIS_ERRORS = Counter(
     "homeapp_redis_errors_total",
     "Redis calls that failed, or were refused at once during a known outage: presence, the "
     "message queue, the presence keeper, readiness probes.")
+QUEUE_DROPPED = Counter(
+    "homeapp_queue_dropped_total",
+    "Emits to other processes that could not be kept for them: waiting for Redis longer than the "
+    "event log's window, or past the queue's backlog bound.")
+RECOVERIES = Counter(
+    "homeapp_recoveries_total",
+    "Reconnects that presented a recovery session, by outcome: recovered, or fresh (a new "
+    "session: unknown or expired, another identity, offset not held, Redis unreachable).",
+    ["outcome"])
 REDIS_OUTAGE = Gauge(
     "homeapp_redis_outage", "1 while this process considers Redis unreachable, else 0.")
 CONNECTED_SOCKETS = Gauge(

@@ -14,6 +14,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from homeapp.config import ConfigError
+from homeapp.recovery import handshake
 from homeapp.transport import packets, websocket
 
 
@@ -32,10 +33,13 @@ COVERED = {
         "tests/test_transport.py tests/test_live_transport.py tests/test_live_hostile_transport.py"),
     "python-socketio": (
         ">=5.18.1,<5.19",
-        "Server._handle_eio_message (homeapp/transport/packets.py); RedisManager's publisher, "
+        "Server._handle_eio_message (homeapp/transport/packets.py); Server._handle_connect, "
+        "_send_packet, the manager's pending_connect and basic_enter_room "
+        "(homeapp/recovery/handshake.py); RedisManager's publisher, "
         "listener and room bookkeeping (homeapp/cluster/message_queue.py); instrument() and "
         "_trigger_event (homeapp/operations/admin.py)",
         "tests/test_live_hostile.py tests/test_live_limits.py tests/test_message_queue.py "
+        "tests/test_live_recovery.py tests/test_recovery.py "
         "tests/test_live_channels.py tests/test_live_admin.py tests/test_create_app.py"),
     "gevent-websocket": (
         "==0.10.1",
@@ -74,12 +78,15 @@ def check_versions(allow_untested=False):
             log.warning("HOMEAPP_ALLOW_UNTESTED_LIBRARIES: starting anyway: %s", refusal)
 
 
-def install(config, server):
+def install(config, server, hub=None):
     """Check the libraries' versions, then install every override: the frame path's, with the
-    limits in `config`, and the packet guard on Socket.IO `server`.
+    limits in `config`, the packet guard on Socket.IO `server`, and, with recovery on in `hub`,
+    the recovering namespace CONNECT.
 
     Raises UnsupportedLibrary.
     """
     check_versions(config["ALLOW_UNTESTED_LIBRARIES"])
     websocket.install(config)
     packets.guard(server)
+    if hub is not None and hub.recovery is not None:
+        handshake.install(server, hub)

@@ -1,0 +1,229 @@
+"""Connection state recovery (docs/recovery.md), on Socket.IO 4.6's wire protocol.
+
+With HOMEAPP_RECOVERY_SECONDS above 0:
+
+- every emit to a channel (a user's, a room's, or everyone) is logged, and reaches its sockets
+  with its offset as one more, last, argument; socket.io-client remembers the last one it got;
+- the reply to a namespace CONNECT carries a private id (`pid`) beside the socket id;
+- when a socket drops (its transport closed or failed, or it missed its pings, or this process
+  shut down), its session is kept for the window: its id, identity and channels;
+- a reconnect presenting `{pid, offset}` with the same identity gets the same socket id back,
+  its channels, and every event sent to them after `offset`, in order, before the CONNECT
+  reply (homeapp.recovery.handshake). Anything less, and it gets a fresh session, never a
+  partial replay;
+- a user whose last socket dropped stays online for HOMEAPP_PRESENCE_GRACE seconds, so that a
+  recovery announces nothing.
+"""
+import logging
+
+from socketio import manager as socketio_manager
+from socketio import packet
+
+from homeapp.recovery.log import MemoryLog, RedisLog
+from homeapp.recovery.sessions import MemorySessions, RedisSessions, Session
+from homeapp.services.rooms import ROOM_CHANNEL, USER_CHANNEL
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/"
+# reasons a socket ends for which it may come back: Engine.IO's, as python-socketio passes them
+DROPS = frozenset({"transport close", "transport error", "ping timeout"})
+# at least this long, whatever the recovery window: an emit between processes made while Redis
+# is unreachable is still delivered when it is back within it
+MIN_LOG_SECONDS = 60.0
+
+
+def has_channel(room):
+    """Whether a Socket.IO room is a channel: the app's rooms (user:, room:) are; a socket's own
+    room (its id) is not, nor is a room of the Admin UI's."""
+    return isinstance(room, str) and room.startswith((USER_CHANNEL, ROOM_CHANNEL))
+
+
+def rooms_of(room):
+    """A message's room as a tuple: python-socketio takes one room or a list of them."""
+    if room is None:
+        return ()
+    return (room,) if isinstance(room, str) else tuple(room)
+
+
+def logged(message):
+    """Whether an emit goes into the event log: one to a channel or to everyone on the app's
+    namespace, without an acknowledgement asked of its recipients."""
+    if message.get("method", "emit") != "emit" or message.get("callback"):
+        return False
+    if (message.get("namespace") or NAMESPACE) != NAMESPACE:
+        return False
+    room = message.get("room")
+    return room is None or any(has_channel(r) for r in rooms_of(room))
+
+
+def log_seconds(config):
+    """How long the event log keeps an entry."""
+    return max(config["RECOVERY_SECONDS"], MIN_LOG_SECONDS)
+
+
+def _skipped(message):
+    skip = message.get("skip_sid")
+    if skip is None:
+        return []
+    return list(skip) if isinstance(skip, (list, tuple)) else [skip]
+
+
+class Recovery:
+    """Sessions of dropped sockets, the event log, and what sockets are being restored."""
+
+    def __init__(self, hub, events, sessions, seconds, grace):
+        self._hub = hub
+        self.events = events        # MemoryLog or RedisLog
+        self.sessions = sessions    # MemorySessions or RedisSessions
+        self.seconds = seconds
+        self.grace = grace
+        self.restoring = {}         # sid -> [(offset, message)] sent live while it is restored
+        self.unanchored = set()     # sids given events without an offset (Redis was down)
+        self.in_grace = {}          # sid -> user id: dropped, still counted online for the grace
+
+    # --- delivery ------------------------------------------------------------------------
+
+    def deliver(self, manager, message, offset):
+        """Send a logged emit to this process's sockets, with its offset as the last argument.
+
+        A socket being restored gets it later, in order after what it missed."""
+        room = message.get("room")
+        skip = _skipped(message)
+        if self.restoring:
+            for sid, held in self.restoring.items():
+                if sid not in skip and _addressed(manager, room, sid):
+                    held.append((offset, message))
+                    skip.append(sid)
+        args = tuple(message.get("data") or ()) + (offset,)
+        socketio_manager.Manager.emit(manager, message["event"], args, NAMESPACE, room=room,
+                                      skip_sid=skip)
+
+    def deliver_unlogged(self, manager, message):
+        """Send a logged emit that has no offset yet (Redis is unreachable): its recipients can
+        no longer be recovered exactly, so they will get a fresh session if they drop."""
+        room = message.get("room")
+        skip = _skipped(message)
+        for sid, _ in manager.get_participants(NAMESPACE, room):
+            if sid not in skip:
+                self.unanchored.add(sid)
+        args = tuple(message.get("data") or ())
+        socketio_manager.Manager.emit(manager, message["event"], args if len(args) != 1 else args[0],
+                                      NAMESPACE, room=room, skip_sid=skip)
+
+    # --- a socket drops --------------------------------------------------------------------
+
+    def keep(self, conn, reason, draining):
+        """Keep a closing socket's session for the window, if it may come back: it dropped, or
+        this process is shutting down (a deploy). Returns whether it was kept."""
+        unanchored = conn.sid in self.unanchored
+        self.unanchored.discard(conn.sid)
+        if conn.pid is None or unanchored or not (reason in DROPS or draining):
+            return False
+        rooms = [room for room in self._hub.server.rooms(conn.sid) if has_channel(room)]
+        session = Session(conn.sid, conn.user_id, conn.username, conn.live, rooms)
+        try:
+            self.sessions.save(conn.pid, session)
+        except Exception as exc:  # Redis is unreachable: the socket will get a fresh session
+            self._hub.health.lost(exc)
+            return False
+        return True
+
+    def hold_presence(self, user_id, sid):
+        """Keep a dropped live socket online for the grace; take it out after, unless it came back."""
+        self.in_grace[sid] = user_id
+        self._hub.server.start_background_task(self._end_grace, sid)
+
+    def _end_grace(self, sid):
+        self._hub.server.sleep(self.grace)
+        user_id = self.in_grace.pop(sid, None)
+        if user_id is not None:
+            self._hub.take_offline(user_id, sid)
+
+    # --- a socket comes back ---------------------------------------------------------------
+
+    def claim(self, pid, offset, identity, open_mode):
+        """The session and the missed entries for a reconnect presenting `pid` and `offset`, or
+        None when it cannot recover (then it gets a fresh session). Never raises."""
+        if not isinstance(pid, str) or len(pid) > 128:
+            return None
+        try:
+            session = self.sessions.claim(pid)
+            if session is None:
+                return None
+            if identity is None and not open_mode:
+                return None
+            if identity is not None and identity.user_id != session.user_id:
+                log.info("refused a recovery: another identity presented a session's private id")
+                return None
+            missed = self.events.after(offset)
+        except Exception as exc:  # Redis is unreachable
+            self._hub.health.lost(exc)
+            return None
+        if missed is None:
+            return None
+        return session, missed
+
+    def catch_up(self, session, offset):
+        """What was logged after `offset` for the session's rooms, once it has joined them again.
+        Returns None when that cannot be read."""
+        try:
+            return self.events.after(offset)
+        except Exception as exc:
+            self._hub.health.lost(exc)
+            return None
+
+
+def _addressed(manager, room, sid):
+    """Whether a socket of this process is among the recipients of an emit to `room`."""
+    rooms = manager.rooms.get(NAMESPACE, {})
+    if room is None:
+        return sid in rooms.get(None, ())
+    return any(sid in rooms.get(r, ()) for r in rooms_of(room))
+
+
+def for_session(session, entries, after=None):
+    """The entries addressed to a restored session, in order, with offsets past `after`."""
+    rooms = set(session.rooms)
+    for offset, message in entries:
+        if not logged(message) or session.sid in _skipped(message):
+            continue
+        room = message.get("room")
+        if room is None or rooms.intersection(rooms_of(room)):
+            yield offset, message
+
+
+def event_packet(server, message, offset):
+    return server.packet_class(packet.EVENT, namespace=NAMESPACE,
+                               data=[message["event"], *(message.get("data") or ()), offset])
+
+
+class LoggingManager(socketio_manager.Manager):
+    """The client manager of a deployment without Redis, with recovery on: it logs every emit to a
+    channel in this process's memory and sends it with its offset."""
+
+    recovery = None  # set by create_app
+
+    def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None,
+             **kwargs):
+        room = to or room
+        message = {"method": "emit", "event": event, "namespace": namespace, "room": room,
+                   "skip_sid": skip_sid, "callback": callback}
+        if self.recovery is None or not logged(message):
+            return super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
+                                callback=callback, **kwargs)
+        message["data"] = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        self.recovery.deliver(self, message, self.recovery.events.append(message))
+
+
+def build_recovery(hub, config, redis_client):
+    """Recovery for the hub, or None when HOMEAPP_RECOVERY_SECONDS is 0."""
+    seconds = config["RECOVERY_SECONDS"]
+    if seconds <= 0:
+        return None
+    if redis_client is not None:
+        events, sessions = RedisLog(redis_client), RedisSessions(redis_client, seconds)
+    else:
+        events = MemoryLog(log_seconds(config), config["EVENT_LOG_MAX_ENTRIES"])
+        sessions = MemorySessions(seconds)
+    return Recovery(hub, events, sessions, seconds, config["PRESENCE_GRACE"])
