@@ -45,6 +45,7 @@ Failures are reported to RedisHealth, which logs each outage once. Publishing do
 Redis: a `message` makes three emits or more; they are queued, and one background task sends
 whatever has queued up in one pipelined round trip, in order.
 """
+import bisect
 import itertools
 import logging
 import time
@@ -133,6 +134,7 @@ class QueueManager(socketio.RedisManager):
         self._numbers = itertools.count(1)  # this process's messages, in the order published
         self._own_heard = 0      # number of this process's last message the listener heard
         self._given = set()      # numbers of its logged emits given to its sockets unlogged
+        self._given_upto = 0     # and the highest of them
         self._heard = OrderedDict()  # sender's id -> number of its last message handled here
         self._last = None        # offset key of the last log entry handled here
         self._last_offset = None  # and the offset itself
@@ -232,32 +234,34 @@ class QueueManager(socketio.RedisManager):
             and logged(data)
         if len(self._outbox) >= MAX_OUTBOX:  # Redis answers, but slower than emits come
             self._drop(1, f"a backlog of {MAX_OUTBOX} messages waiting for Redis")
-            if is_logged:
-                self._deliver_unlogged(number, data)
+            if is_logged:  # never published: its sockets get it now, after every earlier one
+                self._give_unlogged()
+                self._given_upto = number
+                self.recovery.deliver_unlogged(self, data)
             return
         # who sent it and its number, before the JSON: a process skips its own messages, and
         # other copies of one it handled, without decoding them
         text = f"{self.host_id} {number} {self.json.dumps(data)}"
         self._outbox.append(_Queued(channels, text, number, is_logged))
         if is_logged and self._health.down:
-            self._deliver_unlogged(number, data)
+            self._give_unlogged()
         if self._queued is None:
             self._queued = self.server.eio.create_event()
             self.server.start_background_task(self._send_forever)
         self._queued.set()
 
-    def _deliver_unlogged(self, number, message):
-        """Give this process's own sockets a logged emit that has no offset yet: Redis cannot
-        take it now. The listener skips it when it hears it later."""
-        if number > self._own_heard and number not in self._given:
-            self._given.add(number)
-            self.recovery.deliver_unlogged(self, message)
-
-    def _give_unlogged(self, items):
-        """_deliver_unlogged for queued messages that Redis did not take."""
-        for item in items:
-            if item.logged and item.number > self._own_heard and item.number not in self._given:
-                self._deliver_unlogged(item.number, self.json.loads(item.text.split(" ", 2)[2]))
+    def _give_unlogged(self):
+        """Give this process's own sockets, in order, the logged emits waiting for Redis that they
+        have not had: Redis cannot take them now, so they go without an offset. The listener
+        skips them when it hears them later."""
+        start = bisect.bisect_right(self._outbox, max(self._given_upto, self._own_heard),
+                                    key=lambda item: item.number)
+        for item in self._outbox[start:]:
+            if item.logged:
+                self._given.add(item.number)
+                self.recovery.deliver_unlogged(self, self.json.loads(item.text.split(" ", 2)[2]))
+        if self._outbox:
+            self._given_upto = max(self._given_upto, self._outbox[-1].number)
 
     def _drop(self, count, why):
         self._dropped += count
@@ -276,7 +280,8 @@ class QueueManager(socketio.RedisManager):
                 if not batch:
                     break
                 if not self._send(batch):
-                    self._give_unlogged(batch)
+                    if self.recovery is not None:
+                        self._give_unlogged()
                     self.server.sleep(PUBLISH_RETRY_SECONDS)
                     continue
                 del self._outbox[:len(batch)]
@@ -293,8 +298,9 @@ class QueueManager(socketio.RedisManager):
         while stale < len(self._outbox) and self._outbox[stale].since < horizon:
             stale += 1
         if stale:
-            expired, self._outbox[:stale] = self._outbox[:stale], []
-            self._give_unlogged(expired)
+            if self.recovery is not None:
+                self._give_unlogged()
+            del self._outbox[:stale]
             self._drop(stale, "Redis was unreachable for longer than the event log's window")
 
     def flush(self, timeout):
