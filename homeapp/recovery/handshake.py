@@ -15,6 +15,7 @@ from bidict import ValueDuplicationError
 
 from homeapp.events import lifecycle
 from homeapp.identity import Refused
+from homeapp.operations import metrics
 from homeapp.recovery import NAMESPACE, event_packet, for_session
 from homeapp.recovery.log import offset_key
 from homeapp.recovery.sessions import new_pid
@@ -53,9 +54,10 @@ def _identity(hub, environ, auth):
 
 def connect(server, hub, eio_sid, data):
     auth, pid, offset = _split(data)
+    presented = pid is not None
     environ = server.environ[eio_sid]
     claimed = None
-    if pid is not None:
+    if pid is not None and not hub.draining:  # a draining process refuses it: leave it to another
         claimed = hub.recovery.claim(pid, offset, _identity(hub, environ, auth),
                                      hub.config["AUTH_MODE"] == "open")
     session, missed = claimed or (None, None)
@@ -86,6 +88,8 @@ def connect(server, hub, eio_sid, data):
     elif not _restore(server, hub, conn, session, missed, offset, eio_sid):
         server.disconnect(sid)  # the log became unreadable midway: it reconnects afresh
         return
+    if presented:
+        metrics.RECOVERIES.labels("recovered" if session is not None else "fresh").inc()
     conn.pid = pid
     server._send_packet(eio_sid, server.packet_class(
         packet.CONNECT, {"sid": sid, "pid": pid}, namespace=NAMESPACE))
