@@ -39,7 +39,8 @@ COVERED = {
         "listener and room bookkeeping (homeapp/cluster/message_queue.py); instrument() and "
         "_trigger_event (homeapp/operations/admin.py)",
         "tests/test_live_hostile.py tests/test_live_limits.py tests/test_message_queue.py "
-        "tests/test_live_recovery.py tests/test_recovery.py "
+        "tests/test_live_recovery.py tests/test_recovery.py tests/test_live_recovery_deploy.py "
+        "tests/test_live_queue_outage.py "
         "tests/test_live_channels.py tests/test_live_admin.py tests/test_create_app.py"),
     "gevent-websocket": (
         "==0.10.1",
