@@ -12,9 +12,16 @@ export class Log {
     filter.addEventListener("input", () => { for (const entry of list.children) this.match(entry); });
   }
 
-  /** Log an event the server sent to this panel. */
-  received(name, payload, isError) {
-    return this.add("event", "received", name, payload, isError);
+  /** Log an event the server sent to this panel; `replayed`: missed while it was away, and
+   * given back by a recovering reconnect. */
+  received(name, payload, isError, replayed = false) {
+    const entry = this.add("event", "received", name, payload, isError);
+    if (replayed) {
+      entry.dataset.replayed = "yes";
+      entry.querySelector(".entry-kind").after(el("span", { class: "entry-tag" }, "replayed"));
+      this.match(entry);
+    }
+    return entry;
   }
 
   /** Log a change of the connection (connect, disconnect, connect_error). */
@@ -53,7 +60,7 @@ export class Log {
   /** Hide the entry unless its kind, name, payload or ack contains the filter's text. */
   match(entry) {
     const term = this.filter.value.trim().toLowerCase();
-    const text = [...entry.querySelectorAll(".entry-kind, .entry-name, pre, .ack-label")]
+    const text = [...entry.querySelectorAll(".entry-kind, .entry-tag, .entry-name, pre, .ack-label")]
       .map((node) => node.textContent).join(" ").toLowerCase();
     entry.hidden = term !== "" && !text.includes(term);
   }

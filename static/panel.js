@@ -9,6 +9,9 @@ const ACK_TIMEOUT_MS = 5000;
 const ERROR_EVENT = "error";
 const PRESENCE_EVENT = "newOnlineUser";
 const REFUSALS_KEPT = 20;
+// a dropped panel's client waits this long before it reconnects: time to send it something
+// meanwhile, yet under the server's default presence grace (5 s), so that its user stays online
+const DROP_RECONNECT_MS = 3000;
 // far apart in hue, so that two tabs of one user never look alike
 const COLOURS = ["#2457c5", "#c2410c", "#15803d", "#9333ea", "#0e7490", "#be185d", "#a16207", "#4d7c0f"];
 
@@ -63,6 +66,7 @@ export class Panel {
 
     $(root, "connect").addEventListener("click", () => this.connect());
     $(root, "disconnect").addEventListener("click", () => this.disconnect());
+    $(root, "drop").addEventListener("click", () => this.drop());
     $(root, "remove").addEventListener("click", () => this.remove());
     $(root, "clear-log").addEventListener("click", () => this.log.clear());
     panels.push(this);
@@ -255,13 +259,19 @@ export class Panel {
     this.unreachable = false;
     this.attempt = 0;
     this.setStatus("connecting", "connecting…");
+    this.showRecovery(null);
     const mine = (handler) => (...args) => { if (this.socket === socket) handler(...args); };
+    let reconnecting = false;  // from a disconnect to the next connect: what arrives then is a replay
 
     socket.on("connect", mine(() => {
       this.unreachable = false;
       this.attempt = 0;
       this.setStatus("connected", "connected");
-      this.log.lifecycle("connect", { sid: socket.id, recovered: socket.recovered });
+      // socket.recovered: the server gave the socket back its id, rooms and missed events
+      const recovered = Boolean(socket.recovered);
+      if (reconnecting) this.showRecovery(recovered);
+      reconnecting = false;
+      this.log.lifecycle("connect", { sid: socket.id, recovered });
       this.page.timeline.marker(this.key, "connected");
       this.seedOnline();
       if (this.page.autoIdentify()) {
@@ -270,6 +280,7 @@ export class Panel {
       }
     }));
     socket.on("disconnect", mine((reason) => {
+      reconnecting = true;
       this.online.clear();  // stale until the next connect seeds it again
       this.renderOnline();
       if (socket.active) this.setStatus("connecting", "reconnecting…");
@@ -292,19 +303,62 @@ export class Panel {
       this.unreachable = true;
       this.showUnreachable();
     }));
-    // every server event has one argument; with connection recovery on, an offset follows it
-    socket.onAny(mine((event, payload) => this.receive(event, payload)));
+    // every server event has one argument; with connection recovery on, an offset follows it.
+    // socket.io-client hands over a recovering reconnect's missed events just before `connect`.
+    socket.onAny(mine((event, payload) => this.receive(event, payload, reconnecting)));
     socket.io.on("reconnect_attempt", mine((attempt) => {
       this.attempt = attempt;
       if (this.unreachable) this.showUnreachable();
     }));
   }
 
-  receive(event, payload) {
+  receive(event, payload, replayed) {
     if (event === ERROR_EVENT && this.groupRefusal(payload)) return;
-    this.log.received(event, payload, event === ERROR_EVENT);
-    this.page.timeline.received(this.key, event, payload);
+    this.log.received(event, payload, event === ERROR_EVENT, replayed);
+    this.page.timeline.received(this.key, event, payload, replayed);
     if (event === PRESENCE_EVENT && payload) this.applyPresence(payload);
+  }
+
+  /** Whether the last reconnect recovered its session; null hides it (a first connect). */
+  showRecovery(recovered) {
+    const tag = $(this.root, "recovery");
+    tag.hidden = recovered === null;
+    if (recovered === null) return;
+    tag.dataset.recovered = String(recovered);
+    tag.textContent = recovered ? "recovered" : "new session";
+    tag.title = recovered
+      ? "socket.recovered: the same socket id, its rooms, and the events it missed, marked replayed"
+      : "A new socket id, and nothing missed was replayed: recovery is off, its window had passed, "
+        + "or the client came back before the server noticed the drop";
+  }
+
+  /** Cut the websocket as a lost network does, without a Socket.IO disconnect: the server sees
+   * a transport close and, with recovery on, keeps the session; the client reconnects by itself. */
+  drop() {
+    const socket = this.socket;
+    if (!socket || !socket.connected) {
+      this.note("Not dropped: this panel is not connected.");
+      return;
+    }
+    const manager = socket.io;
+    // closing a long-polling transport sends a close packet: the server would take it for a goodbye
+    if (manager.engine.transport.name !== "websocket") {
+      this.note("Not dropped: this panel is on long-polling, where closing says goodbye.");
+      return;
+    }
+    this.note("");
+    this.log.lifecycle("drop", { transport: "websocket", reconnectIn: `${DROP_RECONNECT_MS / 1000} s` });
+    const [delay, delayMax, jitter] = [manager.reconnectionDelay(), manager.reconnectionDelayMax(),
+                                       manager.randomizationFactor()];
+    manager.reconnectionDelay(DROP_RECONNECT_MS);
+    manager.reconnectionDelayMax(Math.max(delayMax, DROP_RECONNECT_MS));
+    manager.randomizationFactor(0);
+    manager.once("reconnect_attempt", () => {  // later retries, if any, as before
+      manager.reconnectionDelay(delay);
+      manager.reconnectionDelayMax(delayMax);
+      manager.randomizationFactor(jitter);
+    });
+    manager.engine.close();
   }
 
   showUnreachable() {

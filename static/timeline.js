@@ -78,8 +78,9 @@ export class Timeline {
     return { settle: (outcome, rtt, code) => { Object.assign(row, { outcome, rtt, code }); this.schedule(); } };
   }
 
-  received(key, event, payload) {
-    this.push({ kind: "delivery", lane: key, event, title: inline(payload) });
+  /** replayed: given back by a recovering reconnect, after the panel missed it. */
+  received(key, event, payload, replayed = false) {
+    this.push({ kind: "delivery", lane: key, event, title: inline(payload), replayed });
   }
 
   /** A dot on the panel's lane: its connection changed. */
@@ -162,8 +163,10 @@ export class Timeline {
     let label = row.event;
     if (sending && row.outcome === "ok") label += ` · ${row.rtt} ms`;
     if (sending && refused) label += row.outcome === "timeout" ? " · no ack" : ` · refused ${row.code || ""}`;
+    if (row.replayed) label += " · replayed";
     const group = svg("g", { class: "tl-row", "data-kind": row.kind, "data-from": from, "data-to": to,
-                             "data-event": row.event, ...(sending ? { "data-outcome": row.outcome } : {}) },
+                             "data-event": row.event, ...(sending ? { "data-outcome": row.outcome } : {}),
+                             ...(row.replayed ? { "data-replayed": "yes" } : {}) },
       ...arrow(x(from), x(to), y, colour, sending && row.outcome === "pending"),
       svg("text", { x: (x(from) + x(to)) / 2, y: y - 5, "text-anchor": "middle", class: "tl-label",
                     fill: refused ? BAD : "currentColor" }, label),

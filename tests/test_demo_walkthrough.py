@@ -11,7 +11,7 @@ STEPS = ["connect", "open-rooms", "message", "typing", "group", "kick", "rating"
 
 
 def test_each_walkthrough_step_produces_what_it_says(server_factory):
-    server = server_factory()
+    server = server_factory(HOMEAPP_RECOVERY_SECONDS="120")  # as the README's run command starts it
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         demo = DemoPage(page, server.url)
