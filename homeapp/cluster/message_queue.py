@@ -392,6 +392,7 @@ class QueueManager(socketio.RedisManager):
             try:
                 self._sharded = None  # the server may be another one now (a failover)
                 self._sharded_pubsub()
+                resume = self._resume_point()
                 pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
                 self._changes.clear()
                 self._subscribed = set()
@@ -400,7 +401,7 @@ class QueueManager(socketio.RedisManager):
                 if self._changes:  # joins and leaves made while subscribing
                     self._changed.set()
                 # subscribed first, so that what the log gives and what pub/sub gives meet
-                yield from self._catch_up()
+                yield from self._catch_up(resume)
                 yield from pubsub.listen()
             except redis.RedisError as exc:
                 if self._closed:
@@ -412,22 +413,29 @@ class QueueManager(socketio.RedisManager):
                     pubsub.close()
             time.sleep(LISTEN_RETRY_SECONDS)
 
-    def _catch_up(self):
-        """The log's entries on the channels listened to, after the last one handled here, as
-        pub/sub messages. On another Redis server (a restart, a failover) the whole log is read:
-        the senders' numbers skip what was handled. Raises RedisError."""
+    def _resume_point(self):
+        """Where reading the log resumes once subscribed: after the last entry handled here; the
+        log's start on another Redis server (a restart, a failover), whose entries are
+        not those handled, the senders' numbers skipping what was; its end on the first
+        connection. Read before subscribing, so that nothing published meanwhile is taken for
+        handled. Raises RedisError."""
         client = self._redis()
         run_id = client.info("server").get("run_id")
         changed = self._run_id is not None and run_id != self._run_id
         self._run_id = run_id
-        if self._last_offset is None:  # the first connection: from the log's end on
+        if self._last_offset is None:
             newest = client.xrevrange(redis_keys.EVENT_LOG, "+", "-", count=1)
-            self._last_offset = newest[0][0].decode() if newest else "0-0"
-            self._last = offset_key(self._last_offset)
-            return
-        start = "-" if changed else f"({self._last_offset}"
+            return newest[0][0].decode() if newest else "0-0"
         if changed:
             self._last = None
+            return "0-0"
+        return self._last_offset
+
+    def _catch_up(self, start):
+        """The log's entries after offset `start` on the channels listened to, as pub/sub
+        messages. Raises RedisError."""
+        client = self._redis()
+        start = f"({start}"
         while True:
             page = client.xrange(redis_keys.EVENT_LOG, start, "+", count=MAX_BATCH)
             for entry_id, fields in page:
