@@ -72,6 +72,8 @@ MAX_OUTBOX = 20000
 MAX_SENDERS = 1024
 # what the listener reads: messages of both kinds of pub/sub
 _PUBLISHED = ("message", "smessage")
+# what tells the listener a subscription has begun or ended
+_CONFIRMATIONS = ("subscribe", "ssubscribe", "unsubscribe", "sunsubscribe")
 # the manager's messages that concern a room, published on its channel; all others on everyone's
 _ROOM_METHODS = ("emit", "close_room")
 
@@ -141,6 +143,7 @@ class QueueManager(socketio.RedisManager):
         self._run_id = None      # the Redis server's, when the listener last connected
         self._listener = None    # the listener's PubSub while it is connected
         self._subscribed = set()  # channels of the listener's connection
+        self._active = set()     # and those whose subscription Redis has confirmed
         self._changes = {}       # channel -> subscribe (True) or unsubscribe, not yet written
         self._changed = None     # an Event, set when _changes has something
         self._closed = False
@@ -393,9 +396,10 @@ class QueueManager(socketio.RedisManager):
                 self._sharded = None  # the server may be another one now (a failover)
                 self._sharded_pubsub()
                 resume = self._resume_point()
-                pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
+                pubsub = subscriber.pubsub()
                 self._changes.clear()
                 self._subscribed = set()
+                self._active = set()
                 self._subscribe(pubsub, self._wanted())  # no change is missed: nothing yields between
                 self._listener = pubsub
                 if self._changes:  # joins and leaves made while subscribing
@@ -449,6 +453,9 @@ class QueueManager(socketio.RedisManager):
     def _listen(self):
         own = self.host_id.encode()
         for message in self._redis_listen_with_retries():
+            if message["type"] in _CONFIRMATIONS:
+                self._confirmed(message)
+                continue
             if message["type"] not in _PUBLISHED:
                 continue
             try:
@@ -486,6 +493,25 @@ class QueueManager(socketio.RedisManager):
                     self._handle_emit(data)
                 except Exception:
                     log.exception("could not deliver an emit of this process")
+
+    def _confirmed(self, message):
+        channel = message["channel"].decode()
+        if message["type"].endswith("unsubscribe"):
+            self._active.discard(channel)
+        else:
+            self._active.add(channel)
+
+    def wait_until_following(self, rooms, timeout):
+        """Wait, at most `timeout` seconds, until Redis has confirmed this process's subscription
+        to the channels of `rooms`: from then on, nothing published to them is missed here.
+        Returns whether it did."""
+        channels = {redis_keys.queue_room("/", room) for room in rooms if has_channel(room)}
+        deadline = time.monotonic() + timeout
+        while not channels <= self._active:
+            if time.monotonic() >= deadline:
+                return False
+            self.server.sleep(0.005)
+        return True
 
     def _first_hearing(self, sender, number):
         """False when a message of this sender numbered as high has been handled here: another
