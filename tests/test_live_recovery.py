@@ -52,7 +52,7 @@ class Deployment:
     (processes[0] is processes[1]), or two on a private Redis, a reconnect going to the other."""
 
     def __init__(self, with_redis, **env):
-        env = dict(UNLIMITED, **RECOVERY, **env)
+        env = {**UNLIMITED, **RECOVERY, **env}
         self.cluster = Cluster(2, **env) if with_redis else None
         self.processes = self.cluster.processes if with_redis else [ServerProcess(env).start()] * 2
 
@@ -107,10 +107,10 @@ def clients():
 # ---------------------------------------------------------------- raw clients
 
 
-def member(clients, server, user_id, room=None, auth=None, query=True):
+def member(clients, server, user_id, room=None, auth=None):
     """A RawClient of `user_id` that did what the client does on connect (addOnlineUser, then
-    joinRoom) and opened `room`."""
-    client = RawClient(server, user_id if query else None, auth=auth)
+    joinRoom) and opened `room`. With `auth` ({token}), the handshake has no userID."""
+    client = RawClient(server, None if auth else user_id, auth=auth)
     client.user_id = user_id
     clients.append(client)
     assert client.call("addOnlineUser", {"userID": user_id, "userUsername": f"user{user_id}"}) == {"ok": True}
@@ -155,15 +155,15 @@ def everything(text):
     return [(event, text) for event in CHAT]
 
 
-@pytest.fixture
-def blip(deploy, clients):
+def make_blip(deploy, clients, auth=lambda user_id: None):
     """User a on process 0 and user b on process 1 share a room; a drops after "before" and
-    b says "missed 0" and "missed 1" meanwhile. Returns (a, b, room)."""
+    b says "missed 0" and "missed 1" meanwhile. Returns (a, b, room); b's events are cleared.
+    `auth` gives each user's CONNECT auth."""
     a_id, b_id = new_user_id(), new_user_id()
     room = room_id(a_id, b_id)
     first, other = deploy.processes
-    a = member(clients, first, a_id, room)
-    b = member(clients, other, b_id, room)
+    a = member(clients, first, a_id, room, auth=auth(a_id))
+    b = member(clients, other, b_id, room, auth=auth(b_id))
     deploy.listening(f"user:{a_id}", f"user:{b_id}", f"room:{room}")
     say(b, room, "before")
     until_said(a, "before")
@@ -175,6 +175,11 @@ def blip(deploy, clients):
     b.quiet(0.2)
     b.events.clear()
     return a, b, room
+
+
+@pytest.fixture
+def blip(deploy, clients):
+    return make_blip(deploy, clients)
 
 
 def test_a_raw_client_recovers_its_id_channels_and_what_it_missed(deploy, blip, clients):
@@ -243,3 +248,195 @@ def raw(server, client, auth):
     attempt = RawClient(server, client.user_id, auth=auth)
     attempt.user_id = client.user_id
     return attempt
+
+
+def test_a_pid_presented_twice_at_once_recovers_once(deploy, blip, clients):
+    a, b, room = blip
+    attempts = []
+    all_at_once([lambda p=p: attempts.append(back(clients, p, a)) for p in deploy.processes])
+    recovered = [x for x in attempts if x.recovered]
+    assert len(recovered) == 1 and recovered[0].sid == a.sid
+    fresh = next(x for x in attempts if not x.recovered)
+    assert fresh.sid not in (a.sid, None) and fresh.pid not in (a.pid, None)
+    assert fresh.before_reply == 0
+    assert chat(recovered[0]) == everything("missed 0") + everything("missed 1")
+    say(b, room, "after")
+    until_said(recovered[0], "after")
+    fresh.quiet(0.3)
+    assert chat(fresh) == []
+
+
+def test_after_its_own_disconnect_a_client_reconnects_afresh_and_goes_offline_at_once(deploy, clients):
+    a_id, b_id = new_user_id(), new_user_id()
+    room = room_id(a_id, b_id)
+    first, other = deploy.processes
+    a = member(clients, first, a_id, room)
+    b = member(clients, other, b_id, room)
+    deploy.listening(f"user:{a_id}", f"room:{room}")
+    say(b, room, "before")
+    until_said(a, "before")
+    a.ws.send("41")  # what socket.disconnect() sends
+    deadline = time.monotonic() + 10  # the grace is 60 s: only an announcement at once comes
+    while {"type": "Remove", "userID": a_id} not in presence_of(b, a_id):
+        assert time.monotonic() < deadline, f"no Remove for {a_id}: {b.events}"
+        b.quiet(0.1)
+    a.close()
+    say(b, room, "missed")
+    until_said(b, "missed")
+    b.quiet(0.2)
+    b.events.clear()
+    assert_fresh(clients, back(clients, other, a), a, b, room)
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def short_window(request):
+    deployment = Deployment(request.param == "redis", HOMEAPP_RECOVERY_SECONDS=1,
+                            HOMEAPP_PRESENCE_GRACE=60)
+    yield deployment
+    deployment.close()
+
+
+def test_after_the_recovery_window_a_reconnect_is_fresh(short_window, clients):
+    a, b, room = make_blip(short_window, clients)
+    time.sleep(2)  # twice the window
+    assert_fresh(clients, back(clients, short_window.processes[1], a), a, b, room)
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def small_log(request):
+    deployment = Deployment(request.param == "redis", HOMEAPP_EVENT_LOG_MAX_ENTRIES=1000,
+                            HOMEAPP_PRESENCE_GRACE=60)
+    yield deployment
+    deployment.close()
+
+
+def test_an_offset_the_log_no_longer_holds_gives_a_fresh_session(small_log, clients):
+    a, b, room = make_blip(small_log, clients)
+    # three entries a message; Redis trims whole nodes of entries (MAXLEN ~), so it may keep more
+    for i in range(2000):
+        say(b, room, f"flood {i}")
+        if i >= 400 and i % 50 == 0 and not holds(small_log, a.offset):
+            break
+    assert not holds(small_log, a.offset)
+    b.quiet(0.3)
+    b.events.clear()
+    assert_fresh(clients, back(clients, small_log.processes[1], a), a, b, room)
+
+
+def holds(deploy, offset):
+    """Whether the event log still holds `offset` (without Redis: 400 messages, 1200 entries,
+    are more than a log of 1000 keeps)."""
+    if deploy.cluster is None:
+        return False
+    return bool(deploy.cluster.client().xrange(redis_keys.EVENT_LOG, offset, offset))
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def jwt_deploy(request):
+    deployment = Deployment(request.param == "redis", HOMEAPP_AUTH="jwt",
+                            HOMEAPP_JWT_SECRET=JWT_SECRET, HOMEAPP_PRESENCE_GRACE=60)
+    yield deployment
+    deployment.close()
+
+
+def by_token(user_id):
+    return {"token": token(user_id)}
+
+
+def test_jwt_a_pid_recovers_with_its_users_token(jwt_deploy, clients):
+    a, b, room = make_blip(jwt_deploy, clients, auth=by_token)
+    a2 = RawClient(jwt_deploy.processes[1], auth=by_token(a.user_id), pid=a.pid, offset=a.offset)
+    clients.append(a2)
+    assert (a2.recovered, a2.sid) == (True, a.sid)
+    assert chat(a2) == everything("missed 0") + everything("missed 1")
+
+
+def test_jwt_a_pid_presented_with_another_users_token_gives_a_fresh_session(jwt_deploy, clients):
+    a, b, room = make_blip(jwt_deploy, clients, auth=by_token)
+    stranger = new_user_id()
+    attempt = RawClient(jwt_deploy.processes[1], auth=by_token(stranger), pid=a.pid, offset=a.offset)
+    attempt.user_id = stranger
+    clients.append(attempt)
+    assert_fresh(clients, attempt, a, b, room)
+
+
+@pytest.fixture(scope="module")
+def without_recovery():
+    process = ServerProcess(UNLIMITED).start()
+    yield process
+    process.stop()
+
+
+def test_without_recovery_no_pid_and_no_offset(without_recovery, clients):
+    a_id, b_id = new_user_id(), new_user_id()
+    room = room_id(a_id, b_id)
+    a = member(clients, without_recovery, a_id, room)
+    b = member(clients, without_recovery, b_id, room)
+    assert set(a.reply) == {"sid"}
+    say(b, room, "hello")
+    until_said(a, "hello")
+    a.quiet(0.3)
+    assert [(e, len(args), offset) for e, args, offset in a.events if e in CHAT] == \
+        [(e, 1, None) for e in CHAT]
+    # a pid presented anyway changes nothing: a fresh connection, still without one
+    again_ = raw(without_recovery, a, {"pid": "x" * 32, "offset": "1-0"})
+    clients.append(again_)
+    assert set(again_.reply) == {"sid"} and again_.sid != a.sid and again_.before_reply == 0
+
+
+# ---------------------------------------------------------------- presence
+
+
+@pytest.fixture(scope="module")
+def graced():
+    deployment = Deployment(True, HOMEAPP_PRESENCE_GRACE=GRACE)
+    yield deployment
+    deployment.close()
+
+
+GRACE = 3
+
+
+def watched(graced, clients):
+    """A watcher on process 1 and a live user a on process 0 whose Add it saw."""
+    watcher = RawClient(graced.processes[1], new_user_id())
+    clients.append(watcher)
+    a_id = new_user_id()
+    a = member(clients, graced.processes[0], a_id)
+    deadline = time.monotonic() + 10
+    while presence_of(watcher, a_id) != [{"type": "Add", "userID": a_id}]:
+        assert time.monotonic() < deadline, f"no Add for {a_id}: {watcher.events}"
+        watcher.quiet(0.1)
+    return watcher, a
+
+
+def test_a_recovered_blip_announces_nothing(graced, clients):
+    watcher, a = watched(graced, clients)
+    with graced.dropping(graced.processes[0]):
+        a.drop()
+    a2 = back(clients, graced.processes[1], a)
+    assert a2.recovered
+    watcher.quiet(GRACE + 2)  # within the grace and after it
+    assert presence_of(watcher, a.user_id) == [{"type": "Add", "userID": a.user_id}]
+    # the recovered socket is its user's live one: its own disconnect takes the user offline
+    a2.ws.send("41")
+    deadline = time.monotonic() + 10
+    while len(presence_of(watcher, a.user_id)) < 2:
+        assert time.monotonic() < deadline, f"no Remove: {watcher.events}"
+        watcher.quiet(0.1)
+    assert presence_of(watcher, a.user_id)[1:] == [{"type": "Remove", "userID": a.user_id}]
+
+
+def test_a_drop_that_does_not_come_back_announces_remove_after_the_grace(graced, clients):
+    watcher, a = watched(graced, clients)
+    with graced.dropping(graced.processes[0]):
+        a.drop()
+    watcher.quiet(GRACE / 2)
+    assert presence_of(watcher, a.user_id) == [{"type": "Add", "userID": a.user_id}]
+    deadline = time.monotonic() + GRACE + 10
+    while len(presence_of(watcher, a.user_id)) < 2:
+        assert time.monotonic() < deadline, f"no Remove: {watcher.events}"
+        watcher.quiet(0.1)
+    watcher.quiet(0.3)
+    assert presence_of(watcher, a.user_id) == [{"type": "Add", "userID": a.user_id},
+                                               {"type": "Remove", "userID": a.user_id}]
