@@ -6,7 +6,6 @@ The clients are the real socket.io-client in Node (tests/node/recovery_client.js
 when a Link between it and the server is cut and reconnects by itself, and RawClient
 (tests/recovering.py), which presents whatever pid and offset a case needs.
 """
-import hashlib
 import itertools
 import json
 import os
@@ -382,6 +381,124 @@ def test_without_recovery_no_pid_and_no_offset(without_recovery, clients):
     again_ = raw(without_recovery, a, {"pid": "x" * 32, "offset": "1-0"})
     clients.append(again_)
     assert set(again_.reply) == {"sid"} and again_.sid != a.sid and again_.before_reply == 0
+
+
+# ---------------------------------------------------------------- socket.io-client
+
+
+def require_socket_io_client():
+    """Skip when Node or tests/node's socket.io-client is missing here; in CI (env CI), fail."""
+    if shutil.which("node") and (NODE_DIR / "node_modules" / "socket.io-client").is_dir():
+        return
+    reason = "node or socket.io-client is missing: run `npm ci --prefix tests/node`"
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+class NodeClient(Recorder):
+    """socket.io-client in Node (tests/node/recovery_client.js): what its listeners got, in
+    `events` (the offset taken off into `offsets`), its connects and its disconnects."""
+
+    def __init__(self, url, user_id):
+        super().__init__(user_id, f"user{user_id}")
+        require_socket_io_client()
+        self.offsets = []      # each event's last argument, when it is an offset
+        self.connects = []     # (socket id, socket.recovered) of each connect
+        self.disconnects = []  # their reasons
+        self._acks = {}
+        self._numbers = itertools.count()
+        self.proc = subprocess.Popen(["node", str(DRIVER), url, user_id], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        threading.Thread(target=self._listen, daemon=True).start()
+        self.until(lambda: self.connects, "it never connected")
+
+    def _listen(self):
+        for line in self.proc.stdout:
+            said = json.loads(line)
+            with self._changed:
+                if "event" in said:
+                    args = said["args"]
+                    offset = args.pop() if len(args) > 1 and isinstance(args[-1], str) else None
+                    self.events.append((said["event"], args[0] if len(args) == 1 else args))
+                    self.offsets.append(offset)
+                elif "connect" in said:
+                    self.connects.append((said["connect"], said["recovered"]))
+                elif "disconnect" in said:
+                    self.disconnects.append(said["disconnect"])
+                else:
+                    self._acks[said["n"]] = said.get("ack", said.get("error"))
+                self._changed.notify_all()
+
+    def until(self, predicate, what, timeout=10):
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not predicate():
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, f"{what}: {self.events}"
+                self._changed.wait(remaining)
+
+    def call(self, event, data=None):
+        number = next(self._numbers)
+        self.proc.stdin.write(json.dumps({"n": number, "call": event, "data": data}) + "\n")
+        self.proc.stdin.flush()
+        self.until(lambda: number in self._acks, f"no ack for {event}")
+        return self._acks.pop(number)
+
+    def chat(self):
+        with self._changed:
+            return [(e, text_of(p)) for e, p in self.events if e in CHAT]
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(json.dumps({"close": True}) + "\n")
+                self.proc.stdin.close()
+                self.proc.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def test_socket_io_client_recovers_what_it_missed_after_a_drop(deploy, clients):
+    """The real client, dropped by the network (no goodbye), reconnects by itself, to the other
+    process when there are two, and is told it recovered."""
+    a_id, b_id = new_user_id(), new_user_id()
+    room = room_id(a_id, b_id)
+    first, other = deploy.processes
+    link = Link(first)
+    try:
+        a = NodeClient(link.url, a_id)
+        clients.append(a)
+        for event, data in (("addOnlineUser", {"userID": a_id, "userUsername": f"user{a_id}"}),
+                            ("joinRoom", a_id), ("chatRoom.join", room)):
+            assert a.call(event, data) == {"ok": True}
+        b = member(clients, other, b_id, room)
+        deploy.listening(f"user:{a_id}", f"room:{room}")
+        say(b, room, "before")
+        a.until(lambda: ("messageResponseNotify", "before") in a.chat(), "before never came")
+        with deploy.dropping(first):
+            link.cut()
+        a.until(lambda: a.disconnects, "the client never saw the drop")
+        assert a.disconnects == ["transport close"]  # not "io client disconnect": not a goodbye
+        for i in range(2):
+            say(b, room, f"missed {i}")
+        link.restore(other)
+        a.until(lambda: len(a.connects) == 2, "it never reconnected")
+        assert a.connects == [(a.connects[0][0], False), (a.connects[0][0], True)]
+        a.until(lambda: ("messageResponseNotify", "missed 1") in a.chat(), "missed 1 never came")
+        say(b, room, "after")  # to its channels, which it did not join again
+        a.until(lambda: ("messageResponseNotify", "after") in a.chat(), "after never came")
+        b.quiet(0.3)
+        assert a.chat() == [*everything("before"), *everything("missed 0"), *everything("missed 1"),
+                            *everything("after")]
+        offsets = [o for (e, _), o in zip(a.events, a.offsets) if e in CHAT]
+        assert None not in offsets
+        assert sorted(offsets, key=lambda o: tuple(map(int, o.split("-")))) == offsets
+        assert len(set(offsets)) == len(offsets)
+        assert presence_of(b, a_id) == []  # b came after a's Add: no Remove, no Add since
+    finally:
+        link.close()
 
 
 # ---------------------------------------------------------------- presence
