@@ -28,7 +28,7 @@ class Connection:
     """One socket. Its identity, once set, never changes (docs/auth.md)."""
 
     __slots__ = ("sid", "user_id", "username", "expires_at", "session_id", "live", "adding", "typing",
-                 "buckets", "pid")
+                 "buckets", "pid", "since")
 
     def __init__(self, sid, user_id=None, username=None, expires_at=None, session_id=None):
         self.sid = sid
@@ -41,6 +41,7 @@ class Connection:
         self.typing = {}        # room ids it is typing in, oldest first (a dict keeps the order)
         self.buckets = {}       # rate class -> TokenBucket, made on first use
         self.pid = None         # its recovery session's private id, with recovery on
+        self.since = None       # the event log's position when it connected, with recovery on
 
 
 class Connections:

@@ -156,3 +156,13 @@ def test_the_redis_log_pages_through_and_skips_copies_of_a_retried_publish(redis
     assert RedisLog(client).after("1-0") is None  # not held: a recovery would leave a gap
     assert RedisLog(client).after("junk") is None
     client.delete(redis_keys.EVENT_LOG)
+
+
+def test_the_memory_logs_start_stands_for_a_socket_connected_before_its_first_entry():
+    log = MemoryLog(seconds=60, capacity=3)
+    assert log.position() == "0-0"
+    offsets = [log.append(message(n)) for n in range(3)]
+    assert log.position() == offsets[-1]
+    assert [m["data"][0]["n"] for _, m in log.after("0-0")] == [0, 1, 2]
+    log.append(message(3))  # the first entry is forgotten: the start no longer stands for anything
+    assert log.after("0-0") is None

@@ -501,6 +501,10 @@ class QueueManager(socketio.RedisManager):
         else:
             self._active.add(channel)
 
+    def log_position(self):
+        """The offset of the last log entry the listener handled; None before it connected."""
+        return self._last_offset
+
     def wait_until_following(self, rooms, timeout):
         """Wait, at most `timeout` seconds, until Redis has confirmed this process's subscription
         to the channels of `rooms`: from then on, nothing published to them is missed here.

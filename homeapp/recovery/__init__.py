@@ -121,7 +121,7 @@ class Recovery:
         if conn.pid is None or unanchored or not (reason in DROPS or draining):
             return False
         rooms = [room for room in self._hub.server.rooms(conn.sid) if has_channel(room)]
-        session = Session(conn.sid, conn.user_id, conn.username, conn.live, rooms)
+        session = Session(conn.sid, conn.user_id, conn.username, conn.live, rooms, conn.since)
         try:
             self.sessions.save(conn.pid, session)
         except Exception as exc:  # Redis is unreachable: the socket will get a fresh session
@@ -142,9 +142,16 @@ class Recovery:
 
     # --- a socket comes back ---------------------------------------------------------------
 
+    def position(self):
+        """Where the log is for a socket connecting now: every event it will be sent has a
+        later offset. None when that is not known."""
+        return self.events.position()
+
     def claim(self, pid, offset, identity, open_mode):
-        """The session and the missed entries for a reconnect presenting `pid` and `offset`, or
-        None when it cannot recover (then it gets a fresh session). Never raises."""
+        """(session, missed entries, the offset they follow) for a reconnect presenting `pid`
+        and `offset`, or None when it cannot recover (then it gets a fresh session). A client
+        that was sent no event has no offset: the session's position at its connect stands for
+        it. Never raises."""
         if not isinstance(pid, str) or len(pid) > 128:
             return None
         try:
@@ -156,13 +163,15 @@ class Recovery:
             if identity is not None and identity.user_id != session.user_id:
                 log.info("refused a recovery: another identity presented a session's private id")
                 return None
+            if offset is None:
+                offset = session.since
             missed = self.events.after(offset)
         except Exception as exc:  # Redis is unreachable
             self._hub.health.lost(exc)
             return None
         if missed is None:
             return None
-        return session, missed
+        return session, missed, offset
 
     def catch_up(self, session, offset):
         """What was logged after `offset` for the session's rooms, once it has joined them again.
@@ -222,7 +231,10 @@ def build_recovery(hub, config, redis_client):
     if seconds <= 0:
         return None
     if redis_client is not None:
-        events, sessions = RedisLog(redis_client), RedisSessions(redis_client, seconds)
+        # every event a socket of this process is sent comes through its queue's listener, in
+        # the log's order: what it handled last is where a socket connecting now starts
+        events = RedisLog(redis_client, hub.server.manager.log_position)
+        sessions = RedisSessions(redis_client, seconds)
     else:
         events = MemoryLog(log_seconds(config), config["EVENT_LOG_MAX_ENTRIES"])
         sessions = MemorySessions(seconds)

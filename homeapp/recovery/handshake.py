@@ -60,7 +60,7 @@ def connect(server, hub, eio_sid, data):
     if pid is not None and not hub.draining:  # a draining process refuses it: leave it to another
         claimed = hub.recovery.claim(pid, offset, _identity(hub, environ, auth),
                                      hub.config["AUTH_MODE"] == "open")
-    session, missed = claimed or (None, None)
+    session, missed, offset = claimed or (None, None, None)
     sid = _pre_connect(server.manager, eio_sid, session.sid if session else None)
     if sid is None:
         server._send_packet(eio_sid, server.packet_class(
@@ -85,7 +85,10 @@ def connect(server, hub, eio_sid, data):
         return
     if session is None:
         pid = new_pid()
-    elif not _restore(server, hub, conn, session, missed, offset, eio_sid):
+        conn.since = hub.recovery.position()
+    elif _restore(server, hub, conn, session, missed, offset, eio_sid):
+        conn.since = offset  # what came after it has been sent: a client without an offset had it all
+    else:
         server.disconnect(sid)  # the log became unreadable midway: it reconnects afresh
         return
     if presented:

@@ -51,6 +51,7 @@ class MemoryLog:
         self._seconds = seconds
         self._entries = deque(maxlen=capacity)  # (offset key, offset, message), oldest first
         self._last = (0, 0)
+        self._forgot = False  # whether an entry was ever trimmed
 
     def append(self, message):
         """Log a message; returns its offset."""
@@ -58,17 +59,23 @@ class MemoryLog:
         ms, seq = self._last
         self._last = (now, 0) if now > ms else (ms, seq + 1)
         offset = f"{self._last[0]}-{self._last[1]}"
+        self._forgot = self._forgot or len(self._entries) == self._entries.maxlen
         self._entries.append((self._last, offset, message))
         horizon = now - self._seconds * 1000
         while self._entries and self._entries[0][0][0] < horizon:
             self._entries.popleft()
+            self._forgot = True
         return offset
+
+    def position(self):
+        """The offset of the newest entry ("0-0" before the first)."""
+        return f"{self._last[0]}-{self._last[1]}"
 
     def after(self, offset):
         if not valid_offset(offset):
             return None
         key = offset_key(offset)
-        found = False
+        found = key == (0, 0) and not self._forgot  # the log's start, all of it still held
         entries = []
         for entry_key, entry_offset, message in self._entries:
             if entry_key == key:
@@ -81,8 +88,9 @@ class MemoryLog:
 class RedisLog:
     """The message queue's stream, read. after() raises RedisError."""
 
-    def __init__(self, client):
+    def __init__(self, client, position=lambda: None):
         self._redis = client  # decode_responses=True
+        self.position = position  # where the log is for a socket connecting now, or None
 
     def after(self, offset):
         if not valid_offset(offset):

@@ -31,26 +31,28 @@ class Session:
     """What a dropped socket had: its id, who it was, whether it counted for presence, and the
     channels (user:, room:) it had joined."""
 
-    __slots__ = ("sid", "user_id", "username", "live", "rooms", "key")
+    __slots__ = ("sid", "user_id", "username", "live", "rooms", "since", "key")
 
-    def __init__(self, sid, user_id, username, live, rooms, key=None):
+    def __init__(self, sid, user_id, username, live, rooms, since=None, key=None):
         self.sid = sid
         self.user_id = user_id
         self.username = username
         self.live = live
         self.rooms = list(rooms)
+        self.since = since  # the log's position when it connected
         self.key = key  # the digest of its pid
 
     def dumps(self):
         return json.dumps({"sid": self.sid, "user": self.user_id, "name": self.username,
-                           "live": self.live, "rooms": self.rooms, "key": self.key})
+                           "live": self.live, "rooms": self.rooms, "since": self.since,
+                           "key": self.key})
 
     @classmethod
     def loads(cls, text):
         """Raises ValueError (or KeyError, TypeError) for a value this server did not write."""
         data = json.loads(text)
         return cls(data["sid"], data["user"], data["name"], bool(data["live"]), data["rooms"],
-                   data["key"])
+                   data.get("since"), data["key"])
 
 
 def _matches(session, key):
