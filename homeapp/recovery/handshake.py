@@ -131,13 +131,22 @@ def _restore(server, hub, conn, session, missed, offset, eio_sid):
         if tail is None:
             return False
         sent = offset_key(offset)
-        for entry_offset, message in [*for_session(session, missed), *for_session(session, tail),
-                                      *held]:
-            key = offset_key(entry_offset)
-            if key > sent:
-                server._send_packet(eio_sid, event_packet(server, message, entry_offset))
-                sent = key
+        for entry_offset, message in [*for_session(session, missed), *for_session(session, tail)]:
+            sent = _send_after(server, eio_sid, sent, entry_offset, message)
+        held_sent = 0
+        while held_sent < len(held):  # it may grow while a packet is written
+            sent = _send_after(server, eio_sid, sent, *held[held_sent])
+            held_sent += 1
         log.info("socket %s of user %s recovered", conn.sid, conn.user_id)
         return True
     finally:
         del recovery.restoring[conn.sid]
+
+
+def _send_after(server, eio_sid, sent, offset, message):
+    """Send a logged event unless its offset is not past `sent`; returns the new `sent`."""
+    key = offset_key(offset)
+    if key <= sent:
+        return sent
+    server._send_packet(eio_sid, event_packet(server, message, offset))
+    return key
