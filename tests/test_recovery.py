@@ -166,3 +166,33 @@ def test_the_memory_logs_start_stands_for_a_socket_connected_before_its_first_en
     assert [m["data"][0]["n"] for _, m in log.after("0-0")] == [0, 1, 2]
     log.append(message(3))  # the first entry is forgotten: the start no longer stands for anything
     assert log.after("0-0") is None
+
+
+# --- delivery while a socket is restored ----------------------------------------------------------
+
+def test_an_emit_to_a_socket_being_restored_waits_and_others_get_it_at_once():
+    import logging
+    import socketio
+    from homeapp.recovery import LoggingManager, Recovery
+
+    manager = LoggingManager()
+    server = socketio.Server(async_mode="threading", client_manager=manager,
+                             logger=logging.getLogger("tests.recovery"))
+    sent = []
+    server._send_eio_packet = lambda eio_sid, packet: sent.append((eio_sid, packet.data))
+    manager.recovery = Recovery(None, MemoryLog(60, 1000), MemorySessions(60), 60, 5)
+    restored = manager.connect("eio-restored", "/")
+    other = manager.connect("eio-other", "/")
+    for sid in (restored, other):
+        manager.enter_room(sid, "/", "room:1:2")
+    manager.recovery.restoring[restored] = held = []
+    manager.emit("messageRoom", {"message": "hi"}, "/", room="room:1:2")
+    manager.emit("messageRoom", {"message": "not to it"}, "/", room="room:1:2", skip_sid=restored)
+    assert [eio for eio, _ in sent] == ["eio-other", "eio-other"]
+    assert [(m["event"], m["data"]) for _, m in held] == [("messageRoom", [{"message": "hi"}])]
+    offset = held[0][0]
+    assert sent[0][1].endswith(json.dumps(offset) + "]")  # the offset is the last argument
+    logged_after = manager.recovery.events.after("0-0")
+    assert [(m["data"], m["skip_sid"]) for _, m in logged_after] == \
+        [([{"message": "hi"}], None), ([{"message": "not to it"}], restored)]
+    assert logged_after[0][0] == offset
