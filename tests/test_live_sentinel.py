@@ -2,7 +2,7 @@
 without a restart."""
 import time
 
-from homeapp.cluster.keeper import RECOVERY_SECONDS
+from homeapp.cluster.keeper import SETTLE_SECONDS
 from tests import payloads
 from tests.cluster import Cluster, SentinelGroup
 from tests.live import open_room, room_of, settle
@@ -71,7 +71,7 @@ def test_a_failover_is_carried_through_without_a_restart():
                    f"onlineUsers on the new master is {cluster.online()}, not {live}")
 
         # past the time any reaper holds off after the outage: still nobody live went offline
-        time.sleep(max(0.0, promoted + RECOVERY_SECONDS + TIMEOUT + 1 - time.monotonic()))
+        time.sleep(max(0.0, promoted + SETTLE_SECONDS + TIMEOUT + 1 - time.monotonic()))
         settle(*observers)
         for observer in observers:
             assert [p for p in observer.presence_of(a.user_id, b.user_id, newcomer.user_id)

@@ -35,7 +35,8 @@ from homeapp.presence import PresenceUnavailable
 log = logging.getLogger("homeapp.cluster.keeper")
 
 DOWN_PROBE_SECONDS = 0.5
-RECOVERY_SECONDS = LISTEN_RETRY_SECONDS + 0.5
+# how long Redis must answer after an outage before it is declared back
+SETTLE_SECONDS = LISTEN_RETRY_SECONDS + 0.5
 
 
 def heartbeat_schedule(timeout):
@@ -111,7 +112,7 @@ class PresenceKeeper:
             return
         log.warning("another Redis server answers (run id %s, was %s): a failover or a restart; "
                     "this process re-asserts its sockets and reaps nobody for %.0f s",
-                    server, previous, RECOVERY_SECONDS + self.heartbeat_ttl)
+                    server, previous, SETTLE_SECONDS + self.heartbeat_ttl)
         self._hub.health.lost(PresenceUnavailable("another Redis server answers: a failover or a restart"))
 
     def _answered_long_enough(self):
@@ -121,7 +122,7 @@ class PresenceKeeper:
         now = time.monotonic()
         if self._answering_since is None:
             self._answering_since = now
-        return now - self._answering_since >= RECOVERY_SECONDS
+        return now - self._answering_since >= SETTLE_SECONDS
 
     def reassert(self):
         """Make Redis hold exactly this process's live sockets; returns (users added, users removed).
