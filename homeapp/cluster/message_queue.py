@@ -24,26 +24,22 @@ sockets is a recipient: the cost per process grows with the number of processes.
 - sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7), with which Redis Cluster spreads channels
   over its shards, is used when the server has it; plain PUBLISH/SUBSCRIBE otherwise.
 
-Every message is also appended to the event log, one Redis stream (redis_keys.EVENT_LOG), in
-the same script that publishes it: its entry id is its offset, which only grows, and the copy
-on each channel starts with it. The log is what makes delivery survive Redis (docs/recovery.md):
+Every message is also appended to the event log (homeapp.cluster.event_log), in the same
+script that publishes it, and each copy starts with its offset there. The log is what makes
+delivery survive Redis (docs/recovery.md):
 
 - a listener remembers the last offset it handled; when it connects again (Redis restarted,
   stalled, failed over, or only this process's connection broke) it subscribes first, then reads
   the log from there for the channels it listens to, then goes on with pub/sub, skipping
   what it already handled: nothing lost, nothing twice, in order;
-- publishing never drops while Redis is down: messages wait in the outbox, in order, and the
-  sender retries every half second until Redis takes them. What cannot be kept (older than the
-  log's window, or past MAX_OUTBOX) is counted in homeapp_queue_dropped_total and logged once;
-- a publish retried after a failure may land twice: copies carry their sender's number and
-  are skipped by it;
+- publishing never drops while Redis is down: messages wait in order (homeapp.cluster.outbox),
+  retried until Redis takes them, within the log's window; a publish retried after a failure
+  may land twice, and its copies are skipped by their sender's number;
 - with recovery on (homeapp.recovery), an emit to a channel reaches this process's own sockets
   through the listener too, with its offset, so that every socket gets its events in the
   log's order; while Redis is unreachable they get it at once, without one.
 
-Failures are reported to RedisHealth, which logs each outage once. Publishing does not wait for
-Redis: a `message` makes three emits or more; they are queued, and one background task sends
-whatever has queued up in one pipelined round trip, in order.
+Failures are reported to RedisHealth, which logs each outage once.
 """
 import bisect
 import itertools
@@ -54,20 +50,14 @@ from collections import OrderedDict
 import redis
 import socketio
 
-from homeapp.cluster import redis_keys
+from homeapp.cluster import event_log, redis_keys
+from homeapp.cluster.outbox import MAX_OUTBOX, Outbox, Queued
 from homeapp.cluster.redis_client import connect
-from homeapp.operations import metrics
 from homeapp.recovery import MIN_LOG_SECONDS, has_channel, logged
-from homeapp.recovery.log import offset_key
 
 log = logging.getLogger("homeapp.cluster.message_queue")
 
 LISTEN_RETRY_SECONDS = 1.0
-PUBLISH_RETRY_SECONDS = 0.5
-# messages per pipelined round trip: bounds one batch's memory and Redis's output buffer
-MAX_BATCH = 1000
-# messages waiting for Redis (about 0.5 KB each) past which new ones are dropped, not queued
-MAX_OUTBOX = 20000
 # senders whose last sequence number is remembered; one per process start, so old ones go
 MAX_SENDERS = 1024
 # what the listener reads: messages of both kinds of pub/sub
@@ -76,36 +66,6 @@ _PUBLISHED = ("message", "smessage")
 _CONFIRMATIONS = ("subscribe", "ssubscribe", "unsubscribe", "sunsubscribe")
 # the manager's messages that concern a room, published on its channel; all others on everyone's
 _ROOM_METHODS = ("emit", "close_room")
-
-# Appends a message to the event log, trims what is older than the window or past the largest
-# length, and publishes it, prefixed with its offset, on each of its channels.
-# KEYS: the log. ARGV: window (ms), largest length, PUBLISH or SPUBLISH, message, channels...
-# Returns the offset.
-_APPEND = """
-local now = redis.call('TIME')
-local horizon = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[1])
-local channels = {}
-for i = 5, #ARGV do channels[#channels + 1] = ARGV[i] end
-local id = redis.call('XADD', KEYS[1], 'MINID', '~', horizon, '*',
-                      'c', table.concat(channels, ' '), 'm', ARGV[4])
-redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[2])
-local copy = id .. ' ' .. ARGV[4]
-for i = 5, #ARGV do redis.call(ARGV[3], ARGV[i], copy) end
-return id
-"""
-
-
-class _Queued:
-    """A message waiting for Redis."""
-
-    __slots__ = ("channels", "text", "number", "logged", "since")
-
-    def __init__(self, channels, text, number, is_logged):
-        self.channels = channels
-        self.text = text
-        self.number = number
-        self.logged = is_logged  # a logged emit of this process, not yet given to its own sockets
-        self.since = time.monotonic()
 
 
 def has_sharded_pubsub(client):
@@ -123,24 +83,19 @@ class QueueManager(socketio.RedisManager):
         super().__init__(url, channel=redis_keys.QUEUE)
         self._health = health
         self._timeout = timeout
-        self._log_ms = int(log_seconds * 1000)
-        self._log_length = log_entries
+        self._log_seconds = log_seconds
+        self._log_entries = log_entries
         self.recovery = None     # homeapp.recovery's Recovery, set by create_app when it is on
         self._client = None      # for publishing and probing, with timeouts
-        self._append = None      # the _APPEND script, registered on _client
+        self._appender = None    # event_log.Appender on _client
         self._sharded = None     # SPUBLISH/SSUBSCRIBE, once a probe found them
-        self._outbox = []        # _Queued messages, oldest first
-        self._queued = None      # an Event of the server's async mode, once the sender runs
-        self._sending = False
-        self._dropped = 0        # messages that could not be kept, since that was last logged
+        self._outbox = None      # the Outbox, once the server is known
         self._numbers = itertools.count(1)  # this process's messages, in the order published
         self._own_heard = 0      # number of this process's last message the listener heard
         self._given = set()      # numbers of its logged emits given to its sockets unlogged
         self._given_upto = 0     # and the highest of them
         self._heard = OrderedDict()  # sender's id -> number of its last message handled here
-        self._last = None        # offset key of the last log entry handled here
-        self._last_offset = None  # and the offset itself
-        self._run_id = None      # the Redis server's, when the listener last connected
+        self._position = event_log.Position()  # the last log entry handled here
         self._listener = None    # the listener's PubSub while it is connected
         self._subscribed = set()  # channels of the listener's connection
         self._active = set()     # and those whose subscription Redis has confirmed
@@ -215,10 +170,14 @@ class QueueManager(socketio.RedisManager):
 
     # --- publishing ----------------------------------------------------------------------
 
+    def set_server(self, server):
+        super().set_server(server)
+        self._outbox = Outbox(server, self._send, self._unsent, self._log_seconds)
+
     def _redis(self):
         if self._client is None:
             self._client = connect(self.redis_url, self._timeout)
-            self._append = self._client.register_script(_APPEND)
+            self._appender = event_log.Appender(self._client, self._log_seconds, self._log_entries)
         return self._client
 
     def _sharded_pubsub(self):
@@ -235,86 +194,40 @@ class QueueManager(socketio.RedisManager):
         # delivered by the listener once logged, unless it cannot be logged now
         is_logged = self.recovery is not None and data.get("host_id") == self.host_id \
             and logged(data)
-        if len(self._outbox) >= MAX_OUTBOX:  # Redis answers, but slower than emits come
-            self._drop(1, f"a backlog of {MAX_OUTBOX} messages waiting for Redis")
+        if self._outbox.full():  # Redis answers, but slower than emits come
+            self._outbox.drop(1, f"a backlog of {MAX_OUTBOX} messages waiting for Redis")
             if is_logged:  # never published: its sockets get it now, after every earlier one
-                self._give_unlogged()
+                self._unsent()
                 self._given_upto = number
                 self.recovery.deliver_unlogged(self, data)
             return
         # who sent it and its number, before the JSON: a process skips its own messages, and
         # other copies of one it handled, without decoding them
         text = f"{self.host_id} {number} {self.json.dumps(data)}"
-        self._outbox.append(_Queued(channels, text, number, is_logged))
+        self._outbox.add(Queued(channels, text, number, is_logged))
         if is_logged and self._health.down:
-            self._give_unlogged()
-        if self._queued is None:
-            self._queued = self.server.eio.create_event()
-            self.server.start_background_task(self._send_forever)
-        self._queued.set()
+            self._unsent()
 
-    def _give_unlogged(self):
-        """Give this process's own sockets, in order, the logged emits waiting for Redis that they
-        have not had: Redis cannot take them now, so they go without an offset. The listener
+    def _unsent(self):
+        """Redis cannot take the queued messages now: give this process's own sockets, in order,
+        the logged emits among them that they have not had, without an offset. The listener
         skips them when it hears them later."""
-        start = bisect.bisect_right(self._outbox, max(self._given_upto, self._own_heard),
+        if self.recovery is None:
+            return
+        items = self._outbox.items
+        start = bisect.bisect_right(items, max(self._given_upto, self._own_heard),
                                     key=lambda item: item.number)
-        for item in self._outbox[start:]:
+        for item in items[start:]:
             if item.logged:
                 self._given.add(item.number)
                 self.recovery.deliver_unlogged(self, self.json.loads(item.text.split(" ", 2)[2]))
-        if self._outbox:
-            self._given_upto = max(self._given_upto, self._outbox[-1].number)
-
-    def _drop(self, count, why):
-        self._dropped += count
-        metrics.QUEUE_DROPPED.inc(count)
-        if self._dropped == count:  # the first since the last report
-            log.warning("message queue: emits to other processes are dropped: %s", why)
-
-    def _send_forever(self):
-        while True:
-            self._queued.wait()
-            self._queued.clear()
-            self._sending = True
-            while self._outbox:
-                self._expire()
-                batch = self._outbox[:MAX_BATCH]
-                if not batch:
-                    break
-                if not self._send(batch):
-                    if self.recovery is not None:
-                        self._give_unlogged()
-                    self.server.sleep(PUBLISH_RETRY_SECONDS)
-                    continue
-                del self._outbox[:len(batch)]
-            self._sending = False
-            if self._dropped:
-                log.warning("message queue caught up; %d emits to other processes were dropped",
-                            self._dropped)
-                self._dropped = 0
-
-    def _expire(self):
-        """Drop what waited for Redis longer than the log keeps an entry: too late to deliver."""
-        horizon = time.monotonic() - self._log_ms / 1000
-        stale = 0
-        while stale < len(self._outbox) and self._outbox[stale].since < horizon:
-            stale += 1
-        if stale:
-            if self.recovery is not None:
-                self._give_unlogged()
-            del self._outbox[:stale]
-            self._drop(stale, "Redis was unreachable for longer than the event log's window")
+        if items:
+            self._given_upto = max(self._given_upto, items[-1].number)
 
     def flush(self, timeout):
         """Wait, at most timeout seconds, until what was emitted has been published.
         Returns True when nothing is left (at shutdown: the last presence changes)."""
-        deadline = time.monotonic() + timeout
-        while self._outbox or self._sending:
-            if time.monotonic() >= deadline:
-                return False
-            self.server.sleep(0.01)
-        return True
+        return self._outbox.flush(timeout)
 
     def _send(self, batch):
         """Log and publish a batch in one round trip. Returns False when Redis did not take it."""
@@ -323,9 +236,7 @@ class QueueManager(socketio.RedisManager):
             command = "SPUBLISH" if self._sharded_pubsub() else "PUBLISH"
             pipe = client.pipeline(transaction=False)
             for item in batch:
-                self._append(keys=[redis_keys.EVENT_LOG],
-                             args=[self._log_ms, self._log_length, command, item.text, *item.channels],
-                             client=pipe)
+                self._appender.append(pipe, item.text, item.channels, command)
             pipe.execute()
             return True
         except redis.RedisError as exc:
@@ -395,7 +306,7 @@ class QueueManager(socketio.RedisManager):
             try:
                 self._sharded = None  # the server may be another one now (a failover)
                 self._sharded_pubsub()
-                resume = self._resume_point()
+                resume = self._position.resume_point(self._redis())
                 pubsub = subscriber.pubsub()
                 self._changes.clear()
                 self._subscribed = set()
@@ -405,7 +316,7 @@ class QueueManager(socketio.RedisManager):
                 if self._changes:  # joins and leaves made while subscribing
                     self._changed.set()
                 # subscribed first, so that what the log gives and what pub/sub gives meet
-                yield from self._catch_up(resume)
+                yield from event_log.entries(self._redis(), resume, self._subscribed)
                 yield from pubsub.listen()
             except redis.RedisError as exc:
                 if self._closed:
@@ -416,39 +327,6 @@ class QueueManager(socketio.RedisManager):
                 if pubsub is not None:
                     pubsub.close()
             time.sleep(LISTEN_RETRY_SECONDS)
-
-    def _resume_point(self):
-        """Where reading the log resumes once subscribed: after the last entry handled here; the
-        log's start on another Redis server (a restart, a failover), whose entries are
-        not those handled, the senders' numbers skipping what was; its end on the first
-        connection. Read before subscribing, so that nothing published meanwhile is taken for
-        handled. Raises RedisError."""
-        client = self._redis()
-        run_id = client.info("server").get("run_id")
-        changed = self._run_id is not None and run_id != self._run_id
-        self._run_id = run_id
-        if self._last_offset is None:
-            newest = client.xrevrange(redis_keys.EVENT_LOG, "+", "-", count=1)
-            return newest[0][0].decode() if newest else "0-0"
-        if changed:
-            self._last = None
-            return "0-0"
-        return self._last_offset
-
-    def _catch_up(self, start):
-        """The log's entries after offset `start` on the channels listened to, as pub/sub
-        messages. Raises RedisError."""
-        client = self._redis()
-        start = f"({start}"
-        while True:
-            page = client.xrange(redis_keys.EVENT_LOG, start, "+", count=MAX_BATCH)
-            for entry_id, fields in page:
-                channels = fields.get(b"c", b"").decode().split(" ")
-                if self._subscribed.intersection(channels):
-                    yield {"type": "message", "data": entry_id + b" " + fields.get(b"m", b"")}
-            if len(page) < MAX_BATCH:
-                return
-            start = f"({page[-1][0].decode()}"
 
     def _listen(self):
         own = self.host_id.encode()
@@ -461,13 +339,11 @@ class QueueManager(socketio.RedisManager):
             try:
                 offset, sender, number, body = message["data"].split(b" ", 3)
                 offset = offset.decode()
-                key = offset_key(offset)
                 number = int(number)
+                if not self._position.handled(offset):
+                    continue  # another copy of one handled
             except ValueError:  # not published by this server
                 continue
-            if self._last is not None and key <= self._last:
-                continue  # another copy of one handled (published on several channels)
-            self._last, self._last_offset = key, offset
             if sender == own:
                 if self.recovery is None or number <= self._own_heard:
                     continue  # delivered when emitted, or another copy
@@ -503,7 +379,7 @@ class QueueManager(socketio.RedisManager):
 
     def log_position(self):
         """The offset of the last log entry the listener handled; None before it connected."""
-        return self._last_offset
+        return self._position.offset
 
     def wait_until_following(self, rooms, timeout):
         """Wait, at most `timeout` seconds, until Redis has confirmed this process's subscription

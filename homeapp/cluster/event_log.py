@@ -1,0 +1,91 @@
+"""The message queue's event log: one Redis stream (redis_keys.EVENT_LOG) holding every message
+between processes, in order. An entry's id is the message's offset; the same script that
+appends it publishes it on its channels, each copy prefixed with the offset, so that a listener
+knows where it is and can read what it missed from the log (docs/recovery.md)."""
+from homeapp.cluster import redis_keys
+from homeapp.recovery.log import offset_key
+
+# Appends a message to the log, trims what is older than the window or past the largest length,
+# and publishes it, prefixed with its offset, on each of its channels.
+# KEYS: the log. ARGV: window (ms), largest length, PUBLISH or SPUBLISH, message, channels...
+# Returns the offset.
+_APPEND = """
+local now = redis.call('TIME')
+local horizon = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[1])
+local channels = {}
+for i = 5, #ARGV do channels[#channels + 1] = ARGV[i] end
+local id = redis.call('XADD', KEYS[1], 'MINID', '~', horizon, '*',
+                      'c', table.concat(channels, ' '), 'm', ARGV[4])
+redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[2])
+local copy = id .. ' ' .. ARGV[4]
+for i = 5, #ARGV do redis.call(ARGV[3], ARGV[i], copy) end
+return id
+"""
+# entries read per round trip
+PAGE = 1000
+
+
+class Appender:
+    """Appends messages to the log and publishes them, on a pipeline of `client`."""
+
+    def __init__(self, client, window_seconds, max_entries):
+        self._script = client.register_script(_APPEND)
+        self._window_ms = int(window_seconds * 1000)
+        self._max_entries = max_entries
+
+    def append(self, pipe, text, channels, command):
+        """Queue on `pipe` the append of `text` and its publication on `channels` with `command`
+        (PUBLISH or SPUBLISH)."""
+        self._script(keys=[redis_keys.EVENT_LOG],
+                     args=[self._window_ms, self._max_entries, command, text, *channels],
+                     client=pipe)
+
+
+class Position:
+    """Where one process's listener is in the log: the last entry it handled."""
+
+    def __init__(self):
+        self.offset = None  # None until the listener first connected
+        self._key = None    # the offset, comparable; None: take any entry
+        self._run_id = None  # of the Redis server the listener last connected to
+
+    def handled(self, offset):
+        """Record that the entry at `offset` is being handled; False when it was already (another
+        copy of one published on several channels, or read from the log and heard again).
+        Raises ValueError for what is not an offset."""
+        key = offset_key(offset)
+        if self._key is not None and key <= self._key:
+            return False
+        self._key, self.offset = key, offset
+        return True
+
+    def resume_point(self, client):
+        """The offset after which to read the log once subscribed: the last handled; the log's
+        start on another Redis server (a restart, a failover: its entries are not those
+        handled, and the senders' numbers skip what was); the log's end on the first connection.
+        Taken before subscribing, so that nothing published meanwhile is taken for handled.
+        Raises RedisError."""
+        run_id = client.info("server").get("run_id")
+        changed = self._run_id is not None and run_id != self._run_id
+        self._run_id = run_id
+        if self.offset is None:
+            newest = client.xrevrange(redis_keys.EVENT_LOG, "+", "-", count=1)
+            return newest[0][0].decode() if newest else "0-0"
+        if changed:
+            self._key = None
+            return "0-0"
+        return self.offset
+
+
+def entries(client, start, channels):
+    """The log's entries after offset `start` on any of `channels`, as the pub/sub messages that
+    carried them. Raises RedisError."""
+    start = f"({start}"
+    while True:
+        page = client.xrange(redis_keys.EVENT_LOG, start, "+", count=PAGE)
+        for entry_id, fields in page:
+            if channels.intersection(fields.get(b"c", b"").decode().split(" ")):
+                yield {"type": "message", "data": entry_id + b" " + fields.get(b"m", b"")}
+        if len(page) < PAGE:
+            return
+        start = f"({page[-1][0].decode()}"
