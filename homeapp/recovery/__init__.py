@@ -33,10 +33,13 @@ DROPS = frozenset({"transport close", "transport error", "ping timeout"})
 MIN_LOG_SECONDS = 60.0
 
 
+CHANNEL_PREFIXES = (USER_CHANNEL, ROOM_CHANNEL)
+
+
 def has_channel(room):
     """Whether a Socket.IO room is a channel: the app's rooms (user:, room:) are; a socket's own
     room (its id) is not, nor is a room of the Admin UI's."""
-    return isinstance(room, str) and room.startswith((USER_CHANNEL, ROOM_CHANNEL))
+    return isinstance(room, str) and room.startswith(CHANNEL_PREFIXES)
 
 
 def rooms_of(room):
@@ -51,10 +54,19 @@ def logged(message):
     namespace, without an acknowledgement asked of its recipients."""
     if message.get("method", "emit") != "emit" or message.get("callback"):
         return False
-    if (message.get("namespace") or NAMESPACE) != NAMESPACE:
+    return to_channel(message.get("namespace"), message.get("room"))
+
+
+def to_channel(namespace, room):
+    """Whether an emit to `room` on `namespace` is to a channel or to everyone, on the app's
+    namespace (which None stands for)."""
+    if namespace not in (None, NAMESPACE):
         return False
-    room = message.get("room")
-    return room is None or any(has_channel(r) for r in rooms_of(room))
+    if room is None:
+        return True
+    if isinstance(room, str):
+        return room.startswith(CHANNEL_PREFIXES)
+    return any(has_channel(r) for r in room)
 
 
 def log_seconds(config):
@@ -89,13 +101,14 @@ class Recovery:
 
         A socket being restored gets it later, in order after what it missed."""
         room = message.get("room")
-        skip = _skipped(message)
+        skip = message.get("skip_sid")
         if self.restoring:
+            skip = _skipped(message)
             for sid, held in self.restoring.items():
                 if sid not in skip and _addressed(manager, room, sid):
                     held.append((offset, message))
                     skip.append(sid)
-        args = tuple(message.get("data") or ()) + (offset,)
+        args = (*(message.get("data") or ()), offset)
         socketio_manager.Manager.emit(manager, message["event"], args, NAMESPACE, room=room,
                                       skip_sid=skip)
 
@@ -216,12 +229,12 @@ class LoggingManager(socketio_manager.Manager):
     def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None,
              **kwargs):
         room = to or room
-        message = {"method": "emit", "event": event, "namespace": namespace, "room": room,
-                   "skip_sid": skip_sid, "callback": callback}
-        if self.recovery is None or not logged(message):
+        if self.recovery is None or callback is not None or not to_channel(namespace, room):
             return super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
                                 callback=callback, **kwargs)
-        message["data"] = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        message = {"method": "emit", "event": event, "namespace": namespace, "room": room,
+                   "skip_sid": skip_sid,
+                   "data": list(data) if isinstance(data, tuple) else [] if data is None else [data]}
         self.recovery.deliver(self, message, self.recovery.events.append(message))
 
 

@@ -15,6 +15,7 @@ from collections import deque
 
 
 from homeapp.cluster import redis_keys
+from homeapp.transport import jsoncodec
 
 # a client's offset is only ever one this server sent
 _OFFSET = re.compile(r"\d{1,20}-\d{1,20}")
@@ -45,7 +46,9 @@ def parse_entry(text):
 
 
 class MemoryLog:
-    """The log in this process: the entries of the last `seconds`, at most `capacity`."""
+    """The log in this process: the entries of the last `seconds`, at most `capacity`. An entry
+    is kept as JSON text: a fraction of the memory of the message's objects, and nothing for the
+    garbage collector to walk (a full log is a hundred thousand entries)."""
 
     def __init__(self, seconds, capacity):
         self._seconds = seconds
@@ -60,7 +63,7 @@ class MemoryLog:
         self._last = (now, 0) if now > ms else (ms, seq + 1)
         offset = f"{self._last[0]}-{self._last[1]}"
         self._forgot = self._forgot or len(self._entries) == self._entries.maxlen
-        self._entries.append((self._last, offset, message))
+        self._entries.append((self._last, offset, jsoncodec.dumps(message)))
         horizon = now - self._seconds * 1000
         while self._entries and self._entries[0][0][0] < horizon:
             self._entries.popleft()
@@ -77,11 +80,11 @@ class MemoryLog:
         key = offset_key(offset)
         found = key == (0, 0) and not self._forgot  # the log's start, all of it still held
         entries = []
-        for entry_key, entry_offset, message in self._entries:
+        for entry_key, entry_offset, text in self._entries:
             if entry_key == key:
                 found = True
             elif entry_key > key:
-                entries.append((entry_offset, message))
+                entries.append((entry_offset, jsoncodec.loads(text)))
         return entries if found else None
 
 
