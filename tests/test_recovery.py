@@ -196,3 +196,15 @@ def test_an_emit_to_a_socket_being_restored_waits_and_others_get_it_at_once():
     assert [(m["data"], m["skip_sid"]) for _, m in logged_after] == \
         [([{"message": "hi"}], None), ([{"message": "not to it"}], restored)]
     assert logged_after[0][0] == offset
+
+
+def test_the_redis_logs_start_stands_for_a_socket_connected_before_its_first_entry(redis_server):
+    client = redis_server.client()
+    client.delete(redis_keys.EVENT_LOG)
+    assert RedisLog(client).after("0-0") == []  # no log yet: nothing missed, nothing lost
+    for n in range(3):
+        xadd(client, "a", n + 1, message(n))
+    assert [m["data"][0]["n"] for _, m in RedisLog(client).after("0-0")] == [0, 1, 2]
+    client.xtrim(redis_keys.EVENT_LOG, maxlen=2, approximate=False)  # an entry is gone: the start stands for nothing
+    assert RedisLog(client).after("0-0") is None
+    client.delete(redis_keys.EVENT_LOG)

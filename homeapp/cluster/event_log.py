@@ -68,13 +68,23 @@ class Position:
         run_id = client.info("server").get("run_id")
         changed = self._run_id is not None and run_id != self._run_id
         self._run_id = run_id
-        if self.offset is None:
-            newest = client.xrevrange(redis_keys.EVENT_LOG, "+", "-", count=1)
-            return newest[0][0].decode() if newest else "0-0"
+        if self.offset is None:  # from the log's end on: the listener is there
+            self.offset = newest(client)
+            self._key = offset_key(self.offset)
+            return self.offset
         if changed:
             self._key = None
             return "0-0"
         return self.offset
+
+
+def newest(client):
+    """The offset of the log's newest entry, "0-0" while it has none. Raises RedisError."""
+    last = client.xrevrange(redis_keys.EVENT_LOG, "+", "-", count=1)
+    if not last:
+        return "0-0"
+    offset = last[0][0]
+    return offset.decode() if isinstance(offset, bytes) else offset
 
 
 def entries(client, start, channels):

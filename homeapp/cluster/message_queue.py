@@ -378,8 +378,16 @@ class QueueManager(socketio.RedisManager):
             self._active.add(channel)
 
     def log_position(self):
-        """The offset of the last log entry the listener handled; None before it connected."""
-        return self._position.offset
+        """Where a socket connecting now is in the log: every event it will be sent through the
+        listener has a later offset. Before the listener first connected, the log's newest
+        entry. None when that cannot be read."""
+        if self._position.offset is not None:
+            return self._position.offset
+        try:
+            return event_log.newest(self._redis())
+        except redis.RedisError as exc:
+            self._health.lost(exc)
+            return None
 
     def wait_until_following(self, rooms, timeout):
         """Wait, at most `timeout` seconds, until Redis has confirmed this process's subscription

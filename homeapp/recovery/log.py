@@ -14,6 +14,8 @@ import time
 from collections import deque
 
 
+import redis
+
 from homeapp.cluster import redis_keys
 from homeapp.transport import jsoncodec
 
@@ -98,9 +100,14 @@ class RedisLog:
     def after(self, offset):
         if not valid_offset(offset):
             return None
-        page = self._redis.xrange(redis_keys.EVENT_LOG, offset, "+", count=PAGE)
-        if not page or page[0][0] != offset:
-            return None
+        if offset == "0-0":  # a socket connected before the log's first entry
+            if not self._whole():
+                return None
+            page = self._redis.xrange(redis_keys.EVENT_LOG, "-", "+", count=PAGE)
+        else:
+            page = self._redis.xrange(redis_keys.EVENT_LOG, offset, "+", count=PAGE)
+            if not page or page[0][0] != offset:
+                return None
         entries = []
         seen = set()  # (sender, number): a publish retried after a failure may have landed twice
         while True:
@@ -117,4 +124,12 @@ class RedisLog:
             if len(page) < PAGE:
                 return entries
             page = self._redis.xrange(redis_keys.EVENT_LOG, f"({page[-1][0]}", "+", count=PAGE)
+
+    def _whole(self):
+        """Whether the log still holds every entry ever added to it (Redis 7's XINFO tells)."""
+        try:
+            info = self._redis.xinfo_stream(redis_keys.EVENT_LOG)
+        except redis.ResponseError:  # no log yet
+            return True
+        return info.get("entries-added") == info.get("length")
 
