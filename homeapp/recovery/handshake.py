@@ -14,7 +14,6 @@ from socketio import exceptions, packet
 from bidict import ValueDuplicationError
 
 from homeapp.events import lifecycle
-from homeapp.identity import Refused
 from homeapp.operations import metrics
 from homeapp.recovery import NAMESPACE, event_packet, for_session
 from homeapp.recovery.log import offset_key
@@ -48,11 +47,13 @@ def _identity(hub, environ, auth):
     refusal, which the connect handler then answers)."""
     try:
         return hub.identifier.identify(environ, auth)
-    except Refused:
+    except Exception:  # Refused, or the session store unreachable: the connect handler answers it
         return None
 
 
 def connect(server, hub, eio_sid, data):
+    """Handle the namespace CONNECT of Engine.IO session `eio_sid` with payload `data`: recover
+    its session when it can, else connect it afresh; or refuse it as the connect handler says."""
     auth, pid, offset = _split(data)
     presented = pid is not None
     environ = server.environ[eio_sid]
