@@ -100,7 +100,7 @@ def test_redis_must_answer_a_while_before_the_outage_is_over(hub, monkeypatch):
     hub.health.lost(ConnectionError("test"))
     hub.keeper.tick()
     assert hub.health.down  # answered once: not yet
-    monkeypatch.setattr(keeper_module, "RECOVERY_SECONDS", 0.0)
+    monkeypatch.setattr(keeper_module, "SETTLE_SECONDS", 0.0)
     hub.keeper.tick()
     assert not hub.health.down
 
@@ -185,7 +185,7 @@ def test_another_redis_server_answering_is_an_outage_that_holds_reaping(monkeypa
         client.delete(redis_keys.heartbeat(beating_elsewhere.server_id))
         hub.keeper.tick()
         assert hub.health.down
-        monkeypatch.setattr(keeper_module, "RECOVERY_SECONDS", 0.0)
+        monkeypatch.setattr(keeper_module, "SETTLE_SECONDS", 0.0)
         hub.keeper.tick()
         assert not hub.health.down and hub.announced == [("Add", user)]  # re-asserted
         assert client.smembers(redis_keys.ONLINE_USERS) == {user, other_user}
