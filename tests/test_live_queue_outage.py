@@ -90,3 +90,14 @@ def test_every_message_arrives_in_order_once_across_a_redis_restart(cluster):
 
 def test_every_message_arrives_in_order_once_across_a_redis_stall(cluster):
     through(cluster, stall)
+
+
+def test_a_listener_whose_connection_broke_resumes_where_it_stopped(cluster):
+    """Only the processes' subscriber connections are cut (Redis itself stays up, and so do
+    the publishers'): what is published before they are back is read from the log."""
+    def cut_listeners(cluster):
+        client = cluster.client()
+        for _ in range(3):  # each listener reconnects after a second: cut it again meanwhile
+            client.client_kill_filter(_type="pubsub")
+            time.sleep(0.4)
+    through(cluster, cut_listeners)
