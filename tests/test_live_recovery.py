@@ -252,6 +252,42 @@ def test_a_client_that_presents_no_offset_gets_everything_since_its_connect(depl
     assert replayed == everything("before") + everything("missed 0") + everything("missed 1")
 
 
+def test_a_client_back_before_its_old_connection_was_seen_to_end_recovers(graced, clients):
+    """Its network changed: the old connection is still open for the server (only missed pings
+    would tell it, 45 s later). A reconnect to the same process with its pid ends the old socket
+    as a drop and recovers it; a watcher hears nothing."""
+    server = graced.processes[0]
+    watcher = RawClient(graced.processes[1], new_user_id())
+    clients.append(watcher)
+    a_id, b_id = new_user_id(), new_user_id()
+    room = room_id(a_id, b_id)
+    a = member(clients, server, a_id, room)
+    b = member(clients, server, b_id, room)
+    say(b, room, "before")
+    until_said(a, "before")
+    say(b, room, "unread")  # reaches a's old connection, which its client no longer reads
+    until_said(b, "unread")
+    a2 = back(clients, server, a)  # the old websocket stays open meanwhile
+    assert (a2.recovered, a2.sid) == (True, a.sid)
+    assert chat(a2)[:a2.before_reply] == everything("unread")
+    say(b, room, "after")
+    until_said(a2, "after")
+    watcher.quiet(GRACE + 1)
+    assert presence_of(watcher, a_id) == [{"type": "Add", "userID": a_id}]
+
+
+def test_another_user_presenting_a_live_sockets_pid_does_not_end_it(graced, clients):
+    server = graced.processes[0]
+    a_id, b_id = new_user_id(), new_user_id()
+    room = room_id(a_id, b_id)
+    a = member(clients, server, a_id, room)
+    b = member(clients, server, b_id, room)
+    intruder = back(clients, server, a, user_id=new_user_id())
+    assert not intruder.recovered and intruder.sid != a.sid
+    say(b, room, "still yours")
+    until_said(a, "still yours")
+
+
 def raw(server, client, auth):
     """A reconnect of `client`'s user presenting exactly `auth` in its CONNECT."""
     attempt = RawClient(server, client.user_id, auth=auth)

@@ -8,7 +8,6 @@ from homeapp.events.dispatch import handles
 from homeapp.events.typing_status import typing_payload
 from homeapp.identity import Refused
 from homeapp.presence import PresenceUnavailable
-from homeapp.recovery import DROPS
 from homeapp.schemas import presence as schemas
 from homeapp.services.access import require_self
 from homeapp.services.rooms import room_channel, user_channel
@@ -62,13 +61,14 @@ def disconnect(hub, sid, reason=None):
     if conn is None:
         return
     recovery = hub.recovery
-    kept = recovery is not None and recovery.keep(conn, reason, hub.draining)
+    dropped = recovery is not None and recovery.dropped(sid, reason)
+    kept = recovery is not None and recovery.keep(conn, dropped or hub.draining)
     for room_id in conn.typing:
         hub.emit(names.TYPING_STOP, typing_payload(conn, room_id, None),
                  to=room_channel(room_id), skip_sid=sid)
     if not conn.live:
         return
-    if kept and reason in DROPS and recovery.grace > 0:
+    if kept and dropped and recovery.grace > 0:
         recovery.hold_presence(conn.user_id, sid)
         return
     hub.take_offline(conn.user_id, sid)

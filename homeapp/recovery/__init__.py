@@ -20,7 +20,7 @@ from socketio import manager as socketio_manager
 from socketio import packet
 
 from homeapp.recovery.log import MemoryLog, RedisLog
-from homeapp.recovery.sessions import MemorySessions, RedisSessions, Session
+from homeapp.recovery.sessions import MemorySessions, RedisSessions, Session, digest
 from homeapp.services.rooms import ROOM_CHANNEL, USER_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,8 @@ class Recovery:
         self.restoring = {}         # sid -> [(offset, message)] sent live while it is restored
         self.unanchored = set()     # sids given events without an offset (Redis was down)
         self.in_grace = {}          # sid -> user id: dropped, still counted online for the grace
+        self.live = {}              # digest of a connected socket's pid -> its sid
+        self._superseded = set()    # sids ended because their client reconnected meanwhile
 
     # --- delivery ------------------------------------------------------------------------
 
@@ -126,12 +128,26 @@ class Recovery:
 
     # --- a socket drops --------------------------------------------------------------------
 
-    def keep(self, conn, reason, draining):
-        """Keep a closing socket's session for the window, if it may come back: it dropped, or
-        this process is shutting down (a deploy). Returns whether it was kept."""
+    def connected(self, conn):
+        """A socket connected (afresh or recovered) with its pid."""
+        self.live[digest(conn.pid)] = conn.sid
+
+    def dropped(self, sid, reason):
+        """Whether a socket that ends for `reason` dropped: its transport failed, or its client
+        reconnected before that was noticed here."""
+        if sid in self._superseded:
+            self._superseded.discard(sid)
+            return True
+        return reason in DROPS
+
+    def keep(self, conn, may_return):
+        """Keep a closing socket's session for the window, if it `may_return` (it dropped, or
+        this process is shutting down: a deploy). Returns whether it was kept."""
         unanchored = conn.sid in self.unanchored
         self.unanchored.discard(conn.sid)
-        if conn.pid is None or unanchored or not (reason in DROPS or draining):
+        if conn.pid is not None:
+            self.live.pop(digest(conn.pid), None)
+        if conn.pid is None or unanchored or not may_return:
             return False
         rooms = [room for room in self._hub.server.rooms(conn.sid) if has_channel(room)]
         session = Session(conn.sid, conn.user_id, conn.username, conn.live, rooms, conn.since)
@@ -169,6 +185,8 @@ class Recovery:
             return None
         try:
             session = self.sessions.claim(pid)
+            if session is None and self._supersede(pid, identity, open_mode):
+                session = self.sessions.claim(pid)
             if session is None:
                 return None
             if identity is None and not open_mode:
@@ -185,6 +203,22 @@ class Recovery:
         if missed is None:
             return None
         return session, missed, offset
+
+    def _supersede(self, pid, identity, open_mode):
+        """A client reconnecting with the pid of a socket still open here has lost that
+        connection without it being noticed yet (its network changed: only the missed pings
+        would tell, much later). End the old socket as a drop, so that its session can be
+        claimed now. Returns whether it did. Raises what saving the session raises."""
+        conn = self._hub.connections.get(self.live.get(digest(pid)))
+        if conn is None or (identity is None and not open_mode):
+            return False
+        if identity is not None and identity.user_id != conn.user_id:
+            return False
+        log.info("socket %s of user %s reconnected before its connection was seen to end: "
+                 "ending that one", conn.sid, conn.user_id)
+        self._superseded.add(conn.sid)
+        self._hub.server.disconnect(conn.sid)
+        return True
 
     def catch_up(self, session, offset):
         """What was logged after `offset` for the session's rooms, once it has joined them again.

@@ -95,6 +95,7 @@ def connect(server, hub, eio_sid, data):
     if presented:
         metrics.RECOVERIES.labels("recovered" if session is not None else "fresh").inc()
     conn.pid = pid
+    hub.recovery.connected(conn)
     server._send_packet(eio_sid, server.packet_class(
         packet.CONNECT, {"sid": sid, "pid": pid}, namespace=NAMESPACE))
     server.manager.connect(sid, NAMESPACE)
