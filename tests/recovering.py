@@ -27,6 +27,7 @@ class RawClient:
             payload.update(pid=pid, offset=offset)
         self.ws.send("40" + (json.dumps(payload) if payload else ""))
         self.reply = None
+        self.disconnected = False
         while self.reply is None:
             self._read()
         self.before_reply = len(self.events)
@@ -40,6 +41,8 @@ class RawClient:
             self.ws.send("3")
         elif text.startswith("40"):
             self.reply = json.loads(text[2:])
+        elif text.startswith("41"):
+            self.disconnected = True  # by the server
         elif text.startswith("44"):
             self.reply = {"error": json.loads(text[2:])}
         elif text.startswith("42"):
