@@ -31,7 +31,8 @@ from homeapp.extensions import socketio
 from homeapp.hub import build_hub
 from homeapp.operations import admin, metrics
 from homeapp.operations.logs import configure_logging
-from homeapp.recovery import LoggingManager, log_seconds
+from homeapp.recovery import log_seconds
+from homeapp.recovery.manager import LoggingManager
 from homeapp.schemas import limits
 from homeapp.transport import jsoncodec, overrides, websocket
 from homeapp.transport.origins import allowed_origins

@@ -7,7 +7,7 @@ import pytest
 
 from homeapp.cluster import redis_keys
 from homeapp.config import ConfigError, load_config
-from homeapp.recovery import logged
+from homeapp.recovery.channels import logged
 from homeapp.recovery.log import MemoryLog, RedisLog
 from homeapp.recovery.sessions import MemorySessions, RedisSessions, Session, new_pid
 
@@ -173,7 +173,8 @@ def test_the_memory_logs_start_stands_for_a_socket_connected_before_its_first_en
 def test_an_emit_to_a_socket_being_restored_waits_and_others_get_it_at_once():
     import logging
     import socketio
-    from homeapp.recovery import LoggingManager, Recovery
+    from homeapp.recovery import Recovery
+    from homeapp.recovery.manager import LoggingManager
 
     manager = LoggingManager()
     server = socketio.Server(async_mode="threading", client_manager=manager,

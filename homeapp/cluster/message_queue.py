@@ -53,7 +53,8 @@ import socketio
 from homeapp.cluster import event_log, redis_keys
 from homeapp.cluster.outbox import MAX_OUTBOX, Outbox, Queued
 from homeapp.cluster.redis_client import connect
-from homeapp.recovery import MIN_LOG_SECONDS, has_channel, logged
+from homeapp.recovery import MIN_LOG_SECONDS
+from homeapp.recovery.channels import has_channel, logged
 
 log = logging.getLogger("homeapp.cluster.message_queue")
 

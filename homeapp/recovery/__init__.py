@@ -17,15 +17,13 @@ With HOMEAPP_RECOVERY_SECONDS above 0:
 import logging
 
 from socketio import manager as socketio_manager
-from socketio import packet
 
+from homeapp.recovery.channels import NAMESPACE, addressed, has_channel, skipped
 from homeapp.recovery.log import MemoryLog, RedisLog
 from homeapp.recovery.sessions import MemorySessions, RedisSessions, Session, digest
-from homeapp.services.rooms import ROOM_CHANNEL, USER_CHANNEL
 
 log = logging.getLogger(__name__)
 
-NAMESPACE = "/"
 # reasons a socket ends for which it may come back: Engine.IO's, as python-socketio passes them
 DROPS = frozenset({"transport close", "transport error", "ping timeout"})
 # at least this long, whatever the recovery window: an emit between processes made while Redis
@@ -33,52 +31,9 @@ DROPS = frozenset({"transport close", "transport error", "ping timeout"})
 MIN_LOG_SECONDS = 60.0
 
 
-CHANNEL_PREFIXES = (USER_CHANNEL, ROOM_CHANNEL)
-
-
-def has_channel(room):
-    """Whether a Socket.IO room is a channel: the app's rooms (user:, room:) are; a socket's own
-    room (its id) is not, nor is a room of the Admin UI's."""
-    return isinstance(room, str) and room.startswith(CHANNEL_PREFIXES)
-
-
-def rooms_of(room):
-    """A message's room as a tuple: python-socketio takes one room or a list of them."""
-    if room is None:
-        return ()
-    return (room,) if isinstance(room, str) else tuple(room)
-
-
-def logged(message):
-    """Whether an emit goes into the event log: one to a channel or to everyone on the app's
-    namespace, without an acknowledgement asked of its recipients."""
-    if message.get("method", "emit") != "emit" or message.get("callback"):
-        return False
-    return to_channel(message.get("namespace"), message.get("room"))
-
-
-def to_channel(namespace, room):
-    """Whether an emit to `room` on `namespace` is to a channel or to everyone, on the app's
-    namespace (which None stands for)."""
-    if namespace not in (None, NAMESPACE):
-        return False
-    if room is None:
-        return True
-    if isinstance(room, str):
-        return room.startswith(CHANNEL_PREFIXES)
-    return any(has_channel(r) for r in room)
-
-
 def log_seconds(config):
     """How long the event log keeps an entry."""
     return max(config["RECOVERY_SECONDS"], MIN_LOG_SECONDS)
-
-
-def _skipped(message):
-    skip = message.get("skip_sid")
-    if skip is None:
-        return []
-    return list(skip) if isinstance(skip, (list, tuple)) else [skip]
 
 
 class Recovery:
@@ -105,9 +60,9 @@ class Recovery:
         room = message.get("room")
         skip = message.get("skip_sid")
         if self.restoring:
-            skip = _skipped(message)
+            skip = skipped(message)
             for sid, held in self.restoring.items():
-                if sid not in skip and _addressed(manager, room, sid):
+                if sid not in skip and addressed(manager, room, sid):
                     held.append((offset, message))
                     skip.append(sid)
         args = (*(message.get("data") or ()), offset)
@@ -118,7 +73,7 @@ class Recovery:
         """Send a logged emit that has no offset yet (Redis is unreachable): its recipients can
         no longer be recovered exactly, so they will get a fresh session if they drop."""
         room = message.get("room")
-        skip = _skipped(message)
+        skip = skipped(message)
         for sid, _ in manager.get_participants(NAMESPACE, room):
             if sid not in skip:
                 self.unanchored.add(sid)
@@ -228,48 +183,6 @@ class Recovery:
         except Exception as exc:
             self._hub.health.lost(exc)
             return None
-
-
-def _addressed(manager, room, sid):
-    """Whether a socket of this process is among the recipients of an emit to `room`."""
-    rooms = manager.rooms.get(NAMESPACE, {})
-    if room is None:
-        return sid in rooms.get(None, ())
-    return any(sid in rooms.get(r, ()) for r in rooms_of(room))
-
-
-def for_session(session, entries, after=None):
-    """The entries addressed to a restored session, in order, with offsets past `after`."""
-    rooms = set(session.rooms)
-    for offset, message in entries:
-        if not logged(message) or session.sid in _skipped(message):
-            continue
-        room = message.get("room")
-        if room is None or rooms.intersection(rooms_of(room)):
-            yield offset, message
-
-
-def event_packet(server, message, offset):
-    return server.packet_class(packet.EVENT, namespace=NAMESPACE,
-                               data=[message["event"], *(message.get("data") or ()), offset])
-
-
-class LoggingManager(socketio_manager.Manager):
-    """The client manager of a deployment without Redis, with recovery on: it logs every emit to a
-    channel in this process's memory and sends it with its offset."""
-
-    recovery = None  # set by create_app
-
-    def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None,
-             **kwargs):
-        room = to or room
-        if self.recovery is None or callback is not None or not to_channel(namespace, room):
-            return super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
-                                callback=callback, **kwargs)
-        message = {"method": "emit", "event": event, "namespace": namespace, "room": room,
-                   "skip_sid": skip_sid,
-                   "data": list(data) if isinstance(data, tuple) else [] if data is None else [data]}
-        self.recovery.deliver(self, message, self.recovery.events.append(message))
 
 
 def build_recovery(hub, config, redis_client):

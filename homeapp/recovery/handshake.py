@@ -15,7 +15,7 @@ from bidict import ValueDuplicationError
 
 from homeapp.events import lifecycle
 from homeapp.operations import metrics
-from homeapp.recovery import NAMESPACE, event_packet, for_session
+from homeapp.recovery.channels import NAMESPACE, event_packet, for_session
 from homeapp.recovery.log import offset_key
 from homeapp.recovery.sessions import new_pid
 
