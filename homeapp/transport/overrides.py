@@ -14,7 +14,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from homeapp.config import ConfigError
-from homeapp.transport import packets, websocket
+from homeapp.transport import evented, packets, websocket
 
 
 log = logging.getLogger("homeapp.transport")
@@ -28,8 +28,11 @@ class UnsupportedLibrary(ConfigError):
 COVERED = {
     "python-engineio": (
         ">=4.15.1,<4.16",
-        "Socket.schedule_ping, send, poll and _websocket_handler (homeapp/transport/websocket.py)",
-        "tests/test_transport.py tests/test_live_transport.py tests/test_live_hostile_transport.py"),
+        "Socket.schedule_ping, send, poll and _websocket_handler (homeapp/transport/websocket.py); "
+        "_websocket_handler's upgrade, receive and close, the queue's hand-over "
+        "(homeapp/transport/evented.py)",
+        "tests/test_transport.py tests/test_evented.py tests/test_live_transport.py "
+        "tests/test_live_hostile_transport.py"),
     "python-socketio": (
         ">=5.18.1,<5.19",
         "Server._handle_eio_message (homeapp/transport/packets.py); RedisManager's publisher, "
@@ -39,12 +42,14 @@ COVERED = {
         "tests/test_live_channels.py tests/test_live_admin.py tests/test_create_app.py"),
     "gevent-websocket": (
         "==0.10.1",
-        "Header.unmask_payload, WebSocket.read_frame and the handler's upgrade "
-        "(homeapp/transport/websocket.py, homeapp/transport/worker.py)",
+        "Header.unmask_payload, WebSocket.read_frame and the handler's upgrade and "
+        "run_websocket (homeapp/transport/websocket.py, homeapp/transport/worker.py)",
         "tests/test_worker.py tests/test_transport.py tests/test_live_hostile_transport.py"),
     "gevent": (
         ">=26.9.0,<26.10",
-        "pywsgi's WSGIHandler.handle_one_request and run_application (homeapp/transport/worker.py)",
+        "pywsgi's WSGIHandler.handle_one_request and run_application, socket.detach and its "
+        "read buffer's read1 at timeout 0, loop.io watchers (homeapp/transport/worker.py, "
+        "homeapp/transport/frames.py)",
         "tests/test_worker.py tests/test_live_hostile_transport.py tests/test_live_gunicorn.py"),
     "marshmallow": (
         ">=4.4.0,<4.5",
@@ -82,4 +87,5 @@ def install(config, server):
     """
     check_versions(config["ALLOW_UNTESTED_LIBRARIES"])
     websocket.install(config)
+    evented.install(config)
     packets.guard(server)
