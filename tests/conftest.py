@@ -1,5 +1,6 @@
 """Session fixtures: a private Redis, server processes on free ports, and connected users;
 and the app in this process with its own users (tests/inprocess.py)."""
+import os
 from functools import partial
 
 import pytest
@@ -44,8 +45,10 @@ FRAME_PATHS = ("greenlet", "evented")
 
 @pytest.fixture(scope="module")
 def frame_path():
-    """The frame path of the servers a module starts: today's default unless it says otherwise."""
-    return "greenlet"
+    """The frame path of the servers a module starts, unless it runs both: the default, or
+    HOMEAPP_FRAME_PATH's (which every server process inherits): `HOMEAPP_FRAME_PATH=evented
+    pytest` runs the whole suite on the evented path."""
+    return os.environ.get("HOMEAPP_FRAME_PATH", "greenlet")
 
 
 @pytest.fixture(scope="session")
