@@ -58,18 +58,25 @@ def _websocket_handler(sock, ws):
     if conn.__class__ is not frames.Connection:
         return _greenlet_handler(sock, ws)
     feed = Feed(sock, conn)
+    if "wait" in vars(ws):
+        # the Admin UI counts packets in the driver's wait and send (python-socketio's
+        # instrument()): they go through them, the driver reading from the feed
+        feed.counted = ws
+        ws._sock = feed
     if sock.connected:  # on long-polling: an upgrade
         sock.upgrading = True  # sends wait in the queue meanwhile
         feed.stage = _PROBE
     else:
         sock.connected = sock.upgraded = True
-        _adopt(sock, conn)
+        _adopt(feed)
     conn.start(feed)
     return []
 
 
-def _adopt(sock, conn):
-    """From now on the socket's packets go straight to `conn`: first those queued before."""
+def _adopt(feed):
+    """From now on the socket's packets go straight to the connection: first those queued before."""
+    sock, conn = feed.sock, feed.conn
+    target = feed.counted or conn
     queue = sock.queue
     while not queue.empty():
         pkt = queue.get_nowait()
@@ -79,8 +86,9 @@ def _adopt(sock, conn):
             conn.close_gracefully()
             return
         sock.queued_bytes -= websocket._size(pkt)
-        conn.send(pkt.encode())
-    sock.frames = sock.direct_websocket = conn
+        target.send(pkt.encode())
+    sock.frames = conn
+    sock.direct_websocket = target
 
 
 def _close(sock, wait=True, abort=False, reason=None):
@@ -96,7 +104,7 @@ def _close(sock, wait=True, abort=False, reason=None):
 class Feed:
     """One evented socket's packets on their way to Engine.IO, in order."""
 
-    __slots__ = ("sock", "conn", "queue", "busy", "stage")
+    __slots__ = ("sock", "conn", "queue", "busy", "stage", "counted", "current")
 
     def __init__(self, sock, conn):
         self.sock = sock
@@ -104,11 +112,25 @@ class Feed:
         self.queue = None  # a deque while packets wait (600 bytes: an idle socket keeps none)
         self.busy = False  # a pool greenlet has this feed, or will
         self.stage = None  # of an upgrade from polling; None: on the websocket
+        self.counted = None  # Engine.IO's driver, when the Admin UI counts packets in it
+        self.current = None  # the message it is counting
 
     # the connection's callbacks, in the event loop: they must not block
 
     def received(self, message):
+        if self.counted is not None:
+            self.current = message
+            message = self.counted.wait()  # counted, then handed back by receive()
+            self.current = None
         self._put(message)
+
+    # the driver's websocket, when the Admin UI counts packets in the driver
+
+    def receive(self):
+        return self.current
+
+    def send(self, message):
+        self.conn.send(message)
 
     def ended(self):
         self._put(_END)
@@ -182,14 +204,14 @@ class Feed:
             self.stage = _FAILED
             self.conn.close(b"")  # the socket stays on long-polling
         elif self.stage == _PROBE:
-            self.conn.send(packet.Packet(packet.PONG, data="probe").encode())
+            (self.counted or self.conn).send(packet.Packet(packet.PONG, data="probe").encode())
             sock.queue.put(packet.Packet(packet.NOOP))  # ends the pending poll
             self.stage = _UPGRADE
         else:
             sock.upgraded = True
             sock.upgrading = False
             self.stage = None
-            _adopt(sock, self.conn)
+            _adopt(self)
 
 
 def _is(message, packet_type, data):

@@ -29,7 +29,7 @@ COVERED = {
     "python-engineio": (
         ">=4.15.1,<4.16",
         "Socket.schedule_ping, send, poll and _websocket_handler (homeapp/transport/websocket.py); "
-        "_websocket_handler's upgrade, receive and close, the queue's hand-over "
+        "_websocket_handler's upgrade and read loop, done per packet, Socket.close and the queue "
         "(homeapp/transport/evented.py)",
         "tests/test_transport.py tests/test_evented.py tests/test_live_transport.py "
         "tests/test_live_hostile_transport.py"),
@@ -37,7 +37,8 @@ COVERED = {
         ">=5.18.1,<5.19",
         "Server._handle_eio_message (homeapp/transport/packets.py); RedisManager's publisher, "
         "listener and room bookkeeping (homeapp/cluster/message_queue.py); instrument() and "
-        "_trigger_event (homeapp/operations/admin.py)",
+        "_trigger_event (homeapp/operations/admin.py); instrument()'s wrapping of the websocket "
+        "driver's wait and send (homeapp/transport/evented.py)",
         "tests/test_live_hostile.py tests/test_live_limits.py tests/test_message_queue.py "
         "tests/test_live_channels.py tests/test_live_admin.py tests/test_create_app.py"),
     "gevent-websocket": (
