@@ -126,8 +126,12 @@ def test_a_binary_message_is_handed_on_as_bytes(connected):
     (b"\xc1\x82mask42", 1002),
     (client_frame("x" * 126, ABNF.OPCODE_PING), 1002),
     (client_frame("x", ABNF.OPCODE_PING, fin=0), 1002),
+    (client_frame(b"\x03", ABNF.OPCODE_CLOSE), 1002),
+    (client_frame((1005).to_bytes(2, "big"), ABNF.OPCODE_CLOSE), 1002),
+    (client_frame((1000).to_bytes(2, "big") + b"\xff", ABNF.OPCODE_CLOSE), 1007),
 ], ids=["client-close", "invalid-utf8", "unmasked", "continuation-first", "text-inside-fragments",
-        "reserved-bit", "long-control", "fragmented-control"])
+        "reserved-bit", "long-control", "fragmented-control", "close-of-one-byte", "close-code-reserved",
+        "close-reason-not-utf8"])
 def test_a_refused_frame_is_answered_with_its_close_code_and_the_connection_ends(connected, frames_sent, code):
     """(A message over the limit: tests/test_worker.py, on both frame paths.)"""
     connection, client = connected

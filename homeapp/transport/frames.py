@@ -11,7 +11,8 @@ one Connection, one event-loop watcher and the kernel's socket:
   parsed and an incomplete one kept for the next call.
 - The frame rules are those gevent-websocket and worker.WebSocket enforce on the greenlet
   path: client frames masked (1002), no reserved bits (1002), control frames final and at
-  most 125 bytes (1002), fragments in order (1002), text strict UTF-8 (1007), and a message
+  most 125 bytes (1002), fragments in order (1002), text strict UTF-8 (1007), a close frame
+  with a valid code and reason (1002, 1007), and a message
   over `max_message` bytes refused at the header of the frame that takes it past (1009).
   Complete messages go to the listener (homeapp/transport/evented.py), text as str, binary
   as bytes, in the event loop: it must not block.
@@ -170,6 +171,7 @@ class Connection:
                 if not self.closing:
                     self._write(frame(PONG, payload))
             elif opcode == CLOSE:
+                _check_close(payload)
                 self.close(payload[:2])  # the client's code back, as the close handshake asks
             elif opcode != PONG:
                 raise ProtocolError(PROTOCOL_ERROR)
@@ -299,6 +301,22 @@ class Connection:
         self.pending_bytes = 0
         if self.listener is not None:
             self.listener.ended()
+
+
+def _check_close(payload):
+    """A client's close frame as gevent-websocket accepts it: no payload, or a valid code and
+    a UTF-8 reason. Raises ProtocolError."""
+    if not payload:
+        return
+    if len(payload) < 2:
+        raise ProtocolError(PROTOCOL_ERROR)
+    code = int.from_bytes(payload[:2], "big")
+    if code < 1000 or 1004 <= code <= 1006 or 1012 <= code <= 1016 or code == 1100 or 2000 <= code <= 2999:
+        raise ProtocolError(PROTOCOL_ERROR)
+    try:
+        payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(INVALID_TEXT) from None
 
 
 def _flush_all():
