@@ -50,23 +50,31 @@ class Listener:
 
 @pytest.fixture
 def pair():
-    """(our end as worker.Handler hands it over, the client's gevent socket)"""
+    """(new(limits, early) -> a Connection on our end, as worker.Handler hands it over; the
+    client's gevent socket). Every connection is closed at the end: a descriptor closed under
+    an active watcher would confuse the event loop once its number is reused."""
     ours, theirs = gevent.socket.socketpair()
     plain = _socket.socket(fileno=ours.detach())
     plain.setblocking(False)
     theirs.settimeout(2)
-    yield plain, theirs
-    plain.close()
+    made = []
+
+    def new(limits=LIMITS, early=b""):
+        made.append(frames.Connection(plain, early, limits))
+        return made[-1]
+    yield new, theirs
+    for conn in made:
+        conn.close()
     theirs.close()
 
 
 @pytest.fixture
 def connected(pair):
     """(connection(limits, early) -> a started Connection on our end, the client's socket)"""
-    plain, client = pair
+    new, client = pair
 
     def connection(limits=LIMITS, early=b""):
-        conn = frames.Connection(plain, early, limits)
+        conn = new(limits, early)
         conn.start(Listener())
         return conn
     return connection, client
@@ -247,13 +255,13 @@ def frames_of(data):
 
 
 def test_a_websocket_from_the_start_is_written_directly_and_its_packets_handled_in_order(engineio_socket, pair):
-    plain, client = pair
+    new, client = pair
     received, ended = [], []
     engineio_socket.server.on("message", lambda sid, data: (received.append(data), gevent.sleep(0.01)))
     engineio_socket.server.on("disconnect", lambda sid, reason: ended.append(reason))
     engineio_socket.server.sockets["sid"] = engineio_socket
     engineio_socket.send(packet.Packet(packet.OPEN, "queued before"))
-    conn = frames.Connection(plain, b"", LIMITS)
+    conn = new()
     assert engineio_socket._websocket_handler(driver(conn)) == []  # at once
     engineio_socket.send(packet.Packet(packet.MESSAGE, "direct"))
     assert engineio_socket.direct_websocket is conn and engineio_socket.queue.empty()
@@ -269,11 +277,11 @@ def test_a_websocket_from_the_start_is_written_directly_and_its_packets_handled_
 
 
 def test_an_upgrade_from_polling_goes_through_the_probe_then_writes_directly(engineio_socket, pair):
-    plain, client = pair
+    new, client = pair
     engineio_socket.connected = True  # on long-polling
     engineio_socket.send(packet.Packet(packet.MESSAGE, "polled"))
     assert [p.data for p in engineio_socket.poll()] == ["polled"]
-    conn = frames.Connection(plain, b"", LIMITS)
+    conn = new()
     assert engineio_socket._websocket_handler(driver(conn)) == []
     client.sendall(client_frame("2probe"))
     assert frames_of(client.recv(100)) == ["3probe"]
@@ -291,9 +299,9 @@ def test_an_upgrade_from_polling_goes_through_the_probe_then_writes_directly(eng
 
 
 def test_an_upgrade_without_the_probe_ends_that_connection_and_the_socket_stays_on_polling(engineio_socket, pair):
-    plain, client = pair
+    new, client = pair
     engineio_socket.connected = True
-    engineio_socket._websocket_handler(driver(frames.Connection(plain, b"", LIMITS)))
+    engineio_socket._websocket_handler(driver(new()))
     client.sendall(client_frame("2"))  # a ping, not the probe
     assert until_closed(client) == CLOSE_FRAME
     assert not engineio_socket.upgrading and not engineio_socket.upgraded and not engineio_socket.closed
@@ -302,8 +310,8 @@ def test_an_upgrade_without_the_probe_ends_that_connection_and_the_socket_stays_
 
 
 def test_closing_an_evented_socket_writes_its_close_packet_and_frame_without_waiting(engineio_socket, pair):
-    plain, client = pair
-    engineio_socket._websocket_handler(driver(frames.Connection(plain, b"", LIMITS)))
+    new, client = pair
+    engineio_socket._websocket_handler(driver(new()))
     with gevent.Timeout(1):  # Engine.IO's close(wait=True) would join a queue no writer empties
         engineio_socket.close()
     assert engineio_socket.closed
@@ -311,21 +319,21 @@ def test_closing_an_evented_socket_writes_its_close_packet_and_frame_without_wai
 
 
 def test_a_malformed_packet_is_dropped_and_the_next_one_handled(engineio_socket, pair):
-    plain, client = pair
+    new, client = pair
     received = []
     engineio_socket.server.on("message", lambda sid, data: received.append(data))
-    engineio_socket._websocket_handler(driver(frames.Connection(plain, b"", LIMITS._replace(max_message=65536))))
+    engineio_socket._websocket_handler(driver(new(LIMITS._replace(max_message=65536))))
     client.sendall(client_frame("") + client_frame("4" + "[" * 3000) + client_frame("4after"))
     gevent.sleep(0.01)
     assert received == ["after"] and not engineio_socket.closed
 
 
 def test_a_socket_with_many_packets_waiting_is_not_read_from_until_they_are_handled(engineio_socket, pair):
-    plain, client = pair
+    new, client = pair
     received = []
     release = gevent.event.Event()
     engineio_socket.server.on("message", lambda sid, data: (release.wait(), received.append(data)))
-    conn = frames.Connection(plain, b"", LIMITS)
+    conn = new()
     engineio_socket._websocket_handler(driver(conn))
     client.sendall(b"".join(client_frame(f"4m{i}") for i in range(evented.MAX_QUEUED + 10)))
     gevent.sleep(0.05)

@@ -35,8 +35,9 @@ def connection(request):
     else:
         plain = _socket.socket(fileno=ours.detach())
         plain.setblocking(False)
-        yield Received(frames.Connection(plain, b"", worker.FrameLimits(LIMIT, None, None))), theirs
-        plain.close()
+        received = Received(frames.Connection(plain, b"", worker.FrameLimits(LIMIT, None, None)))
+        yield received, theirs
+        received.conn.close()  # its watcher first: a descriptor closed under it confuses the loop
     ours.close()
     theirs.close()
 
