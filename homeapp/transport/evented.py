@@ -5,11 +5,13 @@ and starts a writer greenlet beside it. Given a frames.Connection instead (worke
 one for each plain TCP websocket when HOMEAPP_FRAME_PATH=evented), the handler returns at once
 and the connection calls this module back:
 
-- each message is queued on the socket's Feed, and a greenlet from one bounded pool
-  (HOMEAPP_HANDLER_POOL) handles the feed's packets one at a time, in order, as the reader
-  did (the guarantee async_handlers=False gives): a handler waiting on Redis holds one pool
-  greenlet, not the process. With the pool full, a feed waits for the next greenlet to
-  finish; one with MAX_QUEUED packets waiting is not read from until they are handled.
+- each message is queued on the socket's Feed, and a worker greenlet, of at most
+  HOMEAPP_HANDLER_POOL, handles the feed's packets one at a time, in order, as the reader
+  did (the guarantee async_handlers=False gives): a handler waiting on Redis holds one
+  worker, not the process. With every worker busy, a feed waits for the next one free; one
+  with MAX_QUEUED packets waiting is not read from until they are handled. Workers stay
+  (up to KEEP_IDLE of them idle) and are woken with a feed: a greenlet spawned for each
+  wake-up cost about 35 µs a message at low rates in the prototype (bench/evented.md).
 - an upgrade from long-polling goes through Engine.IO's probe (2probe, 3probe, the poll's
   NOOP, 5) packet by packet in the same greenlets;
 - the end of the connection closes the socket behind the packets already waiting.
@@ -22,8 +24,9 @@ import logging
 from collections import deque
 
 from engineio import exceptions, packet
+import gevent
 from engineio.socket import Socket
-from gevent.pool import Pool
+from gevent.hub import Waiter
 
 from homeapp.transport import frames, websocket
 
@@ -33,8 +36,12 @@ MAX_QUEUED = 64  # packets waiting on one socket before its connection is not re
 _END = object()  # queued when the connection ends
 _PROBE, _UPGRADE, _FAILED = "probe", "upgrade", "failed"  # Feed.stage during an upgrade
 
-_pool = Pool(1000)
-_waiting = deque()  # feeds with packets and no pool greenlet free for them
+KEEP_IDLE = 32  # idle workers kept; one more idle than that ends
+
+_handler_pool = 1000  # workers at most (HOMEAPP_HANDLER_POOL)
+_workers = 0  # now
+_idle = []  # the Waiters of idle workers
+_waiting = deque()  # feeds with packets and no worker free for them
 
 _greenlet_handler = None
 _engineio_close = Socket.close
@@ -43,9 +50,8 @@ _engineio_close = Socket.close
 def install(config):
     """Replace Socket._websocket_handler (after websocket.install) and Socket.close, and size
     the handler pool. Called by homeapp.transport.overrides.install()."""
-    global _pool, _greenlet_handler
-    if _pool.size != config["HANDLER_POOL"]:
-        _pool = Pool(config["HANDLER_POOL"])
+    global _handler_pool, _greenlet_handler
+    _handler_pool = config["HANDLER_POOL"]
     if Socket._websocket_handler is not _websocket_handler:
         _greenlet_handler = Socket._websocket_handler
         Socket._websocket_handler = _websocket_handler
@@ -141,15 +147,12 @@ class Feed:
             queue = self.queue = deque()
         queue.append(item)
         if len(queue) >= MAX_QUEUED:
-            self.conn.pause()  # the pool greenlet resumes it
+            self.conn.pause()  # the worker resumes it
         if not self.busy:
             self.busy = True
-            if _pool.full():  # Pool.spawn would wait for a greenlet, and the loop must not
-                _waiting.append(self)
-            else:
-                _pool.spawn(_work, self)
+            _schedule(self)
 
-    # in a pool greenlet
+    # in a worker
 
     def handle(self, item):
         sock = self.sock
@@ -221,14 +224,42 @@ def _is(message, packet_type, data):
     return pkt.packet_type == packet_type and (data is None or pkt.data == data)
 
 
+def _schedule(feed):
+    """Give a feed with packets to an idle worker, a new one, or the queue of waiting feeds.
+    Never blocks: it runs in the event loop too."""
+    global _workers
+    if _idle:
+        gevent.get_hub().loop.run_callback(_idle.pop().switch, feed)
+    elif _workers < _handler_pool:
+        _workers += 1
+        gevent.spawn(_work, feed)
+    else:
+        _waiting.append(feed)
+
+
 def _work(feed):
-    """In a pool greenlet: one feed's packets in order, then those of the feeds that waited
-    for a free greenlet; the greenlet ends when none is left."""
-    while feed is not None:
-        queue = feed.queue
-        while queue:
-            feed.handle(queue.popleft())
-        feed.queue = None
-        feed.busy = False
-        feed.conn.resume()
-        feed = _waiting.popleft() if _waiting else None
+    """A worker: one feed's packets in order, then the next feed's; idle, it waits to be
+    given one, or ends when KEEP_IDLE others are idle already."""
+    global _workers
+    try:
+        while True:
+            queue = feed.queue
+            while queue:
+                item = queue.popleft()
+                try:
+                    feed.handle(item)
+                except Exception:  # logged: the feed's other packets and the worker go on
+                    log.exception("%s: error handling a packet", feed.sock.sid)
+            feed.queue = None
+            feed.busy = False
+            feed.conn.resume()
+            if _waiting:
+                feed = _waiting.popleft()
+                continue
+            if len(_idle) >= KEEP_IDLE:
+                return
+            waiter = Waiter()
+            _idle.append(waiter)
+            feed = waiter.get()
+    finally:
+        _workers -= 1
