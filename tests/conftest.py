@@ -3,6 +3,8 @@ and the app in this process with its own users (tests/inprocess.py)."""
 import os
 from functools import partial
 
+from homeapp.config import load_config
+
 import pytest
 
 from tests.inprocess import LocalClient, local_app
@@ -46,9 +48,9 @@ FRAME_PATHS = ("greenlet", "evented")
 @pytest.fixture(scope="module")
 def frame_path():
     """The frame path of the servers a module starts, unless it runs both: the default, or
-    HOMEAPP_FRAME_PATH's (which every server process inherits): `HOMEAPP_FRAME_PATH=evented
-    pytest` runs the whole suite on the evented path."""
-    return os.environ.get("HOMEAPP_FRAME_PATH", "greenlet")
+    HOMEAPP_FRAME_PATH's (which every server process inherits): `HOMEAPP_FRAME_PATH=greenlet
+    pytest` runs the whole suite on the greenlet path."""
+    return load_config(os.environ)["FRAME_PATH"]
 
 
 @pytest.fixture(scope="session")
