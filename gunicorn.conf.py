@@ -46,7 +46,8 @@ worker_class = _standalone("transport/worker").worker_class(_settings)
 workers = 1
 # (and no preload_app: each worker must start its own presence keeper after the fork)
 
-# gevent's limit on concurrent connections per worker; each socket holds one
+# gevent's limit on concurrent connections per worker: each long-polling or TLS socket holds one;
+# a websocket on the evented frame path (HOMEAPP_FRAME_PATH) only until its upgrade is answered
 worker_connections = 10000
 
 # seconds gunicorn waits for a stopping worker before killing it: shutdown() gives up first

@@ -41,7 +41,11 @@ PYTHON = sys.executable
 EVENTED_POOL = 64  # greenlets handling packets at once in evented-echo-pool, for 200 relay sockets
 
 TARGETS = {t.name: t for t in (
-    Target("homeapp", "HomeApp, gevent-websocket", (PYTHON, "app.py"), HOMEAPP_ENV),
+    Target("homeapp", "HomeApp as shipped", (PYTHON, "app.py"), HOMEAPP_ENV),
+    Target("homeapp-evented", "HomeApp, evented frame path", (PYTHON, "app.py"),
+           {**HOMEAPP_ENV, "HOMEAPP_FRAME_PATH": "evented"}),
+    Target("homeapp-greenlet", "HomeApp, greenlet frame path (gevent-websocket's)", (PYTHON, "app.py"),
+           {**HOMEAPP_ENV, "HOMEAPP_FRAME_PATH": "greenlet"}),
     Target("homeapp-simple-ws", "HomeApp, simple-websocket",
            (PYTHON, "bench/peers/homeapp_simple_ws.py"), HOMEAPP_ENV),
     Target("node", "Node.js Socket.IO 4.8 peer", ("node", "bench/peers/node-server/server.js")),

@@ -14,7 +14,9 @@ How the libraries divide the work:
   serve() for `python app.py`, homeapp.transport.worker under gunicorn).
 - python-socketio, over python-engineio, speaks the protocol: the handshake, namespaces,
   rooms, acknowledgements, and the message queue between processes (homeapp.cluster).
-- gevent-websocket carries the websockets; homeapp.transport tunes its frame path.
+- gevent-websocket answers the websocket upgrade; then homeapp.transport's evented frame path
+  (frames.py, evented.py) carries a plain TCP websocket, gevent-websocket's tuned reader a TLS
+  one or any with HOMEAPP_FRAME_PATH=greenlet.
 """
 from pathlib import Path
 

@@ -1,6 +1,9 @@
 """Session fixtures: a private Redis, server processes on free ports, and connected users;
 and the app in this process with its own users (tests/inprocess.py)."""
+import os
 from functools import partial
+
+from homeapp.config import load_config
 
 import pytest
 
@@ -36,14 +39,40 @@ def server_factory():
         process.stop()
 
 
-@pytest.fixture(scope="session")
-def memory_server(server_factory):
-    return server_factory(**FAST)
+# HOMEAPP_FRAME_PATH's values; a module runs its tests on both by overriding frame_path:
+#   @pytest.fixture(scope="module", params=FRAME_PATHS)
+#   def frame_path(request): return request.param
+FRAME_PATHS = ("greenlet", "evented")
+
+
+@pytest.fixture(scope="module")
+def frame_path():
+    """The frame path of the servers a module starts, unless it runs both: the default, or
+    HOMEAPP_FRAME_PATH's (which every server process inherits): `HOMEAPP_FRAME_PATH=greenlet
+    pytest` runs the whole suite on the greenlet path."""
+    return load_config(os.environ)["FRAME_PATH"]
 
 
 @pytest.fixture(scope="session")
-def redis_backed_server(server_factory, redis_server):
-    return server_factory(REDIS_URL=redis_server.url, **FAST)
+def shared_servers(server_factory):
+    """shared(kind, frame_path, **env) -> one server per (kind, frame path) for the session."""
+    started = {}
+
+    def shared(kind, frame_path, **env):
+        if (kind, frame_path) not in started:
+            started[kind, frame_path] = server_factory(HOMEAPP_FRAME_PATH=frame_path, **env)
+        return started[kind, frame_path]
+    return shared
+
+
+@pytest.fixture(scope="module")
+def memory_server(shared_servers, frame_path):
+    return shared_servers("memory", frame_path, **FAST)
+
+
+@pytest.fixture(scope="module")
+def redis_backed_server(shared_servers, frame_path, redis_server):
+    return shared_servers("redis", frame_path, REDIS_URL=redis_server.url, **FAST)
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -93,7 +93,7 @@ def test_outputs_exist(smoke):
     table = (out / "results.md").read_text()
     for title in (s["title"] for s in results["scenarios"].values()):
         assert title in table
-    assert "HomeApp, gevent-websocket" in table
+    assert "HomeApp as shipped" in table
     for name in ("relay_latency.png", "idle_memory.png", "throughput.png"):
         data = (out / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5000, name

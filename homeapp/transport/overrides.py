@@ -15,7 +15,7 @@ from packaging.version import Version
 
 from homeapp.config import ConfigError
 from homeapp.recovery import handshake
-from homeapp.transport import packets, websocket
+from homeapp.transport import evented, packets, websocket
 
 
 log = logging.getLogger("homeapp.transport")
@@ -29,27 +29,33 @@ class UnsupportedLibrary(ConfigError):
 COVERED = {
     "python-engineio": (
         ">=4.15.1,<4.16",
-        "Socket.schedule_ping, send, poll and _websocket_handler (homeapp/transport/websocket.py)",
-        "tests/test_transport.py tests/test_live_transport.py tests/test_live_hostile_transport.py"),
+        "Socket.schedule_ping, send, poll and _websocket_handler (homeapp/transport/websocket.py); "
+        "_websocket_handler's upgrade and read loop, done per packet, Socket.close and the queue "
+        "(homeapp/transport/evented.py)",
+        "tests/test_transport.py tests/test_evented.py tests/test_live_transport.py "
+        "tests/test_live_hostile_transport.py"),
     "python-socketio": (
         ">=5.18.1,<5.19",
         "Server._handle_eio_message (homeapp/transport/packets.py); Server._handle_connect, "
         "_send_packet, the manager's pending_connect and basic_enter_room "
         "(homeapp/recovery/handshake.py); RedisManager's publisher, "
         "listener and room bookkeeping (homeapp/cluster/message_queue.py); instrument() and "
-        "_trigger_event (homeapp/operations/admin.py)",
+        "_trigger_event (homeapp/operations/admin.py); instrument()'s wrapping of the websocket "
+        "driver's wait and send (homeapp/transport/evented.py)",
         "tests/test_live_hostile.py tests/test_live_limits.py tests/test_message_queue.py "
         "tests/test_live_recovery.py tests/test_recovery.py tests/test_live_recovery_deploy.py "
         "tests/test_live_queue_outage.py "
         "tests/test_live_channels.py tests/test_live_admin.py tests/test_create_app.py"),
     "gevent-websocket": (
         "==0.10.1",
-        "Header.unmask_payload, WebSocket.read_frame and the handler's upgrade "
-        "(homeapp/transport/websocket.py, homeapp/transport/worker.py)",
+        "Header.unmask_payload, WebSocket.read_frame and the handler's upgrade and "
+        "run_websocket (homeapp/transport/websocket.py, homeapp/transport/worker.py)",
         "tests/test_worker.py tests/test_transport.py tests/test_live_hostile_transport.py"),
     "gevent": (
         ">=26.9.0,<26.10",
-        "pywsgi's WSGIHandler.handle_one_request and run_application (homeapp/transport/worker.py)",
+        "pywsgi's WSGIHandler.handle_one_request and run_application, socket.detach and its "
+        "read buffer's read1 at timeout 0, loop.io watchers (homeapp/transport/worker.py, "
+        "homeapp/transport/frames.py)",
         "tests/test_worker.py tests/test_live_hostile_transport.py tests/test_live_gunicorn.py"),
     "marshmallow": (
         ">=4.4.0,<4.5",
@@ -88,6 +94,7 @@ def install(config, server, hub=None):
     """
     check_versions(config["ALLOW_UNTESTED_LIBRARIES"])
     websocket.install(config)
+    evented.install(config)
     packets.guard(server)
     if hub is not None and hub.recovery is not None:
         handshake.install(server, hub)

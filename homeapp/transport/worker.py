@@ -1,6 +1,6 @@
 """The connection handler of `python app.py` and the gunicorn worker of gunicorn.conf.py.
 
-gevent-websocket's handler, with four changes:
+gevent-websocket's handler, with five changes:
 
 - each connection reads through a READ_BUFFER-byte buffer instead of 8 KB: a frame of this
   protocol is a few hundred bytes, and an idle socket held the rest for nothing
@@ -13,7 +13,12 @@ gevent-websocket's handler, with four changes:
 - a websocket message bigger than `max_message_bytes` ends its connection (close code 1009)
   as soon as the header of the frame that takes it past the limit arrives, before that frame
   is read: gevent-websocket assembles a whole message in memory before anyone can look at its
-  size, and one client held hundreds of megabytes that way.
+  size, and one client held hundreds of megabytes that way;
+- with `frame_path` "evented" (HOMEAPP_FRAME_PATH), a websocket on a plain TCP socket is
+  handed over after the `101`: its descriptor goes to a homeapp.transport.frames.Connection,
+  the application runs once to register it with Engine.IO (homeapp.transport.evented), and
+  the connection's greenlet, this handler and its buffer end. TLS sockets served by this
+  process stay on gevent-websocket's path, as do `frame_path` "greenlet" and long-polling.
 
 `handler_class(settings)` and `worker_class(settings)` give the two entries these classes
 with the limits of homeapp.config's settings.
@@ -22,9 +27,14 @@ gunicorn's master loads this file on its own, as gunicorn.conf.py does config.py
 imports only gevent, gevent-websocket and gunicorn, never the homeapp package, which must
 not be imported before the worker's gevent monkey-patching.
 """
+import _socket
+import io
+import socket
 import struct
+from collections import namedtuple
 
 import gevent
+import gevent.socket
 from gevent.pywsgi import Input
 
 try:
@@ -42,10 +52,17 @@ else:
 READ_BUFFER = 1024
 MESSAGE_TOO_BIG = 1009  # the websocket close code
 
+# What an evented connection may hold (homeapp.transport.frames.Connection): bytes in one
+# message, bytes waiting for the client (None: no limit), seconds the client has to answer
+# the server's close frame (None: forever).
+FrameLimits = namedtuple("FrameLimits", "max_message max_pending close_grace")
+
 
 class Handler(BaseHandler):
     header_timeout = None  # seconds; None: wait as long as the client likes
     max_message_bytes = None  # None: gevent-websocket's own connection, without a limit
+    frame_path = "greenlet"  # or "evented", with frame_limits
+    frame_limits = None
 
     def __init__(self, sock, address, server, rfile=None):
         # gevent's handler takes rfile (an argument it calls deprecated) and makes its own
@@ -99,6 +116,45 @@ class Handler(BaseHandler):
             self.websocket = WebSocket(self.environ, made.stream, self, self.max_message_bytes)
             self.environ["wsgi.websocket"] = self.websocket
         return result
+
+    def run_websocket(self):
+        """gevent-websocket's, unless this websocket goes on the evented frame path."""
+        if self.frame_path != "evented" or type(self.socket) is not gevent.socket.socket:
+            return super().run_websocket()  # TLS is gevent's SSLSocket: it stays here
+        # imported here, in the worker: gunicorn's master loads this file without the package
+        from homeapp.transport import frames
+        self.websocket.closed = True  # never used: its finalizer must not write a close frame
+        self.websocket = None
+        conn = frames.Connection(*self._hand_over(), self.frame_limits)
+        # the environ Engine.IO keeps for the socket's life, without what holds this handler
+        environ = {name: value for name, value in self.environ.items() if name not in _HANDLER_KEYS}
+        environ["wsgi.input"] = io.BytesIO()
+        environ["wsgi.websocket"] = conn
+        self.environ["wsgi.websocket"] = None
+        try:
+            list(self.application(environ, lambda status, headers, exc_info=None: []))
+        finally:
+            if conn.listener is None and not conn.closed:  # nobody took it (a refused session)
+                conn.close(b"")
+
+    def _hand_over(self):
+        """The connection's descriptor as a non-blocking standard-library socket, and what
+        the read buffer holds past the request head (read without waiting). gevent's socket
+        lets go of the descriptor and of its watchers."""
+        sock = self.socket
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as tuned_websockets
+        except OSError:  # not TCP (a unix socket behind a proxy)
+            pass
+        sock.settimeout(0)
+        early = self.rfile.read1(READ_BUFFER)
+        plain = _socket.socket(fileno=sock.detach())  # _socket: monkey-patching leaves it alone
+        plain.setblocking(False)
+        return plain, early
+
+
+# environ entries that would keep the handler, its buffer or gevent's socket alive
+_HANDLER_KEYS = ("wsgi.input", "gunicorn.sock")
 
 
 if BaseWebSocket is not None:
@@ -156,9 +212,14 @@ if BaseWebSocket is not None:
 
 
 def handler_class(settings):
-    """Handler with the limits of `settings` (homeapp.config's HEADER_TIMEOUT and MAX_PACKET_BYTES)."""
+    """Handler with the limits and frame path of `settings` (homeapp.config's HEADER_TIMEOUT,
+    MAX_PACKET_BYTES, FRAME_PATH, MAX_PENDING_OUTPUT_BYTES and PING_TIMEOUT: a client has as
+    long to answer the server's close frame as it has to answer a ping)."""
+    limits = FrameLimits(settings["MAX_PACKET_BYTES"], settings["MAX_PENDING_OUTPUT_BYTES"],
+                         settings["PING_TIMEOUT"])
     return type("Handler", (Handler,), {"header_timeout": settings["HEADER_TIMEOUT"],
-                                         "max_message_bytes": settings["MAX_PACKET_BYTES"]})
+                                         "max_message_bytes": settings["MAX_PACKET_BYTES"],
+                                         "frame_path": settings["FRAME_PATH"], "frame_limits": limits})
 
 
 if GeventWebSocketWorker is not None:

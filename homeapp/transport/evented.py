@@ -1,0 +1,265 @@
+"""Engine.IO sockets on the evented frame path (homeapp/transport/frames.py): no reader greenlet.
+
+Engine.IO's websocket handler reads in a loop on the connection's greenlet for its whole life
+and starts a writer greenlet beside it. Given a frames.Connection instead (worker.Handler makes
+one for each plain TCP websocket when HOMEAPP_FRAME_PATH=evented), the handler returns at once
+and the connection calls this module back:
+
+- each message is queued on the socket's Feed, and a worker greenlet, of at most
+  HOMEAPP_HANDLER_POOL, handles the feed's packets one at a time, in order, as the reader
+  did (the guarantee async_handlers=False gives): a handler waiting on Redis holds one
+  worker, not the process. With every worker busy, a feed waits for the next one free; one
+  with MAX_QUEUED packets waiting is not read from until they are handled. Workers stay
+  (up to KEEP_IDLE of them idle) and are woken with a feed: a greenlet spawned for each
+  wake-up cost about 35 µs a message at low rates in the prototype (bench/evented.md).
+- an upgrade from long-polling goes through Engine.IO's probe (2probe, 3probe, the poll's
+  NOOP, 5) packet by packet in the same greenlets;
+- the end of the connection closes the socket behind the packets already waiting.
+
+Sending is websocket.py's _send: straight to the connection, which never blocks, so Engine.IO's
+queue and writer are not used. Socket.close is replaced so that closing an evented socket
+writes the close frame and never waits for a queue that no writer empties.
+"""
+import logging
+from collections import deque
+
+from engineio import exceptions, packet
+import gevent
+from engineio.socket import Socket
+from gevent.hub import Waiter
+
+from homeapp.transport import frames, websocket
+
+log = logging.getLogger("homeapp.transport")
+
+MAX_QUEUED = 64  # packets waiting on one socket before its connection is not read from
+_END = object()  # queued when the connection ends
+_PROBE, _UPGRADE, _FAILED = "probe", "upgrade", "failed"  # Feed.stage during an upgrade
+
+KEEP_IDLE = 32  # idle workers kept; one more idle than that ends
+
+_handler_pool = 1000  # workers at most (HOMEAPP_HANDLER_POOL)
+_workers = 0  # now
+_idle = []  # the Waiters of idle workers
+_waiting = deque()  # feeds with packets and no worker free for them
+
+_greenlet_handler = None
+_engineio_close = Socket.close
+
+
+def install(config):
+    """Replace Socket._websocket_handler (after websocket.install) and Socket.close, and size
+    the handler pool. Called by homeapp.transport.overrides.install()."""
+    global _handler_pool, _greenlet_handler
+    _handler_pool = config["HANDLER_POOL"]
+    if Socket._websocket_handler is not _websocket_handler:
+        _greenlet_handler = Socket._websocket_handler
+        Socket._websocket_handler = _websocket_handler
+    Socket.close = _close
+    Socket.frames = None  # the evented connection the socket is on, once it is on it
+
+
+def _websocket_handler(sock, ws):
+    conn = getattr(ws, "_sock", None)
+    if conn.__class__ is not frames.Connection:
+        return _greenlet_handler(sock, ws)
+    feed = Feed(sock, conn)
+    if "wait" in vars(ws):
+        # the Admin UI counts packets in the driver's wait and send (python-socketio's
+        # instrument()): they go through them, the driver reading from the feed
+        feed.counted = ws
+        ws._sock = feed
+    if sock.connected:  # on long-polling: an upgrade
+        sock.upgrading = True  # sends wait in the queue meanwhile
+        feed.stage = _PROBE
+    else:
+        sock.connected = sock.upgraded = True
+        _adopt(feed)
+    conn.start(feed)
+    return []
+
+
+def _adopt(feed):
+    """From now on the socket's packets go straight to the connection: first those queued before."""
+    sock, conn = feed.sock, feed.conn
+    target = feed.counted or conn
+    queue = sock.queue
+    while not queue.empty():
+        pkt = queue.get_nowait()
+        queue.task_done()
+        if pkt is None:  # closed meanwhile
+            queue.put(None)
+            conn.close_gracefully()
+            return
+        sock.queued_bytes -= websocket._size(pkt)
+        target.send(pkt.encode())
+    sock.frames = conn
+    sock.direct_websocket = target
+
+
+def _close(sock, wait=True, abort=False, reason=None):
+    """Engine.IO's close; for an evented socket without waiting on its queue (no writer
+    empties it), and followed by the close frame."""
+    conn = sock.frames
+    if conn is None:
+        return _engineio_close(sock, wait, abort, reason)
+    _engineio_close(sock, False, abort, reason)  # its CLOSE packet goes straight to conn
+    conn.close_gracefully()
+
+
+class Feed:
+    """One evented socket's packets on their way to Engine.IO, in order."""
+
+    __slots__ = ("sock", "conn", "queue", "busy", "stage", "counted", "current")
+
+    def __init__(self, sock, conn):
+        self.sock = sock
+        self.conn = conn
+        self.queue = None  # a deque while packets wait (600 bytes: an idle socket keeps none)
+        self.busy = False  # a pool greenlet has this feed, or will
+        self.stage = None  # of an upgrade from polling; None: on the websocket
+        self.counted = None  # Engine.IO's driver, when the Admin UI counts packets in it
+        self.current = None  # the message it is counting
+
+    # the connection's callbacks, in the event loop: they must not block
+
+    def received(self, message):
+        if self.counted is not None:
+            self.current = message
+            message = self.counted.wait()  # counted, then handed back by receive()
+            self.current = None
+        self._put(message)
+
+    # the driver's websocket, when the Admin UI counts packets in the driver
+
+    def receive(self):
+        return self.current
+
+    def send(self, message):
+        self.conn.send(message)
+
+    def ended(self):
+        self._put(_END)
+
+    def _put(self, item):
+        queue = self.queue
+        if queue is None:
+            queue = self.queue = deque()
+        queue.append(item)
+        if len(queue) >= MAX_QUEUED:
+            self.conn.pause()  # the worker resumes it
+        if not self.busy:
+            self.busy = True
+            _schedule(self)
+
+    # in a worker
+
+    def handle(self, item):
+        sock = self.sock
+        if self.stage is not None:
+            self._upgrade_step(item)
+        elif item is _END:
+            self.conn.listener = None  # no cycle left for the collector
+            self._end()
+        elif not sock.closed:
+            self._receive(item)
+
+    def _receive(self, message):
+        """What Engine.IO's handler does with each message: decode and receive it. What it
+        cannot decode is dropped (websocket._Incoming does the same on the greenlet path)."""
+        sock = self.sock
+        if message.__class__ is str and message[:2] not in websocket._PLAIN_STARTS:
+            error = websocket._decode_error(message)
+            if error is not None:
+                log.info("dropped a malformed Engine.IO packet from %s: %s: %s",
+                         sock.sid, type(error).__name__, error)
+                return
+        try:
+            sock.receive(packet.Packet(encoded_packet=message))
+        except exceptions.UnknownPacketError:
+            pass
+        except exceptions.SocketIsClosedError:
+            log.info("%s: receive error: the socket is closed", sock.sid)
+            self._end()
+        except Exception:  # as Engine.IO: logged, and the connection ended
+            log.exception("%s: unknown receive error", sock.sid)
+            self._end()
+
+    def _end(self):
+        """What Engine.IO does when its reader stops: close the socket (and with it the
+        connection, gracefully) and forget it."""
+        sock = self.sock
+        sock.close(wait=False, abort=True, reason=sock.server.reason.TRANSPORT_CLOSE)
+        sock.server.sockets.pop(sock.sid, None)
+
+    def _upgrade_step(self, item):
+        """The first half of Engine.IO's handler, for a socket upgrading from polling."""
+        sock = self.sock
+        if self.stage == _FAILED:
+            return
+        expected = packet.PING if self.stage == _PROBE else packet.UPGRADE
+        if item is _END or not _is(item, expected, "probe" if expected == packet.PING else None):
+            log.info("%s: failed websocket upgrade at the %s: received %.40r", sock.sid, self.stage,
+                     "the end" if item is _END else item)
+            if self.stage == _UPGRADE:
+                sock.upgraded = False
+            sock.upgrading = False
+            self.stage = _FAILED
+            self.conn.close(b"")  # the socket stays on long-polling
+        elif self.stage == _PROBE:
+            (self.counted or self.conn).send(packet.Packet(packet.PONG, data="probe").encode())
+            sock.queue.put(packet.Packet(packet.NOOP))  # ends the pending poll
+            self.stage = _UPGRADE
+        else:
+            sock.upgraded = True
+            sock.upgrading = False
+            self.stage = None
+            _adopt(self)
+
+
+def _is(message, packet_type, data):
+    if message.__class__ is not str or websocket._decode_error(message) is not None:
+        return False
+    pkt = packet.Packet(encoded_packet=message)
+    return pkt.packet_type == packet_type and (data is None or pkt.data == data)
+
+
+def _schedule(feed):
+    """Give a feed with packets to an idle worker, a new one, or the queue of waiting feeds.
+    Never blocks: it runs in the event loop too."""
+    global _workers
+    if _idle:
+        gevent.get_hub().loop.run_callback(_idle.pop().switch, feed)
+    elif _workers < _handler_pool:
+        _workers += 1
+        gevent.spawn(_work, feed)
+    else:
+        _waiting.append(feed)
+
+
+def _work(feed):
+    """A worker: one feed's packets in order, then the next feed's; idle, it waits to be
+    given one, or ends when KEEP_IDLE others are idle already."""
+    global _workers
+    try:
+        while True:
+            queue = feed.queue
+            while queue:
+                item = queue.popleft()
+                try:
+                    feed.handle(item)
+                except Exception:  # logged: the feed's other packets and the worker go on
+                    log.exception("%s: error handling a packet", feed.sock.sid)
+            feed.queue = None
+            feed.busy = False
+            feed.conn.resume()
+            if _waiting:
+                feed = _waiting.popleft()
+                continue
+            if len(_idle) >= KEEP_IDLE:
+                return
+            waiter = Waiter()
+            _idle.append(waiter)
+            feed = waiter.get()
+    finally:
+        _workers -= 1

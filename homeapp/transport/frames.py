@@ -1,0 +1,330 @@
+"""The evented frame path (HOMEAPP_FRAME_PATH=evented): an open websocket without a greenlet.
+
+On the greenlet path every connection keeps a greenlet blocked in gevent-websocket's reader,
+with its saved stack, pywsgi's handler, its read buffer and gevent's socket with two watchers
+(bench/evented.md measured 41.5 KB per idle HomeApp socket, most of it that). Here, once the
+upgrade is answered (homeapp/transport/worker.py hands the descriptor over), a connection is
+one Connection, one event-loop watcher and the kernel's socket:
+
+- The read watcher calls back when bytes arrive: one non-blocking read into a buffer every
+  connection shares (the loop runs one callback at a time), then every complete frame is
+  parsed and an incomplete one kept for the next call.
+- The frame rules are those gevent-websocket and worker.WebSocket enforce on the greenlet
+  path: client frames masked (1002), no reserved bits (1002), control frames final and at
+  most 125 bytes (1002), fragments in order (1002), text strict UTF-8 (1007), a close frame
+  with a valid code and reason (1002, 1007), and a message
+  over `max_message` bytes refused at the header of the frame that takes it past (1009).
+  Complete messages go to the listener (homeapp/transport/evented.py), text as str, binary
+  as bytes, in the event loop: it must not block.
+- Writes never block: frames wait on the connection and leave in one system call per
+  connection when the loop next runs; what the kernel does not take waits for a write
+  watcher, made only then. More than `max_pending` bytes waiting, and the client is cut off.
+- The server's close frame starts `close_grace` seconds for the client to answer it; then
+  the connection is cut (a client gone silent would otherwise hold it until TCP gives up).
+
+Imports only the standard library, gevent and wsaccel.
+"""
+import logging
+import struct
+import gevent
+from wsaccel.xormask import XorMaskerSimple
+
+log = logging.getLogger("homeapp.transport")
+
+CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0, 1, 2, 8, 9, 10
+PROTOCOL_ERROR, INVALID_TEXT, TOO_BIG = 1002, 1007, 1009
+
+_scratch = bytearray(65536)
+_scratch_view = memoryview(_scratch)
+_to_flush = []  # connections written to since the event loop last flushed
+
+
+class ProtocolError(Exception):
+    """A frame this side refuses; `code` is the close code it is answered with."""
+
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+def frame(opcode, payload):
+    """A final, unmasked frame, as a server writes it."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x80 | opcode, size)) + payload
+    if size < 65536:
+        return struct.pack("!BBH", 0x80 | opcode, 126, size) + payload
+    return struct.pack("!BBQ", 0x80 | opcode, 127, size) + payload
+
+
+class Connection:
+    """One open websocket on a non-blocking standard-library socket, at rest between callbacks.
+
+    start(listener) begins reading; the listener's received(message) gets each message and
+    its ended() the end, once, however it came. send() queues a message, close_gracefully()
+    the server's close frame; neither blocks nor raises.
+    """
+
+    # what Engine.IO's gevent driver copies from the websocket it is handed
+    version, path, origin, protocol = "13", None, None, None
+
+    __slots__ = ("sock", "limits", "early", "listener", "reader", "writer", "unparsed", "fragments",
+                 "message_bytes", "pending", "pending_bytes", "flush_due", "closing", "closed", "grace")
+
+    def __init__(self, sock, early, limits):
+        self.sock = sock
+        self.limits = limits  # a worker.FrameLimits, shared by every connection
+        self.early = early  # what arrived with the request, read before the hand-over
+        self.listener = None
+        self.reader = gevent.get_hub().loop.io(sock.fileno(), 1)
+        self.writer = None  # a write watcher while the kernel's send buffer is full
+        self.unparsed = b""  # the start of a frame that has not fully arrived
+        self.fragments = None  # [opcode, payload, ...] of a fragmented message in progress
+        self.message_bytes = 0  # of that message so far
+        self.pending = None  # frames to write when the loop next runs
+        self.pending_bytes = 0
+        self.flush_due = False  # in _to_flush
+        self.closing = False  # the server's close frame is written: nothing more is
+        self.closed = False  # the descriptor is closed
+        self.grace = None  # the timer that cuts a connection whose client never answers the close
+
+    def start(self, listener):
+        self.listener = listener
+        if self.closed:
+            return
+        self.reader.start(self._on_readable)
+        early, self.early = self.early, b""
+        if early:
+            self._received(early)
+
+    def pause(self):
+        """Stop reading (the listener has enough waiting); resume() starts again."""
+        self.reader.stop()
+
+    def resume(self):
+        if not self.closed and not self.reader.active:
+            self.reader.start(self._on_readable)
+
+    # ------------------------------------------------------------ reading
+
+    def _on_readable(self):
+        """Runs in the event loop: one non-blocking read of what the kernel holds."""
+        try:
+            size = self.sock.recv_into(_scratch)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.close()
+            return
+        if not size:  # the client closed its side
+            self.close()
+            return
+        view = _scratch_view[:size]
+        self._received(self.unparsed + view if self.unparsed else view.tobytes())
+
+    def _received(self, data):
+        """Hand every complete frame in `data` on; keep an incomplete one for the next read."""
+        pos, end = 0, len(data)
+        try:
+            while end - pos >= 2 and not self.closed:
+                first, second = data[pos], data[pos + 1]
+                size, head = second & 0x7F, pos + 2
+                if size == 126:
+                    if end - head < 2:
+                        break
+                    size, head = int.from_bytes(data[head:head + 2], "big"), head + 2
+                elif size == 127:
+                    if end - head < 8:
+                        break
+                    size, head = int.from_bytes(data[head:head + 8], "big"), head + 8
+                if not second & 0x80 or first & 0x70:  # unmasked, or an extension none agreed
+                    raise ProtocolError(PROTOCOL_ERROR)
+                self._check_size(first, size)  # before the payload is waited for
+                start = head + 4
+                if end - start < size:
+                    break
+                payload = XorMaskerSimple(data[head:start]).process(data[start:start + size])
+                pos = start + size
+                self._frame(first, payload)
+        except ProtocolError as exc:
+            self.close(struct.pack("!H", exc.code))
+            return
+        self.unparsed = data[pos:] if pos < end else b""
+
+    def _check_size(self, first, size):
+        opcode = first & 0x0F
+        if opcode >= CLOSE:
+            if size > 125 or not first & 0x80:  # control frames: small, never fragmented
+                raise ProtocolError(PROTOCOL_ERROR)
+        elif size + (self.message_bytes if opcode == CONTINUATION else 0) > self.limits.max_message:
+            raise ProtocolError(TOO_BIG)
+
+    def _frame(self, first, payload):
+        """One unmasked frame. Raises ProtocolError for a frame out of order, or text that is
+        not UTF-8."""
+        opcode = first & 0x0F
+        if first & 0x80 and opcode == TEXT and self.fragments is None:  # nearly every frame
+            self._message(opcode, payload)
+            return
+        if opcode >= CLOSE:
+            if opcode == PING:
+                if not self.closing:
+                    self._write(frame(PONG, payload))
+            elif opcode == CLOSE:
+                _check_close(payload)
+                self.close(payload[:2])  # the client's code back, as the close handshake asks
+            elif opcode != PONG:
+                raise ProtocolError(PROTOCOL_ERROR)
+            return
+        if opcode == CONTINUATION and self.fragments is not None:
+            self.fragments.append(payload)
+            self.message_bytes += len(payload)
+        elif opcode in (TEXT, BINARY) and self.fragments is None:
+            self.fragments = [opcode, payload]
+            self.message_bytes = len(payload)
+        else:
+            raise ProtocolError(PROTOCOL_ERROR)
+        if first & 0x80:
+            opcode, *parts = self.fragments
+            self.fragments = None
+            self.message_bytes = 0
+            self._message(opcode, b"".join(parts))
+
+    def _message(self, opcode, payload):
+        if self.closing:  # after the server's close frame, only the client's answer counts
+            return
+        if opcode == TEXT:
+            try:
+                payload = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ProtocolError(INVALID_TEXT) from None
+        self.listener.received(payload)
+
+    # ------------------------------------------------------------ writing
+
+    def send(self, message):
+        """Queue a message (str: a text frame, bytes: a binary one), written when the event
+        loop next runs. Never blocks, never raises: after the close it is dropped."""
+        if self.closing or self.closed:
+            return
+        if message.__class__ is str:
+            self._write(frame(TEXT, message.encode()))
+        else:
+            self._write(frame(BINARY, message))
+
+    def _write(self, data):
+        if self.pending is None:
+            self.pending = []
+        self.pending.append(data)
+        self.pending_bytes += len(data)
+        max_pending = self.limits.max_pending
+        if max_pending is not None and self.pending_bytes > max_pending:
+            self._give_up()
+        elif not self.flush_due and self.writer is None:  # else the write watcher will
+            if not _to_flush:
+                gevent.get_hub().loop.run_callback(_flush_all)
+            _to_flush.append(self)
+            self.flush_due = True
+
+    def flush(self):
+        """Write what the kernel takes now; the rest waits for the write watcher, which calls
+        this again. Runs in the event loop (or where a close frame must leave at once)."""
+        if self.closed or not self.pending:
+            return
+        data = b"".join(self.pending) if len(self.pending) > 1 else self.pending[0]
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:  # the client is gone
+            self.close()
+            return
+        self.pending_bytes -= sent
+        if sent == len(data):
+            self.pending = None
+            if self.writer is not None:
+                self.writer.close()
+                self.writer = None
+            return
+        self.pending = [data[sent:]]
+        if self.writer is None:
+            self.writer = gevent.get_hub().loop.io(self.sock.fileno(), 2)
+            self.writer.start(self.flush)
+
+    def _give_up(self):
+        """Drop what a client that does not read was sent, and cut it off."""
+        try:
+            peer = self.sock.getpeername()
+        except OSError:
+            peer = None
+        log.info("cutting the connection of %s, which did not read %d bytes", peer, self.pending_bytes)
+        self.pending = None
+        self.pending_bytes = 0
+        self.close()
+
+    # ------------------------------------------------------------ the end
+
+    def close_gracefully(self):
+        """The server's close frame, written now if the kernel takes it; the connection ends
+        when the client answers it, or close_grace seconds later."""
+        if self.closing or self.closed:
+            return
+        self._write(frame(CLOSE, b""))  # gevent-websocket's close sends no code either
+        self.closing = True
+        self.flush()
+        grace = self.limits.close_grace
+        if grace is not None and not self.closed:
+            self.grace = gevent.get_hub().loop.timer(grace)
+            self.grace.start(self.close)
+
+    def close(self, close_payload=None):
+        """End the connection now, once: a close frame with `close_payload` first if given
+        (written if the kernel takes it at once), then the descriptor; then the listener hears
+        of the end."""
+        if self.closed:
+            return
+        if close_payload is not None and not self.closing and self.writer is None:
+            self._write(frame(CLOSE, close_payload))
+            self.flush()
+            if self.closed:  # the write failed and closed it
+                return
+        self.closed = True
+        self.reader.close()
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        if self.grace is not None:
+            self.grace.close()
+            self.grace = None
+        self.sock.close()
+        self.pending = None
+        self.pending_bytes = 0
+        if self.listener is not None:
+            self.listener.ended()
+
+
+def _check_close(payload):
+    """A client's close frame as gevent-websocket accepts it: no payload, or a valid code and
+    a UTF-8 reason. Raises ProtocolError."""
+    if not payload:
+        return
+    if len(payload) < 2:
+        raise ProtocolError(PROTOCOL_ERROR)
+    code = int.from_bytes(payload[:2], "big")
+    if code < 1000 or 1004 <= code <= 1006 or 1012 <= code <= 1016 or code == 1100 or 2000 <= code <= 2999:
+        raise ProtocolError(PROTOCOL_ERROR)
+    try:
+        payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(INVALID_TEXT) from None
+
+
+def _flush_all():
+    """Runs in the event loop once per turn that wrote anything: each connection's frames in
+    one system call."""
+    batch = _to_flush[:]
+    _to_flush.clear()
+    for conn in batch:
+        conn.flush_due = False
+        if conn.writer is None:  # else its write watcher is waiting for the kernel
+            conn.flush()
