@@ -74,20 +74,18 @@ class RawClient:
     def wait_for(self, count, timeout=5):
         """Read until `count` events have come; returns them."""
         deadline = time.monotonic() + timeout
-        self.ws.settimeout(0.2)
-        try:
-            while len(self.events) < count:
-                assert time.monotonic() < deadline, f"{len(self.events)} events of {count}: {self.events}"
-                try:
-                    self._read()
-                except websocket.WebSocketTimeoutException:
-                    pass
-        finally:
-            self.ws.settimeout(5)
+        while len(self.events) < count:
+            assert time.monotonic() < deadline, f"{len(self.events)} events of {count}: {self.events}"
+            self._read_for(0.2)
         return self.events
 
     def quiet(self, seconds=0.3):
         """Read whatever comes within `seconds`."""
+        self._read_for(seconds)
+        return self.events
+
+    def _read_for(self, seconds):
+        """Read what comes within about `seconds`."""
         self.ws.settimeout(0.1)
         deadline = time.monotonic() + seconds
         try:
@@ -98,7 +96,6 @@ class RawClient:
                     pass
         finally:
             self.ws.settimeout(5)
-        return self.events
 
     def drop(self):
         """End the connection without a close: the TCP connection is reset."""

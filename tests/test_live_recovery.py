@@ -86,12 +86,18 @@ class Deployment:
             self.processes[0].stop()
 
 
-@pytest.fixture(scope="module", params=["memory", "redis"])
-def deploy(request):
-    # a long grace: what a case changes for bystanders is not hidden by a Remove it did not cause
-    deployment = Deployment(request.param == "redis", HOMEAPP_PRESENCE_GRACE=60)
-    yield deployment
-    deployment.close()
+def deployments(**env):
+    """A module-scoped fixture: a Deployment with `env`, without Redis and with it. A long
+    grace: what a case changes for bystanders is not hidden by a Remove it did not cause."""
+    @pytest.fixture(scope="module", params=["memory", "redis"])
+    def deployment(request):
+        made = Deployment(request.param == "redis", HOMEAPP_PRESENCE_GRACE=60, **env)
+        yield made
+        made.close()
+    return deployment
+
+
+deploy = deployments()
 
 
 @pytest.fixture
@@ -343,12 +349,7 @@ def test_after_its_own_disconnect_a_client_reconnects_afresh_and_goes_offline_at
     assert_fresh(clients, back(clients, other, a), a, b, room)
 
 
-@pytest.fixture(scope="module", params=["memory", "redis"])
-def short_window(request):
-    deployment = Deployment(request.param == "redis", HOMEAPP_RECOVERY_SECONDS=1,
-                            HOMEAPP_PRESENCE_GRACE=60)
-    yield deployment
-    deployment.close()
+short_window = deployments(HOMEAPP_RECOVERY_SECONDS=1)
 
 
 def test_after_the_recovery_window_a_reconnect_is_fresh(short_window, clients):
@@ -357,12 +358,7 @@ def test_after_the_recovery_window_a_reconnect_is_fresh(short_window, clients):
     assert_fresh(clients, back(clients, short_window.processes[1], a), a, b, room)
 
 
-@pytest.fixture(scope="module", params=["memory", "redis"])
-def small_log(request):
-    deployment = Deployment(request.param == "redis", HOMEAPP_EVENT_LOG_MAX_ENTRIES=1000,
-                            HOMEAPP_PRESENCE_GRACE=60)
-    yield deployment
-    deployment.close()
+small_log = deployments(HOMEAPP_EVENT_LOG_MAX_ENTRIES=1000)
 
 
 def test_an_offset_the_log_no_longer_holds_gives_a_fresh_session(small_log, clients):
