@@ -4,22 +4,17 @@ echo_server.py keeps, for every connection, a greenlet blocked in gevent-websock
 reader, with its saved stack, its pywsgi handler, WSGI environ and read buffer. This peer
 speaks exactly what that one speaks (echo_server.answer: the Engine.IO 4 open packet, the
 namespace connect, pings, acks and the room copy), but after the HTTP upgrade the connection's
-greenlet ends, and the connection is one small object, one event-loop watcher and the kernel's
-socket:
+greenlet ends, and the connection is the product's frames.Connection (one small object, one
+event-loop watcher and the kernel's socket: homeapp/transport/frames.py reads, parses, writes
+and closes) with an Echo as its listener:
 
-- The watcher (libev, through gevent's loop) calls back when bytes arrive. The callback reads
-  what is there without blocking, parses every complete frame (unmasked by wsaccel's
-  XorMaskerSimple, text checked as UTF-8 by a strict decode, the one Engine.IO needs anyway)
-  and keeps an incomplete one for the next call.
-- Each text message goes to the handler: inline, in the callback, by default (the echo's
+- Each text message goes to the handler: inline, in the read callback, by default (the echo's
   handler never blocks); or, with --pool N, in a greenlet from a bounded gevent Pool that
   runs only while its connection has packets waiting, one at a time and in order, the way
   HomeApp runs its handlers (a handler there may wait on Redis). When every greenlet of the
   pool is busy, a connection waits for the next one to finish; one that has MAX_QUEUED
   packets waiting is not read from until they are handled.
-- Writes never block: frames queue on the connection and leave in one system call when the
-  event loop next runs (every connection written to in one turn of the loop, in one pass);
-  what the kernel does not take waits for a write watcher, made only then.
+- Binary messages (Engine.IO attachments) are dropped, as the ceiling drops them.
 
     python bench/peers/evented_echo.py --port 5084 [--pool 64] [--nodelay]
 """
@@ -28,190 +23,84 @@ import base64
 import hashlib
 import os
 import socket
-import struct
+import sys
 from collections import deque
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import gevent
 from gevent import Timeout
 from gevent.pool import Pool
 from gevent.server import StreamServer
-from wsaccel.xormask import XorMaskerSimple
 
 # the same protocol as the ceiling, from its one copy (this file's folder is on sys.path)
 from echo_server import OPEN, PING_INTERVAL, answer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from homeapp.transport import frames  # noqa: E402  (the product's frame path, after the path)
+from homeapp.transport.worker import FrameLimits  # noqa: E402
 
 gevent.config.track_greenlet_tree = False  # as HomeApp: no spawning stack kept per greenlet
 
 WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_REQUEST_HEAD = 16384  # bytes
 HANDSHAKE_TIMEOUT = 10  # seconds for a client to send its upgrade request
-MAX_MESSAGE = 1000000  # bytes: the maxPayload the open packet announces
+# the maxPayload the open packet announces; no bound on output waiting and no close grace,
+# as the prototype had none
+LIMITS = FrameLimits(max_message=1000000, max_pending=None, close_grace=None)
 MAX_QUEUED = 64  # packets waiting for a pool greenlet before the connection is not read from
 BAD_REQUEST = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 25\r\n"
                b"Connection: close\r\n\r\nwebsocket transport only\n")
 SWITCHING = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
              b"Sec-WebSocket-Accept: %s\r\n\r\n")
 
-CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0, 1, 2, 8, 9, 10
-PROTOCOL_ERROR, INVALID_TEXT, TOO_BIG = 1002, 1007, 1009
-
-LOOP = gevent.get_hub().loop
-# Every read lands here first, then only what arrived is copied out: the event loop runs one
-# callback at a time, so one buffer serves every connection.
-_scratch = bytearray(65536)
-_scratch_view = memoryview(_scratch)
-
-rooms = {}  # room id -> list of Connection
-connections = set()
+rooms = {}  # room id -> list of Echo
+connections = set()  # of Echo
 pool = None  # a gevent Pool with --pool; None: handlers run inline in the read callback
 nodelay = False
-_to_flush = []  # connections written to since the event loop last flushed
-_waiting = deque()  # connections with packets and no pool greenlet free for them
+_waiting = deque()  # echoes with packets and no pool greenlet free for them
 
 
-class ProtocolError(Exception):
-    """A frame this server refuses; `code` is the websocket close code to answer with."""
+class Echo:
+    """One open websocket's side of the echo: its room, and its packets on their way to
+    echo_server.answer. The frames.Connection calls received() and ended() in the event loop."""
 
-    def __init__(self, code):
-        super().__init__(code)
-        self.code = code
+    __slots__ = ("conn", "sid", "room_id", "members", "queue", "busy")
 
-
-def frame(opcode, payload):
-    """A final, unmasked frame as the server writes it."""
-    size = len(payload)
-    if size < 126:
-        return bytes((0x80 | opcode, size)) + payload
-    if size < 65536:
-        return struct.pack("!BBH", 0x80 | opcode, 126, size) + payload
-    return struct.pack("!BBQ", 0x80 | opcode, 127, size) + payload
-
-
-class Connection:
-    """One open websocket, at rest between callbacks; nothing waits on it."""
-
-    __slots__ = ("sock", "sid", "room_id", "members", "reader", "writer", "unparsed", "fragments",
-                 "pending", "flush_due", "queue", "busy", "closed")
-
-    def __init__(self, sock, room_id):
-        self.sock = sock  # non-blocking, of the standard library: gevent's would add its own watchers
+    def __init__(self, conn, room_id):
+        self.conn = conn
         self.sid = os.urandom(8).hex()
         self.room_id = room_id
         self.members = rooms.setdefault(room_id, []) if room_id else []
-        self.reader = LOOP.io(sock.fileno(), 1)
-        self.writer = None  # a write watcher while the kernel's send buffer is full
-        self.unparsed = b""  # the start of a frame that has not fully arrived
-        self.fragments = None  # [opcode, payload, ...] of a fragmented message in progress
-        self.pending = None  # frames to write when the event loop next runs
-        self.flush_due = False  # in _to_flush
         self.queue = None  # with a pool: packets waiting for the handler
         self.busy = False  # with a pool: a greenlet has this connection's packets, or will
-        self.closed = False
 
-    def open(self, early):
+    def open(self):
         """Start serving: the open packet, then reading (first whatever came with the request)."""
         connections.add(self)
         self.members.append(self)
         self.send(OPEN % self.sid)
-        self.reader.start(self._on_readable)
-        if early:
-            self._received(early)
+        self.conn.start(self)
 
-    # ------------------------------------------------------------ reading
+    def send(self, text, copies=1):
+        """Queue `copies` text frames of `text`; never blocks, never raises (echo_server.Peer's
+        signature)."""
+        for _ in range(copies):
+            self.conn.send(text)
 
-    def _on_readable(self):
-        """Runs in the event loop: one non-blocking read of what the kernel holds."""
-        try:
-            size = self.sock.recv_into(_scratch)
-        except BlockingIOError:
-            return
-        except OSError:
-            self.close()
-            return
-        if not size:  # the client closed its side
-            self.close()
-            return
-        view = _scratch_view[:size]
-        self._received(self.unparsed + view if self.unparsed else view.tobytes())
-
-    def _received(self, data):
-        """Hand every complete frame in `data` on; keep an incomplete one for the next read."""
-        pos, end = 0, len(data)
-        try:
-            while end - pos >= 2 and not self.closed:
-                first, second = data[pos], data[pos + 1]
-                size, head = second & 0x7F, pos + 2
-                if size == 126:
-                    if end - head < 2:
-                        break
-                    size, head = int.from_bytes(data[head:head + 2], "big"), head + 2
-                elif size == 127:
-                    if end - head < 8:
-                        break
-                    size, head = int.from_bytes(data[head:head + 8], "big"), head + 8
-                if not second & 0x80 or first & 0x70:  # unmasked, or an extension none agreed
-                    raise ProtocolError(PROTOCOL_ERROR)
-                if size > MAX_MESSAGE:
-                    raise ProtocolError(TOO_BIG)
-                start = head + 4
-                if end - start < size:
-                    break
-                payload = XorMaskerSimple(data[head:start]).process(data[start:start + size])
-                pos = start + size
-                self._frame(first, payload)
-        except ProtocolError as exc:
-            self.close(exc.code.to_bytes(2, "big"))
-            return
-        self.unparsed = data[pos:] if pos < end else b""
-
-    def _frame(self, first, payload):
-        """One unmasked frame. Raises ProtocolError for a frame out of order or malformed, or
-        text that is not UTF-8."""
-        opcode = first & 0x0F
-        if first & 0x80 and opcode == TEXT and self.fragments is None:  # nearly every frame
-            self._message(payload)
-            return
-        if opcode >= CLOSE:  # control frames are never fragmented and carry at most 125 bytes
-            if not first & 0x80 or len(payload) > 125:
-                raise ProtocolError(PROTOCOL_ERROR)
-            if opcode == PING:
-                self._write_later(frame(PONG, payload))
-            elif opcode == CLOSE:
-                self.close(payload[:2])  # the client's code back, as the close handshake asks
-            elif opcode != PONG:
-                raise ProtocolError(PROTOCOL_ERROR)
-            return
-        if opcode == CONTINUATION and self.fragments is not None:
-            self.fragments.append(payload)
-            if sum(len(part) for part in self.fragments[1:]) > MAX_MESSAGE:
-                raise ProtocolError(TOO_BIG)
-        elif opcode in (TEXT, BINARY) and self.fragments is None:
-            self.fragments = [opcode, payload]
-        else:
-            raise ProtocolError(PROTOCOL_ERROR)
-        if first & 0x80:
-            opcode, *parts = self.fragments
-            self.fragments = None
-            if opcode == TEXT:
-                self._message(b"".join(parts))
-            # a binary message is an Engine.IO attachment, which the ceiling drops too
-
-    def _message(self, payload):
-        """A complete text message: to the handler, now or through the pool."""
-        try:
-            text = payload.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ProtocolError(INVALID_TEXT) from None
+    def received(self, message):
+        """A complete message: to the handler, now or through the pool."""
+        if message.__class__ is not str:
+            return  # a binary message is an Engine.IO attachment, which the ceiling drops too
         if pool is None:
-            answer(self, self.members, self.sid, text)
+            answer(self, self.members, self.sid, message)
             return
         queue = self.queue
         if queue is None:
             queue = self.queue = deque()
-        queue.append(text)
+        queue.append(message)
         if len(queue) == MAX_QUEUED:
-            self.reader.stop()  # the greenlet that empties the queue starts it again
+            self.conn.pause()  # the greenlet that empties the queue resumes it
         if not self.busy:
             self.busy = True
             if pool.full():  # Pool.spawn would wait for a slot, and the event loop must not
@@ -219,100 +108,32 @@ class Connection:
             else:
                 pool.spawn(_handle_queued, self)
 
-    # ------------------------------------------------------------ writing
-
-    def send(self, text, copies=1):
-        """Queue `copies` text frames of `text`, written when the event loop next runs. Never
-        blocks, never raises: a closed connection drops them. (echo_server.Peer's signature.)"""
-        if not self.closed:
-            self._write_later(frame(TEXT, text.encode()), copies)
-
-    def _write_later(self, data, copies=1):
-        if self.pending is None:
-            self.pending = []
-        self.pending += (data,) * copies
-        if not self.flush_due:
-            if not _to_flush:
-                LOOP.run_callback(_flush_all)
-            _to_flush.append(self)
-            self.flush_due = True
-
-    def flush(self):
-        """Runs in the event loop: write what the kernel takes now. What it does not take waits
-        for the write watcher, which calls this again."""
-        if self.closed or not self.pending:
-            return
-        data = b"".join(self.pending)
-        try:
-            sent = self.sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:  # the client is gone
-            self.close()
-            return
-        if sent == len(data):
-            self.pending = None
-            if self.writer is not None:
-                self.writer.close()
-                self.writer = None
-            return
-        self.pending = [data[sent:]]
-        if self.writer is None:
-            self.writer = LOOP.io(self.sock.fileno(), 2)
-            self.writer.start(self.flush)
-
-    # ------------------------------------------------------------ the end
-
-    def close(self, close_payload=None):
-        """End the connection, once: a close frame with `close_payload` first if given (the
-        status code, written now if the kernel takes it), then the descriptor."""
-        if self.closed:
-            return
-        if close_payload is not None:
-            if self.writer is None:  # else frames are already waiting for the kernel: it would not take this
-                self._write_later(frame(CLOSE, close_payload))
-                self.flush()
-        self.closed = True
-        self.reader.close()
-        if self.writer is not None:
-            self.writer.close()
-        self.sock.close()
-        self.pending = self.queue = None
+    def ended(self):
+        self.queue = None
         connections.discard(self)
         self.members.remove(self)
         if self.room_id and not self.members:
             rooms.pop(self.room_id, None)
+        self.conn.listener = None  # no cycle left for the collector
 
 
-def _flush_all():
-    """Runs in the event loop once per turn that wrote anything: each connection's frames in
-    one system call."""
-    batch = _to_flush[:]
-    _to_flush.clear()
-    for conn in batch:
-        conn.flush_due = False
-        if conn.writer is None:  # else its write watcher is waiting for the kernel
-            conn.flush()
-
-
-def _handle_queued(conn):
+def _handle_queued(echo):
     """In a pool greenlet: one connection's packets in order, then those of the connections
     that waited for a free greenlet; the greenlet ends when none is left."""
-    while conn is not None:
-        queue = conn.queue
-        while queue and not conn.closed:
-            answer(conn, conn.members, conn.sid, queue.popleft())
-        conn.queue = None  # a deque is 600 bytes: an idle connection keeps none
-        conn.busy = False
-        if not conn.closed and not conn.reader.active:
-            conn.reader.start(conn._on_readable)
-        conn = _waiting.popleft() if _waiting else None
+    while echo is not None:
+        queue = echo.queue
+        while queue and not echo.conn.closed:
+            answer(echo, echo.members, echo.sid, queue.popleft())
+        echo.queue = None  # a deque is 600 bytes: an idle connection keeps none
+        echo.busy = False
+        echo.conn.resume()
+        echo = _waiting.popleft() if _waiting else None
 
 
 def _ping_all():
     """Engine.IO 4: the server pings; a client that hears nothing for 45 s hangs up."""
-    for conn in list(connections):
-        conn.send("2")
+    for echo in list(connections):
+        echo.send("2")
 
 
 # ---------------------------------------------------------------- the upgrade, in a greenlet
@@ -343,7 +164,7 @@ def read_request(sock):
 
 def upgrade(sock, address):
     """The connection's greenlet, its only one: answer the websocket upgrade, hand the
-    descriptor to a Connection, and end."""
+    descriptor to a frames.Connection, and end."""
     try:
         with Timeout(HANDSHAKE_TIMEOUT):
             target, headers, early = read_request(sock)
@@ -360,7 +181,7 @@ def upgrade(sock, address):
     room_id = parse_qs(urlsplit(target).query).get("room", [None])[0]
     plain = socket.socket(fileno=sock.detach())  # gevent's socket lets go of it and its watchers
     plain.setblocking(False)
-    Connection(plain, room_id).open(early)
+    Echo(frames.Connection(plain, early, LIMITS), room_id).open()
 
 
 def main():
@@ -374,7 +195,7 @@ def main():
     args = parser.parse_args()
     pool = Pool(args.pool) if args.pool else None
     nodelay = args.nodelay
-    LOOP.timer(PING_INTERVAL, PING_INTERVAL).start(_ping_all)
+    gevent.get_hub().loop.timer(PING_INTERVAL, PING_INTERVAL).start(_ping_all)
     server = StreamServer((args.host, args.port), upgrade)
     mode = f"a pool of {args.pool} greenlets" if pool is not None else "inline"
     print(f"evented echo on http://{args.host}:{args.port}/, handlers {mode}", flush=True)
