@@ -63,6 +63,16 @@ class Hub:
             self.announce(names.PRESENCE_REMOVE, user_id)
         return went_offline
 
+    def enter_channels(self, sid, rooms):
+        """Put a socket in channels (user:, room:). With the message queue, return once Redis has
+        confirmed this process listens to them (one round trip, only for a channel new to the
+        process): from the join's acknowledgement on, nothing sent to them is missed here."""
+        for room in rooms:
+            self.server.enter_room(sid, room)
+        following = getattr(self.server.manager, "wait_until_following", None)
+        if following is not None:
+            following(rooms, self.config["REDIS_TIMEOUT"])
+
     def take_offline(self, user_id, sid):
         """remove_live_socket; while Redis is unreachable, a departure the keeper settles when
         it is back."""

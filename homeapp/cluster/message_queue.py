@@ -395,6 +395,8 @@ class QueueManager(socketio.RedisManager):
         to the channels of `rooms`: from then on, nothing published to them is missed here.
         Returns whether it did."""
         channels = {redis_keys.queue_room("/", room) for room in rooms if has_channel(room)}
+        if channels <= self._active or self._health.down:  # an outage: no use waiting
+            return channels <= self._active
         deadline = time.monotonic() + timeout
         while not channels <= self._active:
             if time.monotonic() >= deadline:

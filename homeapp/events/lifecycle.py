@@ -130,7 +130,7 @@ def add_online_user(hub, conn, payload):
 def join_room(hub, conn, user_id):
     """Subscribe the socket to its own user channel."""
     require_self(conn, user_id, "userID")
-    hub.server.enter_room(conn.sid, user_channel(user_id))
+    hub.enter_channels(conn.sid, (user_channel(user_id),))
 
 
 @handles(names.LEAVE_ROOM, schema=schemas.user_channel_schema)

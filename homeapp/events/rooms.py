@@ -9,7 +9,7 @@ from homeapp.services.rooms import room_channel
 @handles(names.CHAT_ROOM_JOIN, schema=schemas.chat_room_schema)
 def join_chat_room(hub, conn, room_id):
     require_member(conn, room_id)
-    hub.server.enter_room(conn.sid, room_channel(room_id))
+    hub.enter_channels(conn.sid, (room_channel(room_id),))
 
 
 @handles(names.CHAT_ROOM_LEAVE, schema=schemas.chat_room_schema)

@@ -123,11 +123,8 @@ def _restore(server, hub, conn, session, missed, offset, eio_sid):
     held = recovery.restoring[conn.sid] = []
     try:
         lifecycle.reinstate(hub, conn, session)
-        for room in session.rooms:
-            server.enter_room(conn.sid, room)
-        following = getattr(server.manager, "wait_until_following", None)
-        if following is not None:  # the log read next must reach up to where pub/sub takes over
-            following(session.rooms, hub.config["REDIS_TIMEOUT"])
+        # the log read next must reach up to where pub/sub takes over
+        hub.enter_channels(conn.sid, session.rooms)
         last = missed[-1][0] if missed else offset
         tail = recovery.catch_up(session, last)  # logged while it rejoined
         if tail is None:
