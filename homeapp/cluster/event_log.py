@@ -81,10 +81,7 @@ class Position:
 def newest(client):
     """The offset of the log's newest entry, "0-0" while it has none. Raises RedisError."""
     last = client.xrevrange(redis_keys.EVENT_LOG, "+", "-", count=1)
-    if not last:
-        return "0-0"
-    offset = last[0][0]
-    return offset.decode() if isinstance(offset, bytes) else offset
+    return last[0][0].decode() if last else "0-0"
 
 
 def entries(client, start, channels):

@@ -61,8 +61,10 @@ def disconnect(hub, sid, reason=None):
     if conn is None:
         return
     recovery = hub.recovery
-    dropped = recovery is not None and recovery.dropped(sid, reason)
-    kept = recovery is not None and recovery.keep(conn, dropped or hub.draining)
+    dropped = kept = False
+    if recovery is not None:
+        dropped = recovery.dropped(sid, reason)
+        kept = recovery.keep(conn, dropped or hub.draining)
     for room_id in conn.typing:
         hub.emit(names.TYPING_STOP, typing_payload(conn, room_id, None),
                  to=room_channel(room_id), skip_sid=sid)

@@ -39,11 +39,10 @@ def log_seconds(config):
 class Recovery:
     """Sessions of dropped sockets, the event log, and what sockets are being restored."""
 
-    def __init__(self, hub, events, sessions, seconds, grace):
+    def __init__(self, hub, events, sessions, grace):
         self._hub = hub
         self.events = events        # MemoryLog or RedisLog
         self.sessions = sessions    # MemorySessions or RedisSessions
-        self.seconds = seconds
         self.grace = grace
         self.restoring = {}         # sid -> [(offset, message)] sent live while it is restored
         self.unanchored = set()     # sids given events without an offset (Redis was down)
@@ -77,8 +76,7 @@ class Recovery:
         for sid, _ in manager.get_participants(NAMESPACE, room):
             if sid not in skip:
                 self.unanchored.add(sid)
-        args = tuple(message.get("data") or ())
-        socketio_manager.Manager.emit(manager, message["event"], args if len(args) != 1 else args[0],
+        socketio_manager.Manager.emit(manager, message["event"], tuple(message.get("data") or ()),
                                       NAMESPACE, room=room, skip_sid=skip)
 
     # --- a socket drops --------------------------------------------------------------------
@@ -144,9 +142,7 @@ class Recovery:
                 session = self.sessions.claim(pid)
             if session is None:
                 return None
-            if identity is None and not open_mode:
-                return None
-            if identity is not None and identity.user_id != session.user_id:
+            if not _same_user(identity, session.user_id, open_mode):
                 log.info("refused a recovery: another identity presented a session's private id")
                 return None
             if offset is None:
@@ -165,9 +161,7 @@ class Recovery:
         would tell, much later). End the old socket as a drop, so that its session can be
         claimed now. Returns whether it did. Raises what saving the session raises."""
         conn = self._hub.connections.get(self.live.get(digest(pid)))
-        if conn is None or (identity is None and not open_mode):
-            return False
-        if identity is not None and identity.user_id != conn.user_id:
+        if conn is None or not _same_user(identity, conn.user_id, open_mode):
             return False
         log.info("socket %s of user %s reconnected before its connection was seen to end: "
                  "ending that one", conn.sid, conn.user_id)
@@ -175,14 +169,20 @@ class Recovery:
         self._hub.server.disconnect(conn.sid)
         return True
 
-    def catch_up(self, session, offset):
-        """What was logged after `offset` for the session's rooms, once it has joined them again.
+    def catch_up(self, offset):
+        """What was logged after `offset`, for a socket that has joined its channels again.
         Returns None when that cannot be read."""
         try:
             return self.events.after(offset)
         except Exception as exc:
             self._hub.health.lost(exc)
             return None
+
+
+def _same_user(identity, user_id, open_mode):
+    """Whether a reconnect's proven identity is that of `user_id`'s socket. Without one (open
+    mode, no handshake userID) the pid alone stands for it; in jwt and session modes it never does."""
+    return open_mode if identity is None else identity.user_id == user_id
 
 
 def build_recovery(hub, config, redis_client):
@@ -198,4 +198,4 @@ def build_recovery(hub, config, redis_client):
     else:
         events = MemoryLog(log_seconds(config), config["EVENT_LOG_MAX_ENTRIES"])
         sessions = MemorySessions(seconds)
-    return Recovery(hub, events, sessions, seconds, config["PRESENCE_GRACE"])
+    return Recovery(hub, events, sessions, config["PRESENCE_GRACE"])

@@ -126,7 +126,7 @@ def _restore(server, hub, conn, session, missed, offset, eio_sid):
         # the log read next must reach up to where pub/sub takes over
         hub.enter_channels(conn.sid, session.rooms)
         last = missed[-1][0] if missed else offset
-        tail = recovery.catch_up(session, last)  # logged while it rejoined
+        tail = recovery.catch_up(last)  # logged while it rejoined
         if tail is None:
             return False
         sent = offset_key(offset)
