@@ -99,17 +99,13 @@ def connect_memory(memory_server):
 @pytest.fixture
 def users(connect):
     """users(n) -> n connected users with growing ids, each live and on its own channel."""
-    def make(count, **kwargs):
-        return [connect(**kwargs) for _ in range(count)]
-    return make
+    return _many(connect)
 
 
 @pytest.fixture
 def memory_users(connect_memory):
     """users(n) on the in-memory server only."""
-    def make(count, **kwargs):
-        return [connect_memory(**kwargs) for _ in range(count)]
-    return make
+    return _many(connect_memory)
 
 
 @pytest.fixture
@@ -128,6 +124,11 @@ def connect_local(app):
 @pytest.fixture
 def local_users(connect_local):
     """users(n) on the app in this process."""
+    return _many(connect_local)
+
+
+def _many(connect):
+    """make(n, **kw) -> n sockets, each from connect(**kw)."""
     def make(count, **kwargs):
-        return [connect_local(**kwargs) for _ in range(count)]
+        return [connect(**kwargs) for _ in range(count)]
     return make

@@ -50,7 +50,22 @@ def redis_binary():
     return binary
 
 
-class RedisServer:
+class _RedisProcess:
+    """What a redis-server and a Sentinel started here share: `client()` answers once it is up."""
+
+    def _answers(self):
+        try:
+            return self.client().ping()
+        except redis.RedisError:
+            return False
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+class RedisServer(_RedisProcess):
     """A redis-server this test session owns, so it may flush and stop it.
 
     `options` are more redis-server arguments, e.g. ("--replicaof", "127.0.0.1", "6379").
@@ -72,22 +87,12 @@ class RedisServer:
         wait_until(self._answers, 10, f"redis-server did not start on port {self.port}")
         return self
 
-    def _answers(self):
-        try:
-            return self.client().ping()
-        except redis.RedisError:
-            return False
-
     def client(self):
         return redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=2)
 
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
 
 
-class RedisSentinel:
+class RedisSentinel(_RedisProcess):
     """`redis-server --sentinel` watching `master` as SERVICE, alone: it is the quorum, and it
     declares the master down after `down_after_ms` without an answer."""
 
@@ -115,12 +120,6 @@ class RedisSentinel:
     def client(self):
         return redis.Redis(port=self.port, decode_responses=True, socket_timeout=2)
 
-    def _answers(self):
-        try:
-            return self.client().ping()
-        except redis.RedisError:
-            return False
-
     def master_port(self):
         """The port of the server this Sentinel calls the master now."""
         return int(self.client().sentinel_get_master_addr_by_name(self.SERVICE)[1])
@@ -132,10 +131,6 @@ class RedisSentinel:
                 if not (r["is_sdown"] or r["is_odown"] or r["is_disconnected"])
                 and r.get("master-link-status") == "ok"}
 
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
 
 
 def cpu_seconds(pid):

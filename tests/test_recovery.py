@@ -181,7 +181,7 @@ def test_an_emit_to_a_socket_being_restored_waits_and_others_get_it_at_once():
                              logger=logging.getLogger("tests.recovery"))
     sent = []
     server._send_eio_packet = lambda eio_sid, packet: sent.append((eio_sid, packet.data))
-    manager.recovery = Recovery(None, MemoryLog(60, 1000), MemorySessions(60), 60, 5)
+    manager.recovery = Recovery(None, MemoryLog(60, 1000), MemorySessions(60), 5)
     restored = manager.connect("eio-restored", "/")
     other = manager.connect("eio-other", "/")
     for sid in (restored, other):
