@@ -3,9 +3,10 @@
 A case is (id, make_payload, code): make_payload builds the refused payload from user ids (the
 comment above each table says whose), and code is the refusal's; NOTIFICATION_CASES put the
 event first, ANONYMOUS_CASES are (event, payload). The tests using a table set up the users and
-rooms its builders expect.
+rooms its builders expect; where live and in-process tests set up the same, it is here too.
 """
 from tests import payloads
+from tests.live import assert_refused, open_room, room_of
 from tests.payloads import DROP, changed
 
 
@@ -239,3 +240,23 @@ ANONYMOUS_CASES = [
     ("commentNotification", payloads.comment("1", "2")),
     ("ratingNotification", payloads.rating("1", "2")),
 ]
+
+
+def refuse_new_member(users, event, make_payload, code):
+    """A refused createUserGroup or addUserToGroup (NEW_MEMBER_CASES) reaches neither the room
+    nor the would-be member."""
+    a, b, c = users(3)
+    open_room(room_of(a, b), b)
+    c.clear()
+    assert_refused(a, event, make_payload(a.user_id, b.user_id, c.user_id), code, [b, c])
+
+
+def refuse_kick(users, make_payload, code):
+    """A refused kickUserFromGroup (KICK_CASES) reaches nobody and evicts nobody: the room
+    still reaches the one it named."""
+    a, b, c = users(3)
+    room = room_of(a, b, c)
+    open_room(room, b, c)
+    assert_refused(a, "kickUserFromGroup", make_payload(a.user_id, b.user_id, c.user_id), code, [b, c])
+    assert b.call("message", payloads.message(b.user_id, room, "still here"))["ok"]
+    c.wait_for("messageRoom")

@@ -10,7 +10,7 @@ from tests.inprocess import LocalClient, local_app
 from tests.live import assert_refused, new_user_id, open_room, room_of, sockets_of
 from tests.refusals import (ADD_ONLINE_USER_CASES, ANONYMOUS_CASES, BAD_MESSAGES, CHAT_ROOM_CASES,
                             DELETE_CASES, KICK_CASES, NEW_MEMBER_CASES, NOTIFICATION_CASES,
-                            TYPING_CASES, USER_CHANNEL_CASES)
+                            TYPING_CASES, USER_CHANNEL_CASES, refuse_kick, refuse_new_member)
 
 TYPING_EVENTS = ["startTypingRoom", "stopTypingRoom"]
 
@@ -75,19 +75,12 @@ def test_typing(local_users, event, make_payload, code):
 @pytest.mark.parametrize("event", ["createUserGroup", "addUserToGroup"])
 @pytest.mark.parametrize("make_payload, code", table(NEW_MEMBER_CASES))
 def test_new_member(local_users, event, make_payload, code):
-    a, b, c = local_users(3)
-    open_room(room_of(a, b), b)
-    assert_refused(a, event, make_payload(a.user_id, b.user_id, c.user_id), code, [b, c])
+    refuse_new_member(local_users, event, make_payload, code)
 
 
 @pytest.mark.parametrize("make_payload, code", table(KICK_CASES))
 def test_kick(local_users, make_payload, code):
-    a, b, c = local_users(3)
-    room = room_of(a, b, c)
-    open_room(room, b, c)
-    assert_refused(a, "kickUserFromGroup", make_payload(a.user_id, b.user_id, c.user_id), code, [b, c])
-    assert b.call("message", payloads.message(b.user_id, room, "still here"))["ok"]
-    assert c.got("messageRoom")  # c was not evicted
+    refuse_kick(local_users, make_payload, code)
 
 
 @pytest.mark.parametrize("make_payload, code", table(DELETE_CASES))
