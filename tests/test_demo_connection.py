@@ -98,7 +98,7 @@ def test_two_tabs_of_one_user_are_told_apart(server_factory):
         colours = [demo.panel(key).evaluate("panel => getComputedStyle(panel).borderTopColor")
                    for key in demo.keys()]
         assert len(set(colours)) == 4, colours
-        lanes = demo.page.locator("#timeline-lanes text").all_text_contents()
+        lanes = demo.page.locator("#timeline-lanes g.tl-lane").evaluate_all("lanes => lanes.map(g => g.dataset.label)")
         assert lanes == ["server", "john_doe #1", "jane #2 · tab 1", "sara_cleaner #3", "jane #2 · tab 2"]
 
         demo.role("2-2", "remove").click()
