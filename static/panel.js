@@ -68,7 +68,6 @@ export class Panel {
     $(root, "user-id").textContent = userID;
     $(root, "server-url").value = window.location.origin;
     if (AUTH_MODE !== "jwt") $(root, "token-label").remove();
-    else $(root, "token").addEventListener("change", () => { if (this.token()) this.connect(); });
     this.log = new Log($(root, "log"), $(root, "filter"));
     this.buildComposer();
 
