@@ -90,9 +90,9 @@ function showStep(keys, event, step) {
   // sideways, when it is not wholly in view: its start to the row's start
   const [rowBox, box] = [row.getBoundingClientRect(), first.getBoundingClientRect()];
   if (box.left < rowBox.left || box.right > rowBox.right) row.scrollLeft += box.left - rowBox.left;
-  // down: to its Send button, under the sticky walk-through (scroll-margin-top in app.css);
-  // instant, so that what a person (or a test) sees next is where it ends
-  first.querySelector('[data-role="send"]').scrollIntoView({ behavior: "instant", block: "nearest" });
+  // down: its composer, the payload and Send, under the sticky walk-through (scroll-margin-top
+  // in app.css); instant, so that what a person (or a test) sees next is where it ends
+  first.querySelector(".composer").scrollIntoView({ behavior: "instant", block: "nearest" });
   keepInBox(step);
   first.querySelector('[data-role="send"]').focus({ preventScroll: true });
 }

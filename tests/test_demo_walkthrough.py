@@ -268,9 +268,11 @@ def test_show_me_picks_the_event_in_each_panel_the_step_names_and_keeps_the_step
                 assert in_view(step.bounding_box(), viewport), step.get_attribute("data-step")
                 send = demo.role(keys[0], "send").bounding_box()
                 assert in_view(send, viewport), (step.get_attribute("data-step"), send)
-                # not under the sticky walk-through
+                # neither it nor the payload it sends under the sticky walk-through
                 walkthrough = page.locator("#walkthrough").bounding_box()
-                assert send["y"] >= walkthrough["y"] + walkthrough["height"], step.get_attribute("data-step")
+                payload = demo.role(keys[0], "payload").bounding_box()
+                assert in_view(payload, viewport)
+                assert payload["y"] >= walkthrough["y"] + walkthrough["height"], step.get_attribute("data-step")
                 if viewport["width"] == 400:  # its panel wholly on screen, not a sliver of it
                     panel = demo.panel(keys[0]).bounding_box()
                     assert panel["x"] >= -0.5 and panel["x"] + panel["width"] <= 400.5
