@@ -23,7 +23,10 @@ from datetime import datetime, timezone
 from urllib.parse import quote
 
 import jwt
+import redis
 
+from homeapp.cluster import redis_keys
+from homeapp.cluster.redis_client import connect
 from homeapp.config import ConfigError, load_config
 from homeapp.identity.sessions import SIGNED, sign
 from homeapp.identity.tokens import ALGORITHMS
@@ -48,8 +51,6 @@ def session_cookie(config, redis_client, user_id, username, expires_in):
 
     The first secret of HOMEAPP_SESSION_SECRET signs, as express-session does while rotating.
     """
-    from homeapp.cluster import redis_keys
-
     session_id = secrets.token_urlsafe(24)
     expires = datetime.fromtimestamp(time.time() + expires_in, timezone.utc)
     session = {"cookie": {"originalMaxAge": expires_in * 1000, "httpOnly": True, "path": "/",
@@ -94,9 +95,6 @@ def main(argv=None):
         print(jwt_token(config, args.user_id, args.username, args.expires_in))
         return 0
     if mode == "session":
-        import redis
-
-        from homeapp.cluster.redis_client import connect
         try:
             value = session_cookie(config, connect(config["REDIS_URL"], timeout=5), args.user_id,
                                    args.username, args.expires_in)
