@@ -4,6 +4,12 @@ import statistics
 
 THROUGHPUT_SCENARIOS = ("relay", "fanout", "typing")
 PEERS = ("node", "echo")
+# a smoke run is one short run per server with loops too small to load any of them: its figures
+# show that the chain works, and which server comes out ahead there is noise
+NOT_COMPARABLE = ("**Smoke run: these figures are not comparable.** Each server ran once, for a "
+                  "second or two, at loads too small to reach its limit, so the ratios between servers "
+                  "are left out and the numbers below say only that every scenario ran. Compare servers "
+                  "with a full run (`python -m bench.run`) or at least `--quick`.")
 
 
 def _median(values):
@@ -176,6 +182,9 @@ def markdown(results):
               "with (min–max). Latencies are per delivery, in ms. `other cpu` is what the rest of the machine "
               "(other processes, kernel network time) used of the two cores during a step: high values mean "
               "a noisy measurement. Total time: " f"{results['wall_s']:.0f} s.", ""]
+    smoke = results["profile"] == "smoke"
+    if smoke:
+        lines += [NOT_COMPARABLE, ""]
     for name in THROUGHPUT_SCENARIOS:
         if name not in summary:
             continue
@@ -191,7 +200,8 @@ def markdown(results):
             lines.append(
                 f"| {labels[target]} | {_spread_text(e['max_msg_s'])} | "
                 f"{_fmt(med * deliveries if med and deliveries else None)} | "
-                f"{_fmt(e['ratio_to'].get('node'), 2)} | {_fmt(e['ratio_to'].get('echo'), 2)} | "
+                f"{'not compared' if smoke else _fmt(e['ratio_to'].get('node'), 2)} | "
+                f"{'not compared' if smoke else _fmt(e['ratio_to'].get('echo'), 2)} | "
                 f"{_fmt(e['p99_at_max_ms'], 1)} | "
                 f"{_fmt(half['p99'], 1) + ' (' + _fmt(half['offered']) + '/s)' if half else '—'} | "
                 f"{e['invalid_steps']} | {_fmt(e['other_cpu_max'], 2)} |")
@@ -256,6 +266,14 @@ def _deliveries_per_msg(results, name):
 # ---------------------------------------------------------------- plots
 
 def plot_latency(results, path):
+    fig = latency_figure(results)
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def latency_figure(results):
+    """The relay's p99 and p50 against offered load, one colour per server."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -269,7 +287,9 @@ def plot_latency(results, path):
             continue
         rates = [r for r, _ in points]
         ax.plot(rates, [p["p99"] for _, p in points], "-o", color=color, label=f"{labels[target]} p99")
-        ax.plot(rates, [p["p50"] for _, p in points], "--", color=color, alpha=0.7, label=f"{labels[target]} p50")
+        # with markers: a sweep of one level (a smoke run) is a single point, and a line alone draws nothing
+        ax.plot(rates, [p["p50"] for _, p in points], "--s", color=color, alpha=0.7, markersize=4,
+                markerfacecolor="none", label=f"{labels[target]} p50")
         sat = [(r, p["p99"]) for r, p in points if p["saturated"]]
         if sat:
             ax.plot(*zip(*sat), "x", color="black", markersize=10)
@@ -282,8 +302,7 @@ def plot_latency(results, path):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def plot_memory(results, path):

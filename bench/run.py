@@ -188,6 +188,9 @@ def main(argv=None):
     results["summary"] = report.summarize(results)
     report.write_all(results, out_dir)
     print(f"bench: done in {results['wall_s']:.0f} s; {out_dir / 'results.md'}", flush=True)
+    if profile == "smoke":
+        print("bench: a smoke run shows that every scenario runs; its figures are not comparable "
+              "between servers (a full run or --quick is)", flush=True)
     return out_dir
 
 

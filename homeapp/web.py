@@ -15,7 +15,9 @@ def index():
     """The demo page; its default payloads are the protocol's examples, adapted in the browser."""
     # not the tojson filter: it sorts the keys, and a payload reads best in the example's order
     examples = htmlsafe_json_dumps(EXAMPLES)
-    return render_template("index.html", auth_mode=current_app.config["AUTH_MODE"], examples=examples)
+    # the cookie's name, for the page's words on how session mode proves a panel's user
+    return render_template("index.html", auth_mode=current_app.config["AUTH_MODE"], examples=examples,
+                           session_cookie=current_app.config["SESSION_COOKIE"])
 
 
 @bp.get("/api/online-users")

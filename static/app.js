@@ -9,7 +9,7 @@ import { Panel } from "./panel.js";
 import { freshUserID, membersOf, newcomerFor, panels, roster, scenario, scenarioGroup, scenarioRoom }
   from "./scenario.js";
 import { Timeline } from "./timeline.js";
-import { setupWalkthrough } from "./walkthrough.js";
+import { keepInBox, setupWalkthrough } from "./walkthrough.js";
 
 const DEFAULT_USERS = [
   { userID: "1", username: "john_doe" },
@@ -79,13 +79,22 @@ function suggestNextUser() {
   form.username.value = `user${next}`;
 }
 
-/* A walk-through step's "Show me": pick its event in its panel and bring the panel into view. */
-function showStep(key, event) {
-  const panel = panels.find((p) => p.key === key);
-  if (!panel) return;
-  if (event) panel.choose(event);
-  panel.root.scrollIntoView({ behavior: "smooth", block: "nearest", inline: "nearest" });
-  panel.root.querySelector('[data-role="send"]').focus({ preventScroll: true });
+/* A walk-through step's "Show me": pick its event in each of its panels, and bring the first one's
+ * composer into view under the walk-through, which stays on screen (it is sticky). */
+function showStep(keys, event, step) {
+  const chosen = keys.map((key) => panels.find((p) => p.key === key)).filter(Boolean);
+  if (!chosen.length) return;
+  if (event) chosen.forEach((panel) => panel.choose(event));
+  const row = document.getElementById("panels");
+  const first = chosen[0].root;
+  // sideways, when it is not wholly in view: its start to the row's start
+  const [rowBox, box] = [row.getBoundingClientRect(), first.getBoundingClientRect()];
+  if (box.left < rowBox.left || box.right > rowBox.right) row.scrollLeft += box.left - rowBox.left;
+  // down: its composer, the payload and Send, under the sticky walk-through (scroll-margin-top
+  // in app.css); instant, so that what a person (or a test) sees next is where it ends
+  first.querySelector(".composer").scrollIntoView({ behavior: "instant", block: "nearest" });
+  keepInBox(step);
+  first.querySelector('[data-role="send"]').focus({ preventScroll: true });
 }
 
 function start() {

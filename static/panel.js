@@ -5,6 +5,7 @@ import { ADD_ONLINE_USER, CLIENT_EVENTS, JOIN_ROOM, defaultPayload } from "./pay
 import { panels, sortIds, usernameOf } from "./scenario.js";
 
 const AUTH_MODE = document.body.dataset.authMode || "open";
+const SESSION_COOKIE = document.body.dataset.sessionCookie || "sessionLog";
 const ACK_TIMEOUT_MS = 5000;
 const ERROR_EVENT = "error";
 const PRESENCE_EVENT = "newOnlineUser";
@@ -26,6 +27,12 @@ function freeTab(userID) {
 function freeColour() {
   const used = new Set(panels.map((p) => p.colour));
   return COLOURS.find((colour) => !used.has(colour)) || COLOURS[panels.length % COLOURS.length];
+}
+
+/* How to get a proof of userID on the server: the development helper, tools/token.py. */
+function tokenCommand(userID, username) {
+  const name = /^[\w.@-]+$/.test(username) ? username : `'${username.replace(/'/g, "'\\''")}'`;
+  return `python -m tools.token ${userID} --username ${name}`;
 }
 
 /* A refused event's ack and its `error` event are the same object. */
@@ -138,6 +145,8 @@ export class Panel {
   }
 
   send() {
+    // an unedited payload is made again, so that its dates are those of the send
+    if (!this.drafts.has(this.event)) this.choose(this.event);
     let payload;
     try {
       payload = JSON.parse($(this.root, "payload").value);
@@ -201,7 +210,15 @@ export class Panel {
     const ids = sortIds(this.online);
     list.replaceChildren(...ids.map((id) => el("li", { class: "chip", dataset: { user: id } },
                                                 `${usernameOf(id)} #${id}`)));
-    if (!ids.length) list.append(el("li", { class: "empty" }, "nobody"));
+    if (!ids.length) list.append(el("li", { class: "empty" }, this.nobodyOnline()));
+  }
+
+  /* An empty list says why: nobody is online, or the panel cannot know while it is not connected. */
+  nobodyOnline() {
+    const socket = this.socket;
+    if (socket && socket.connected) return "nobody";
+    if (socket && socket.active) return this.wasConnected ? "reconnecting…" : "connecting…";
+    return "not connected";
   }
 
   applyPresence(change) {
@@ -218,8 +235,7 @@ export class Panel {
       // the page's own origin: in a Redis deployment every process reports the same set.
       // In jwt mode the list asks for the panel's token, as the socket does (session mode: the cookie).
       const headers = {};
-      const token = $(this.root, "token");
-      if (AUTH_MODE === "jwt" && token) headers.Authorization = `Bearer ${token.value.trim()}`;
+      if (AUTH_MODE === "jwt") headers.Authorization = `Bearer ${this.token()}`;
       const response = await fetch("/api/online-users", { cache: "no-store", headers });
       const body = await response.json();
       if (!response.ok) throw new Error(`${response.status} ${body.code}: ${body.error}`);
@@ -235,6 +251,29 @@ export class Panel {
 
   /* ---------- the connection ---------- */
 
+  token() {
+    const field = $(this.root, "token");
+    return field ? field.value.trim() : "";
+  }
+
+  /** Say under the panel's header how to get the proof its user needs; null hides it. */
+  proofHelp(lead) {
+    const help = $(this.root, "proof-help");
+    help.hidden = lead === null;
+    if (lead === null) return;
+    const command = el("code", { class: "command" }, tokenCommand(this.userID, this.username));
+    help.replaceChildren(lead, " ");
+    if (AUTH_MODE === "jwt") {
+      help.append("Get a token for this user: run ", command, " where the server runs (with its "
+                  + "settings), paste what it prints above and press Connect.");
+    } else {
+      help.append(`In session mode the server reads the ${SESSION_COOKIE} cookie this browser holds for `
+                  + "this site, the same for every panel. Without the REST API: run ", command,
+                  " where the server runs, set the cookie it prints in this page's console, and "
+                  + "press Connect.");
+    }
+  }
+
   setStatus(state, text) {
     const node = $(this.root, "status");
     node.dataset.state = state;
@@ -246,24 +285,33 @@ export class Panel {
   connect() {
     if (typeof io === "undefined") return;
     this.disconnect();
+    if (AUTH_MODE === "jwt" && !this.token()) {  // sent empty, the server could only say "malformed"
+      this.setStatus("no-token", "no token");
+      this.proofHelp("No token yet: this server runs in jwt mode, where a panel connects only with a "
+                     + "token of its user.");
+      return;
+    }
+    this.proofHelp(null);
     const options = {
       query: { userID: this.userID },
       forceNew: true,  // one connection per panel, never a shared one
       transports: ["websocket", "polling"],
       reconnectionDelayMax: 3000,  // a restarted server is found again within seconds
     };
-    const token = $(this.root, "token");
-    if (AUTH_MODE === "jwt" && token) options.auth = { token: token.value.trim() };
+    if (AUTH_MODE === "jwt") options.auth = { token: this.token() };
     const socket = io($(this.root, "server-url").value || window.location.origin, options);
     this.socket = socket;
+    this.wasConnected = false;
     this.unreachable = false;
     this.attempt = 0;
     this.setStatus("connecting", "connecting…");
+    this.renderOnline();
     this.showRecovery(null);
     const mine = (handler) => (...args) => { if (this.socket === socket) handler(...args); };
     let reconnecting = false;  // from a disconnect to the next connect: what arrives then is a replay
 
     socket.on("connect", mine(() => {
+      this.wasConnected = true;
       this.unreachable = false;
       this.attempt = 0;
       this.setStatus("connected", "connected");
@@ -292,6 +340,7 @@ export class Panel {
     socket.on("connect_error", mine((error) => {
       if (!socket.active) {  // the server answered and said no: the client will not retry
         this.setStatus("refused", `refused: ${error.message}`);
+        if (AUTH_MODE !== "open") this.proofHelp(`Refused: ${error.message}.`);
         this.log.lifecycle("connect_error", { message: error.message, data: error.data }, true);
         this.page.timeline.marker(this.key, "refused", true);
         return;

@@ -49,6 +49,31 @@ function addressed(examples, recipients, about, panel, names) {
   return recipients.map((to, index) => adapt(to === about.page ? forAbout : forOthers, to, index));
 }
 
+/* Now, in the shapes the examples date things: {day, month, year, time "HH:MM"}, and a comment's
+ * "DD.MM.YYYY". The examples' own date is a fixed day in the past. */
+function today() {
+  const now = new Date();
+  const two = (n) => String(n).padStart(2, "0");
+  return { day: now.getDate(), month: now.getMonth() + 1, year: now.getFullYear(),
+           time: `${two(now.getHours())}:${two(now.getMinutes())}`,
+           text: `${two(now.getDate())}.${two(now.getMonth() + 1)}.${now.getFullYear()}` };
+}
+
+function isDate(value) {
+  return value !== null && typeof value === "object" && !Array.isArray(value)
+    && Object.keys(value).sort().join() === "day,month,time,year";
+}
+
+/** value with every date of the example's shape replaced by now. */
+function dated(value, now) {
+  if (isDate(value)) return { day: now.day, month: now.month, year: now.year, time: now.time };
+  if (Array.isArray(value)) return value.map((item) => dated(item, now));
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, dated(item, now)]));
+  }
+  return value;
+}
+
 function memberList(ids) {
   return ids.map((id) => ({ userID: id, username: usernameOf(id) }));
 }
@@ -102,7 +127,7 @@ function comment(example, panel) {
   const houseworkerID = houseworkerOf(panel);
   const adapted = renamed(example, { [example.newComment.from]: panel.username });
   return { ...adapted,
-    newComment: { ...adapted.newComment, from: panel.username, houseworkerID },
+    newComment: { ...adapted.newComment, from: panel.username, houseworkerID, date: today().text },
     notificationObj: { ...adapted.notificationObj, from: panel.userID, to: houseworkerID } };
 }
 
@@ -166,5 +191,5 @@ const BY_NAME = new Map(CLIENT_EVENTS.map((event) => [event.name, event]));
 
 /** The example of event `name`, adapted to the panel's user and the scenario. */
 export function defaultPayload(panel, name) {
-  return BY_NAME.get(name).adapt(structuredClone(EXAMPLES[name]), panel);
+  return dated(BY_NAME.get(name).adapt(structuredClone(EXAMPLES[name]), panel), today());
 }

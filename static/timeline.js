@@ -12,9 +12,13 @@ const NS = "http://www.w3.org/2000/svg";
 const LIMIT = 80;
 export const SERVER = "server";
 const ROW = 24;
-const HEAD = 34;
-const LANE_MIN = 104;
+const HEAD = 44;
+// narrow enough that a phone's width holds the server and four panels without scrolling
+const LANE_MIN = 64;
 const PAD = 12;
+// widths of a character of the labels, in px (11 px monospace, 12 px semibold), to keep them inside
+const CHAR = 6.7;
+const LANE_CHAR = 7.4;
 const BAD = "#b42318";
 const DELIVERY = "#3d4657";
 
@@ -43,6 +47,22 @@ function cross(x, y) {
 function laneStroke(key) {
   return key === SERVER ? { "stroke-width": 4, "stroke-opacity": 0.6 }
                         : { "stroke-width": 2, "stroke-opacity": 0.35 };
+}
+
+/* x for a middle-anchored text of n characters near cx, moved so that all of it is in [0, width]. */
+function inside(cx, n, width) {
+  const half = (n * CHAR) / 2 + 2;
+  return Math.max(half, Math.min(width - half, cx));
+}
+
+/* A lane's name in two lines that fit its width: the username (cut with … when too long), then
+ * "#id" and the tab. */
+function laneLines(label, laneWidth) {
+  const at = label.indexOf(" #");
+  const [name, rest] = at < 0 ? [label, ""] : [label.slice(0, at), label.slice(at + 1)];
+  const max = Math.max(3, Math.floor((laneWidth - 6) / LANE_CHAR));
+  const cut = (text) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+  return [cut(name), cut(rest)];
 }
 
 export class Timeline {
@@ -80,7 +100,11 @@ export class Timeline {
 
   /** replayed: given back by a recovering reconnect, after the panel missed it. */
   received(key, event, payload, replayed = false) {
-    this.push({ kind: "delivery", lane: key, event, title: inline(payload), replayed });
+    // a presence change says which one: every such arrow is newOnlineUser
+    const presence = event === "newOnlineUser" && payload && typeof payload.type === "string"
+      ? payload.type : null;
+    this.push({ kind: "delivery", lane: key, event, title: inline(payload), replayed, presence,
+                note: presence ? `${presence} #${payload.userID}` : null });
   }
 
   /** A dot on the panel's lane: its connection changed. */
@@ -126,13 +150,17 @@ export class Timeline {
     }
     const laneOf = (key) => this.lanes.get(key) || { label: "server", colour: DELIVERY };
 
+    this.width = width;
     this.head.replaceChildren(...keys.map((key) => {
       const lane = laneOf(key);
-      return svg("g", { class: "tl-lane", "data-lane": key },
-        svg("text", { x: x(key), y: 22, "text-anchor": "middle", fill: lane.colour,
+      const full = lane.gone ? `${lane.label} (removed)` : lane.label;
+      const [first, second] = laneLines(full, laneWidth);
+      return svg("g", { class: "tl-lane", "data-lane": key, "data-label": full }, svg("title", {}, full),
+        svg("text", { x: x(key), y: second ? 16 : 24, "text-anchor": "middle", fill: lane.colour,
                       class: `tl-lane-label${lane.gone ? " gone" : ""}` },
-            lane.gone ? `${lane.label} (removed)` : lane.label),
-        svg("line", { x1: x(key), y1: 32, x2: x(key), y2: HEAD, stroke: lane.colour, ...laneStroke(key) }));
+            svg("tspan", {}, first),
+            ...(second ? [svg("tspan", { x: x(key), dy: 14 }, second)] : [])),
+        svg("line", { x1: x(key), y1: 38, x2: x(key), y2: HEAD, stroke: lane.colour, ...laneStroke(key) }));
     }));
     const nodes = keys.map((key) => svg("line", { x1: x(key), y1: 0, x2: x(key), y2: height,
                                                   stroke: laneOf(key).colour, ...laneStroke(key) }));
@@ -152,23 +180,29 @@ export class Timeline {
     const at = x(row.lane);
     const title = svg("title", {}, `${row.time} ${row.event}${row.title ? ` ${row.title.slice(0, 400)}` : ""}`);
     if (row.kind === "marker") {
+      // right of the dot, or left of it where the right has no room
+      const right = at + 9 + row.event.length * CHAR <= this.width;
       return svg("g", { class: "tl-row", "data-kind": "marker", "data-lane": row.lane, "data-event": row.event },
         svg("circle", { cx: at, cy: y, r: 5, fill: row.bad ? BAD : lane.colour }),
-        svg("text", { x: at + 9, y: y + 4, class: "tl-label" }, row.event), title);
+        svg("text", { x: right ? at + 9 : at - 9, y: y + 4, class: "tl-label",
+                      "text-anchor": right ? "start" : "end" }, row.event), title);
     }
     const sending = row.kind === "send";
     const [from, to] = sending ? [row.lane, SERVER] : [SERVER, row.lane];
     const refused = row.outcome === "refused" || row.outcome === "timeout";
     const colour = refused ? BAD : sending ? lane.colour : DELIVERY;
     let label = row.event;
+    if (row.note) label += ` ${row.note}`;
     if (sending && row.outcome === "ok") label += ` · ${row.rtt} ms`;
     if (sending && refused) label += row.outcome === "timeout" ? " · no ack" : ` · refused ${row.code || ""}`;
     if (row.replayed) label += " · replayed";
     const group = svg("g", { class: "tl-row", "data-kind": row.kind, "data-from": from, "data-to": to,
                              "data-event": row.event, ...(sending ? { "data-outcome": row.outcome } : {}),
-                             ...(row.replayed ? { "data-replayed": "yes" } : {}) },
+                             ...(row.replayed ? { "data-replayed": "yes" } : {}),
+                             ...(row.presence ? { "data-presence": row.presence } : {}) },
       ...arrow(x(from), x(to), y, colour, sending && row.outcome === "pending"),
-      svg("text", { x: (x(from) + x(to)) / 2, y: y - 5, "text-anchor": "middle", class: "tl-label",
+      svg("text", { x: inside((x(from) + x(to)) / 2, label.length, this.width), y: y - 5,
+                    "text-anchor": "middle", class: "tl-label",
                     fill: refused ? BAD : "currentColor" }, label),
       title);
     if (sending && refused) {

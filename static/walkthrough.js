@@ -1,7 +1,8 @@
 /* The walk-through at the top of the page: one step at a time, or all of them at once. */
 import { el } from "./dom.js";
 
-/** Wire the steps' buttons; show(panelKey, event) brings a step's panel and event forward. */
+/** Wire the steps' buttons; show(panelKeys, event, step) picks the event in each of the step's
+ * panels and brings them forward, the step kept in view. */
 export function setupWalkthrough(show) {
   const box = document.getElementById("walkthrough");
   const steps = [...document.querySelectorAll("#walkthrough-steps > li")];
@@ -20,9 +21,11 @@ export function setupWalkthrough(show) {
   for (const step of steps) {
     const { showPanel, showEvent } = step.dataset;
     if (!showPanel) continue;
+    const keys = showPanel.split(/\s+/);
+    const where = keys.length > 1 ? " in each panel" : "";
     const button = el("button", { type: "button", class: "show-me" },
-                      showEvent ? `Show me ${showEvent}` : "Show me the panel");
-    button.addEventListener("click", () => show(showPanel, showEvent));
+                      showEvent ? `Show me ${showEvent}${where}` : "Show me the panel");
+    button.addEventListener("click", () => show(keys, showEvent, step));
     step.append(button);
   }
   prev.addEventListener("click", () => { current = Math.max(0, current - 1); render(); });
@@ -31,5 +34,16 @@ export function setupWalkthrough(show) {
     const showAll = box.classList.toggle("show-all");
     all.setAttribute("aria-pressed", String(showAll));
   });
+  // the box stays at the top of the screen (sticky): what scrolls into view goes below it
+  new ResizeObserver(() => document.documentElement.style.setProperty(
+    "--walkthrough-height", `${box.getBoundingClientRect().height}px`)).observe(box);
   render();
+}
+
+/** Scroll the box itself, when it scrolls (All steps), so that the step is in it. */
+export function keepInBox(step) {
+  const box = document.getElementById("walkthrough");
+  const inner = box.getBoundingClientRect(), rect = step.getBoundingClientRect();
+  if (rect.top < inner.top) box.scrollTop -= inner.top - rect.top;
+  else if (rect.bottom > inner.bottom) box.scrollTop += Math.min(rect.bottom - inner.bottom, rect.top - inner.top);
 }

@@ -204,3 +204,38 @@ def test_edited_payloads_survive_a_new_panel_and_the_scenario_box(server_factory
         assert json.loads(demo.role("1", "payload").input_value())["data"]["roomID"] == "1:2:3"
         assert demo.role("1", "edited").is_hidden()
         assert demo.errors == []
+
+
+def test_default_payloads_are_dated_now_and_the_message_keeps_its_date(server_factory):
+    server = server_factory()
+    with chromium() as browser:
+        demo = DemoPage(browser.new_page(viewport={"width": 1400, "height": 1000}), server.url)
+        demo.wait_connected("1", "2", "3")
+        for key in "12":
+            demo.wait_online(key, ["1", "2", "3"])
+            ok(demo.send(key, "chatRoom.join"))
+        now = demo.page.evaluate("""() => { const d = new Date(); return {day: d.getDate(),
+            month: d.getMonth() + 1, year: d.getFullYear(), minutes: d.getHours() * 60 + d.getMinutes()}; }""")
+
+        def is_now(date):
+            hours, minutes = map(int, date["time"].split(":"))
+            return ((date["day"], date["month"], date["year"]) == (now["day"], now["month"], now["year"])
+                    and abs(hours * 60 + minutes - now["minutes"]) <= 2)
+
+        message = demo.payload("1", "message")["data"]
+        assert is_now(message["date"]), message["date"]
+        group = demo.payload("1", "createUserGroup")["data"]
+        assert group["notifications"] and all(is_now(n["date"]) for n in group["notifications"])
+        comment = demo.payload("1", "commentNotification")
+        assert comment["newComment"]["date"] == \
+            f"{now['day']:02d}.{now['month']:02d}.{now['year']}"
+        assert is_now(comment["notificationObj"]["date"])
+        shown = demo.page.evaluate("[...document.querySelectorAll('textarea')].map(t => t.value).join()")
+        assert "25.10.2025" not in shown  # the examples' own fixed day
+
+        mark = demo.mark()
+        ack = demo.send("1", "message")
+        got = demo.expect(mark, p1=["messageRoom"], p2=["messageRoom", "messagePage", "messageResponseNotify"])
+        sent_date = demo.sent_entries("1")[0]["payload"]["data"]["date"]
+        assert ack["date"] == sent_date == got["2"]["messageRoom"]["date"]  # the client's date is kept
+        assert demo.errors == []

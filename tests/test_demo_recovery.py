@@ -28,6 +28,8 @@ def drop(demo, key):
     demo.role(key, "drop").click()
     demo.wait_status(key, "connecting")
     assert demo.status(key)[1] == "reconnecting…"
+    # its online list cannot be known meanwhile: it says why it is empty, not "nobody"
+    assert demo.role(key, "online").inner_text() == "reconnecting…"
     return sid
 
 

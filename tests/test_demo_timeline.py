@@ -76,3 +76,21 @@ def test_the_timeline_keeps_the_last_rows_and_clears(server_factory):
         demo.page.wait_for_function("() => !document.querySelector('#timeline g.tl-row')")
         assert demo.page.text_content("#timeline-count") == "0 in all"
         assert demo.errors == []
+
+
+def test_a_presence_arrow_says_add_or_remove_and_whom(server_factory):
+    server = server_factory()
+    with chromium() as browser:
+        demo = cleared(browser, server)
+        demo.role("3", "disconnect").click()
+        for key in "12":
+            demo.wait_online(key, ["1", "2"])
+        demo.role("3", "connect").click()
+        for key in "123":
+            demo.wait_online(key, ["1", "2", "3"])
+        arrows = demo.page.locator('#timeline g.tl-row[data-event="newOnlineUser"]').evaluate_all(
+            "rows => rows.map(g => [g.dataset.to, g.dataset.presence, g.querySelector('text').textContent])")
+        assert sorted(arrows) == sorted(
+            [[key, "Remove", "newOnlineUser Remove #3"] for key in "12"]
+            + [[key, "Add", "newOnlineUser Add #3"] for key in "123"])
+        assert demo.errors == []

@@ -4,10 +4,24 @@ Each block below is one step of the page's list, in the page's order, and assert
 step says to expect. The page's step ids must be exactly STEPS, so that a step added, dropped
 or moved there fails here until its check is written.
 """
-from tests.browser import DemoPage, chromium, ok
+import pytest
 
-STEPS = ["connect", "open-rooms", "message", "typing", "group", "kick", "rating", "leave",
-         "refused", "offline", "tabs"]
+from tests.browser import ARTIFACTS, DemoPage, chromium, ok
+
+
+def tick(page, user_id, checked):
+    """Tick or untick a user among the Scenario box's chat room members."""
+    box = page.locator(f'#scenario-room input[data-user="{user_id}"]')
+    box.set_checked(checked)
+    assert box.is_checked() == checked
+
+STEPS = ["connect", "open-rooms", "message", "typing", "group", "group-message", "kick", "add-member",
+         "delete", "rating", "comment", "channel", "leave", "refused", "drop", "offline", "tabs"]
+# every control of a panel and of the page that some step uses
+CONTROLS = {"addOnlineUser", "joinRoom", "leaveRoom", "chatRoom.join", "chatRoom.leave", "message",
+            "startTypingRoom", "stopTypingRoom", "createUserGroup", "addUserToGroup", "kickUserFromGroup",
+            "deleteUserRoom", "commentNotification", "ratingNotification", "Drop", "Disconnect", "Connect",
+            "Add a user", "Scenario"}
 
 
 def test_each_walkthrough_step_produces_what_it_says(server_factory):
@@ -67,16 +81,79 @@ def test_each_walkthrough_step_produces_what_it_says(server_factory):
             assert got[key]["createUserToGroupNotify"]["to"] == key
             assert got[key]["createUserGroupChange"]["newRoomID"] == "1:2:3"
 
+        show("group-message")
+        tick(page, "3", True)
+        assert page.text_content("#scenario-room-id") == "1:2:3"
+        mark = demo.mark()
+        for key in "12":
+            assert demo.payload(key, "chatRoom.join") == "1:2:3"
+            ok(demo.send(key, "chatRoom.join"))
+        assert demo.payload("1", "message")["data"]["roomID"] == "1:2:3"
+        assert demo.send("1", "message")["ok"] is True
+        got = demo.expect(mark, p1=["messageRoom"], p2=["messageRoom", "messagePage", "messageResponseNotify"],
+                          p3=["messageRoom", "messagePage", "messageResponseNotify"])
+        for key in "23":
+            assert got[key]["messageResponseNotify"]["userID"] == key
+
         show("kick")
         mark = demo.mark()
         ok(demo.send("1", "kickUserFromGroup"))
-        got = demo.expect(mark, p2=["kickUserFromGroupNotify", "kickUserFromGroupChange"],
+        got = demo.expect(mark, p1=["kickUserFromGroupChangeInRoom"],
+                          p2=["kickUserFromGroupChangeInRoom", "kickUserFromGroupNotify", "kickUserFromGroupChange"],
                           p3=["kickUserFromGroupChangeInRoom", "kickUserFromGroupNotify",
                               "kickUserFromGroupChange"])
         assert got["3"]["kickUserFromGroupChangeInRoom"]["kickedUserID"] == "3"
+        assert got["3"]["kickUserFromGroupChange"]["newRoomID"] == "1:2"
+
+        show("add-member")
+        mark = demo.mark()
+        assert demo.add_panel("4", "mike_butler") == "4"
+        got = demo.expect(mark, p1=["newOnlineUser"], p2=["newOnlineUser"], p3=["newOnlineUser"],
+                          p4=["newOnlineUser"])
+        assert {payload["newOnlineUser"]["userID"] for payload in got.values()} == {"4"}
+        for key in "1234":
+            demo.wait_online(key, ["1", "2", "3", "4"])
+        assert page.input_value("#scenario-newcomer") == "4"
+        mark = demo.mark()
+        ok(demo.send("1", "addUserToGroup"))
+        got = demo.expect(mark, p1=["addUserToGroupChangeInRoom"],
+                          p2=["addUserToGroupChangeInRoom", "addUserToGroupNotify", "addUserToGroupChange"],
+                          p3=["addUserToGroupNotify", "addUserToGroupChange"],
+                          p4=["addUserToGroupNotify", "addUserToGroupChange"])
+        assert got["1"]["addUserToGroupChangeInRoom"] == "1:2:3:4"
+        for key in "234":
+            assert got[key]["addUserToGroupNotify"]["to"] in (key, "room")  # its own, or the room's
+            assert got[key]["addUserToGroupChange"]["newRoomID"] == "1:2:3:4"
+
+        show("delete")
+        mark = demo.mark()
+        ok(demo.send("1", "deleteUserRoom"))
+        got = demo.expect(mark, p2=["deleteUserRoomNotify", "deleteUserRoomChange"],
+                          p3=["deleteUserRoomNotify", "deleteUserRoomChange"])
+        for key in "23":
+            assert got[key]["deleteUserRoomChange"] == {"roomID": "1:2:3"}
+            assert got[key]["deleteUserRoomNotify"]["roomID"] == "1:2:3"
 
         show("rating")
+        tick(page, "3", False)
+        assert page.text_content("#scenario-room-id") == "1:2"
         mark = demo.mark()
+        ok(demo.send("1", "ratingNotification"))
+        demo.expect(mark, p2=["privateRatingNotify-2"])
+
+        show("comment")
+        mark = demo.mark()
+        ok(demo.send("1", "commentNotification"))
+        got = demo.expect(mark, p2=["privateCommentNotify", "newCommentChange"])
+        assert got["2"]["newCommentChange"]["houseworkerID"] == "2"
+
+        show("channel")
+        mark = demo.mark()
+        ok(demo.send("2", "leaveRoom"))
+        ok(demo.send("1", "ratingNotification"))
+        demo.expect(mark)  # jane's only socket is off her channel: the rating reaches nobody
+        mark = demo.mark()
+        ok(demo.send("2", "joinRoom"))
         ok(demo.send("1", "ratingNotification"))
         demo.expect(mark, p2=["privateRatingNotify-2"])
 
@@ -104,16 +181,31 @@ def test_each_walkthrough_step_produces_what_it_says(server_factory):
         assert [(row["from"], row["event"], row["refusal"]) for row in refusal] == [
             ("2", "startTypingRoom", "2")], "a red cross on her lane"
 
+        show("drop")
+        mark = demo.mark()
+        demo.role("2", "drop").click()
+        demo.wait_status("2", "connecting")
+        assert demo.status("2")[1] == "reconnecting…"
+        assert demo.role("2", "online").inner_text() == "reconnecting…"
+        assert demo.send("1", "message")["ok"] is True  # while jane is away
+        demo.wait_status("2", "connected")
+        got = demo.expect(mark, p1=["messageRoom"], p2=["messagePage", "messageResponseNotify"])
+        assert demo.role("2", "recovery").text_content() == "recovered"
+        replayed = demo.role("2", "log").locator('li[data-kind="event"][data-replayed]').evaluate_all(
+            f"entries => entries.filter(li => +li.dataset.seq > {mark}).map(li => li.dataset.name)")
+        assert sorted(replayed) == ["messagePage", "messageResponseNotify"]
+
         show("offline")
         mark = demo.mark()
         demo.role("3", "disconnect").click()
-        got = demo.expect(mark, p1=["newOnlineUser"], p2=["newOnlineUser"])
+        got = demo.expect(mark, p1=["newOnlineUser"], p2=["newOnlineUser"], p4=["newOnlineUser"])
         assert got["1"]["newOnlineUser"] == got["2"]["newOnlineUser"] == {"type": "Remove", "userID": "3"}
-        for key in "12":
-            demo.wait_online(key, ["1", "2"])
+        for key in "124":
+            demo.wait_online(key, ["1", "2", "4"])
         mark = demo.mark()
         demo.role("3", "connect").click()
-        got = demo.expect(mark, p1=["newOnlineUser"], p2=["newOnlineUser"], p3=["newOnlineUser"])
+        got = demo.expect(mark, p1=["newOnlineUser"], p2=["newOnlineUser"], p3=["newOnlineUser"],
+                          p4=["newOnlineUser"])
         assert got["3"]["newOnlineUser"] == {"type": "Add", "userID": "3"}
 
         show("tabs")
@@ -134,3 +226,61 @@ def test_each_walkthrough_step_produces_what_it_says(server_factory):
 
         assert demo.errors == []
         demo.screenshot("demo-walkthrough.png")
+
+        # every control is in some step
+        text = page.text_content("#walkthrough-steps")
+        assert {control for control in CONTROLS if control not in text} == set()
+
+
+def in_view(box, viewport):
+    return (box["x"] >= -0.5 and box["y"] >= -0.5 and box["x"] + box["width"] <= viewport["width"] + 0.5
+            and box["y"] + box["height"] <= viewport["height"] + 0.5)
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1400, "height": 900}, {"width": 400, "height": 800}],
+                         ids=["1400x900", "400px"])
+def test_show_me_picks_the_event_in_each_panel_the_step_names_and_keeps_the_step_in_view(server_factory,
+                                                                                         viewport):
+    server = server_factory()
+    with chromium() as browser:
+        page = browser.new_page(viewport=viewport)
+        demo = DemoPage(page, server.url)
+        demo.wait_connected("1", "2", "3")
+        steps = page.locator("#walkthrough-steps > li")
+        shown = 0
+        for index in range(steps.count()):
+            step = steps.nth(index)
+            keys = (step.get_attribute("data-show-panel") or "").split()
+            event = step.get_attribute("data-show-event")
+            if keys:
+                # from the far end of the page, and with every panel on another event
+                page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+                for key in "123":
+                    demo.panel(key).locator('[data-event="addOnlineUser"]').click()
+                page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+                step.locator("button.show-me").click()
+                if event:
+                    assert [demo.panel(key).get_attribute("data-chosen-event") for key in keys] == \
+                        [event] * len(keys), step.get_attribute("data-step")
+                    others = [key for key in "123" if key not in keys]
+                    assert all(demo.panel(key).get_attribute("data-chosen-event") == "addOnlineUser"
+                               for key in others)
+                assert in_view(step.bounding_box(), viewport), step.get_attribute("data-step")
+                send = demo.role(keys[0], "send").bounding_box()
+                assert in_view(send, viewport), (step.get_attribute("data-step"), send)
+                # neither it nor the payload it sends under the sticky walk-through
+                walkthrough = page.locator("#walkthrough").bounding_box()
+                payload = demo.role(keys[0], "payload").bounding_box()
+                assert in_view(payload, viewport)
+                assert payload["y"] >= walkthrough["y"] + walkthrough["height"], step.get_attribute("data-step")
+                if viewport["width"] == 400:  # its panel wholly on screen, not a sliver of it
+                    panel = demo.panel(keys[0]).bounding_box()
+                    assert panel["x"] >= -0.5 and panel["x"] + panel["width"] <= 400.5
+                shown += 1
+            if index < steps.count() - 1:
+                page.click("#walkthrough-next")
+        assert shown >= 12
+        # the screen as a person sees it (a full-page picture draws the sticky box mid-page)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"demo-show-me-{viewport['width']}px.png"))
+        assert demo.errors == []

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from homeapp.identity.tokens import TokenIdentifier
 from homeapp.schemas.examples import EXAMPLES
 from homeapp.schemas.outgoing import SERVER_EVENTS
 from tests.credentials import NODE_DIR, require_node
+from tests.live import Peer, settle
 from tools import asyncapi
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,3 +166,59 @@ def test_nothing_refers_to_the_workspace_outside_the_repository():
                   for m in OUTSIDE.finditer(text)]
     assert found == []
 
+
+
+# ---------------------------------------------------------------- examples run as written
+
+FENCE = re.compile(r"^```sh\n(.*?)^```", re.M | re.S)
+
+
+def shell_example(doc, first_words):
+    """The first ```sh block of doc that starts with first_words, as the page shows it."""
+    blocks = [b for b in FENCE.findall((ROOT / doc).read_text()) if b.startswith(first_words)]
+    assert blocks, f"{doc} has no sh example starting with {first_words!r}"
+    return blocks[0]
+
+
+def run_shell(script, env):
+    full = {k: v for k, v in os.environ.items() if not k.startswith("HOMEAPP_")}
+    full.update(env)
+    done = subprocess.run(["sh", "-c", script], cwd=ROOT, env=full, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_backend_api_curl_example_performs_its_message(server_factory):
+    tokens = "docs-example-token-0123456789abcdef-one,docs-example-token-0123456789abcdef-two"
+    server = server_factory(HOMEAPP_API_TOKENS=tokens)
+    script = shell_example("docs/backend-api.md", "curl ")
+    assert "http://127.0.0.1:5000/" in script
+    ben = Peer(server.url, "2")  # user 2's tab, subscribed to his own channel
+    bystander = Peer(server.url, "3")
+    try:
+        for peer in (ben, bystander):
+            assert peer.call("joinRoom", peer.user_id) == {"ok": True}
+        # as written but for the port: the test's server is not on 5000
+        out = run_shell(script.replace("http://127.0.0.1:5000/", server.url + "/"),
+                        {"HOMEAPP_API_TOKENS": tokens})
+        answer = json.loads(out)
+        documented = json.loads(re.search(r"^# (\{.*\})$", script, re.M).group(1).replace("5f0c…", "x"))
+        assert answer["ok"] is True and re.fullmatch(r"[0-9a-f]{32}", answer["id"]), answer
+        assert set(answer) == set(documented) and set(answer["date"]) == set(documented["date"])
+        ben.wait_for("messageResponseNotify")
+        settle(ben, bystander)
+        got = dict(ben.got())
+        assert sorted(got) == ["messagePage", "messageResponseNotify"]
+        assert got["messagePage"] == {"roomID": "1:2", "lastMessage": "Hello! Are you free on Friday?"}
+        assert bystander.got() == []
+    finally:
+        ben.close()
+        bystander.close()
+
+
+def test_the_token_helper_example_prints_a_token_the_server_accepts():
+    script = shell_example("docs/auth.md", "HOMEAPP_AUTH=jwt")
+    secret = re.search(r"HOMEAPP_JWT_SECRET=(\S+)", script).group(1)
+    token = run_shell(script, {}).strip()
+    identity = TokenIdentifier(secret).verify(token)
+    assert (identity.user_id, identity.username) == ("2", "jane")

@@ -4,11 +4,13 @@ A browser tab keeps the HTTP connection it loaded the page over open (keep-alive
 socket, for minutes. The server must not wait for such idle connections to end: they carry no
 request, and waiting for them held every shutdown for its whole grace.
 """
+import json
 import signal
 import time
 from http.client import HTTPConnection
 
 import pytest
+import requests
 
 from tests.live import Peer, new_user_id
 from tests.processes import ServerProcess, wait_until
@@ -61,3 +63,41 @@ def test_sigterm_with_browser_tabs_exits_once_their_sockets_are_closed(entry):
             tab.close()
     assert "shutdown: 3 sockets closed, 0 left open" in server.log()
     assert took < GRACE / 2, f"exited {took:.1f} s after SIGTERM; log:\n{server.log()}"
+
+
+def polling_probe(server):
+    """What a load balancer's or a monitor's probe leaves: an Engine.IO long-polling session
+    that never sent a Socket.IO CONNECT (and never polls again). Returns its Engine.IO sid."""
+    response = requests.get(f"{server.url}/socket.io/?EIO=4&transport=polling", timeout=5)
+    assert response.status_code == 200, response.text
+    open_packet = json.loads(response.text[1:])  # "0{...}": Engine.IO's open packet
+    return open_packet["sid"]
+
+
+@pytest.mark.parametrize("entry", [("app.py",), GUNICORN], ids=["app.py", "gunicorn"])
+def test_sigterm_does_not_wait_for_polling_sessions_that_hold_no_socket(entry):
+    server = ServerProcess({"HOMEAPP_SHUTDOWN_GRACE": GRACE, "HOMEAPP_ALLOW_OPEN": "1"}).start(entry)
+    peers = []
+    try:
+        probes = [polling_probe(server) for _ in range(2)]
+        assert len(set(probes)) == 2
+        # beside them, a real socket: it is closed as always, its user announced offline
+        user = Peer(server.url, new_user_id(), transports=("polling", "websocket"))
+        peers.append(user)
+        watcher = Peer(server.url, new_user_id())
+        peers.append(watcher)
+        for peer in peers:
+            assert peer.call("addOnlineUser", {"userID": peer.user_id, "userUsername": "u"}) == {"ok": True}
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(GRACE + 10) == 0
+        took = time.monotonic() - started
+        wait_until(lambda: all(peer.ended.is_set() for peer in peers), 5, "a socket stayed open")
+    finally:
+        server.kill()
+        for peer in peers:
+            peer.close()
+    log = server.log()
+    assert "shutdown: 2 sockets closed, 0 left open" in log, log
+    assert "2 Engine.IO sessions without a socket" in log, log
+    assert took < 3, f"exited {took:.1f} s after SIGTERM (grace {GRACE} s); log:\n{log}"

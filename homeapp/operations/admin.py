@@ -26,6 +26,7 @@ NAMESPACE = "/admin"
 STATIC = Path(__file__).resolve().parents[2] / "static"
 UI = STATIC / "node_modules" / "@socket.io" / "admin-ui" / "ui" / "dist"
 ICONS = "node_modules/@mdi/font/css/materialdesignicons.min.css"  # under static/
+LOGIN_SCRIPT = "admin-login.js"  # under static/
 # what the UI's index.html fetches from CDNs; the icons come from static/ instead, and the
 # text falls back from Roboto to the browser's sans-serif
 _ICONS_CDN = "https://cdn.jsdelivr.net/npm/@mdi/font@latest/css/materialdesignicons.min.css"
@@ -138,4 +139,6 @@ def _page():
     except FileNotFoundError:
         return None
     icons = url_for("static", filename=ICONS)
-    return html.replace(_ICONS_CDN, icons).replace(_FONT_CDN, "")
+    # before the UI's scripts: it pre-fills and checks the login's Server URL
+    login = f'<script src="{url_for("static", filename=LOGIN_SCRIPT)}"></script>'
+    return html.replace(_ICONS_CDN, icons).replace(_FONT_CDN, "").replace("</head>", login + "</head>", 1)

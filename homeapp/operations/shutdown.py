@@ -8,6 +8,9 @@ the normal disconnect, which removes the socket from presence and announces
 `newOnlineUser` Remove when it was its user's last one. A Socket.IO client sees a
 transport close and reconnects, to another process behind the load balancer.
 
+Engine.IO sessions that hold no Socket.IO socket (a probe's polling handshake that never sent
+CONNECT) are closed first and not waited for: their client will not poll for the close packet.
+
 With Redis, the presence keeper is stopped first, so that it does not re-assert sockets
 while they close, and `keeper.retire` runs last: it removes this process's heartbeat and
 registration, and whatever sockets a failed disconnect left behind.
@@ -91,10 +94,14 @@ def shutdown(hub, grace, http=None):
     started = time.monotonic()
     hub.draining = True
     sids = hub.connections.sids()
-    log.info("shutting down: closing %d sockets within %.1f s", len(sids), grace)
+    bare = _bare_sessions(hub.server)
+    log.info("shutting down: closing %d sockets within %.1f s, and %d Engine.IO sessions without a socket",
+             len(sids), grace, len(bare))
     pool = Pool(CONCURRENCY)
     # past the grace, what is left is for the other processes to reap (docs/scale-out.md)
     with gevent.Timeout(grace, False):
+        for eio_sid in bare:
+            _drop(hub.server.eio, eio_sid)
         if hub.keeper is not None:
             hub.keeper.stop()
         for sid in sids:
@@ -117,6 +124,29 @@ def shutdown(hub, grace, http=None):
     log.log(level, "shutdown: %d sockets closed, %d left open, in %.2f s",
             len(sids) - left, left, time.monotonic() - started)
     return left
+
+
+def _bare_sessions(server):
+    """Engine.IO sids that hold no Socket.IO socket in any namespace: a load balancer's or a
+    monitor's polling handshake that never sent CONNECT, and never polls again."""
+    namespaces = list(server.manager.get_namespaces())
+    return [eio_sid for eio_sid in list(server.eio.sockets)
+            if not any(server.manager.sid_from_eio_sid(eio_sid, ns) for ns in namespaces)]
+
+
+def _drop(eio, eio_sid):
+    """Close a session without waiting for its close packet to be collected.
+
+    engineio's disconnect() waits until the client has read the close packet; a long-polling
+    client that never polls again would hold the shutdown for its whole grace.
+    """
+    socket = eio.sockets.pop(eio_sid, None)
+    if socket is None:
+        return
+    try:
+        socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+    except Exception:
+        log.exception("could not close Engine.IO session %s", eio_sid)
 
 
 def _close(hub, sid):
