@@ -141,6 +141,43 @@ def test_a_message_over_the_limit_is_refused_before_it_is_read(jwt_server, attac
     assert jwt_server.rss_bytes() - before < GROWTH_LIMIT
 
 
+# -- a message of endless empty fragments -----------------------------------------------------
+
+EMPTY_FRAGMENTS = 3_000_000  # 18 MB of frames; kept in a list, they cost the server about 24 MB
+POLICY_VIOLATION = 1008
+
+
+def test_endless_empty_fragments_hold_no_memory_and_end_the_connection(fresh_server):
+    """Each fragment adds no bytes to the message, so a bound on its bytes alone let one
+    connection, with no identity, grow the server by the frames' bookkeeping."""
+    before = fresh_server.rss_bytes()
+    ws = engineio_websocket(fresh_server)
+    empties = frame(websocket.ABNF.OPCODE_CONT, b"", fin=False) * 10_000
+    try:
+        send_until_cut(ws.sock, [frame(websocket.ABNF.OPCODE_TEXT, "4", fin=False)]
+                       + [empties] * (EMPTY_FRAGMENTS // 10_000))
+        # once the server has parsed everything sent, it answers this ping (if still open)
+        send_until_cut(ws.sock, [frame(websocket.ABNF.OPCODE_PING, b"parsed", fin=True)])
+        received = read_until(ws.sock, b"\x8a\x06parsed")
+        grown = fresh_server.rss_bytes() - before
+    finally:
+        ws.close()
+    assert grown < 4 * MB, f"{grown / MB:.1f} MB"
+    assert received.endswith(close_frame(POLICY_VIOLATION)), received[-20:]
+
+
+def read_until(sock, marker, timeout=60):
+    """What the server sends until `marker` or the end of the connection."""
+    sock.settimeout(timeout)
+    received = b""
+    try:
+        while marker not in received and (chunk := sock.recv(65536)):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received
+
+
 # -- long-polling POSTs over the limit -------------------------------------------------------
 
 def post_head(server, sid, *headers):

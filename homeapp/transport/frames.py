@@ -12,8 +12,10 @@ one Connection, one event-loop watcher and the kernel's socket:
 - The frame rules are those gevent-websocket and worker.WebSocket enforce on the greenlet
   path: client frames masked (1002), no reserved bits (1002), control frames final and at
   most 125 bytes (1002), fragments in order (1002), text strict UTF-8 (1007), a close frame
-  with a valid code and reason (1002, 1007), and a message
-  over `max_message` bytes refused at the header of the frame that takes it past (1009).
+  with a valid code and reason (1002, 1007), a message
+  over `max_message` bytes refused at the header of the frame that takes it past (1009), and
+  one of more than MAX_FRAGMENTS frames refused (1008). A fragmented message is gathered in one
+  buffer, so what it holds is its bytes, however many frames brought them.
   Complete messages go to the listener (homeapp/transport/evented.py), text as str, binary
   as bytes, in the event loop: it must not block.
 - Writes never block: frames wait on the connection and leave in one system call per
@@ -32,7 +34,10 @@ from wsaccel.xormask import XorMaskerSimple
 log = logging.getLogger("homeapp.transport")
 
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0, 1, 2, 8, 9, 10
-PROTOCOL_ERROR, INVALID_TEXT, TOO_BIG = 1002, 1007, 1009
+PROTOCOL_ERROR, INVALID_TEXT, POLICY, TOO_BIG = 1002, 1007, 1008, 1009
+# fragments in one message: bytes alone do not bound the work or the bookkeeping of a message
+# sent as endless empty continuation frames
+MAX_FRAGMENTS = 1024
 
 _scratch = bytearray(65536)
 _scratch_view = memoryview(_scratch)
@@ -69,7 +74,7 @@ class Connection:
     version, path, origin, protocol = "13", None, None, None
 
     __slots__ = ("sock", "limits", "early", "listener", "reader", "writer", "unparsed", "fragments",
-                 "message_bytes", "pending", "pending_bytes", "flush_due", "closing", "closed", "grace")
+                 "fragmented", "fragment_count", "pending", "pending_bytes", "flush_due", "closing", "closed", "grace")
 
     def __init__(self, sock, early, limits):
         self.sock = sock
@@ -79,8 +84,9 @@ class Connection:
         self.reader = gevent.get_hub().loop.io(sock.fileno(), 1)
         self.writer = None  # a write watcher while the kernel's send buffer is full
         self.unparsed = b""  # the start of a frame that has not fully arrived
-        self.fragments = None  # [opcode, payload, ...] of a fragmented message in progress
-        self.message_bytes = 0  # of that message so far
+        self.fragments = None  # the payload so far of a fragmented message in progress
+        self.fragmented = None  # that message's opcode
+        self.fragment_count = 0  # and its frames so far
         self.pending = None  # frames to write when the loop next runs
         self.pending_bytes = 0
         self.flush_due = False  # in _to_flush
@@ -156,7 +162,8 @@ class Connection:
         if opcode >= CLOSE:
             if size > 125 or not first & 0x80:  # control frames: small, never fragmented
                 raise ProtocolError(PROTOCOL_ERROR)
-        elif size + (self.message_bytes if opcode == CONTINUATION else 0) > self.limits.max_message:
+        elif size + (len(self.fragments) if opcode == CONTINUATION and self.fragments is not None
+                     else 0) > self.limits.max_message:
             raise ProtocolError(TOO_BIG)
 
     def _frame(self, first, payload):
@@ -177,18 +184,19 @@ class Connection:
                 raise ProtocolError(PROTOCOL_ERROR)
             return
         if opcode == CONTINUATION and self.fragments is not None:
-            self.fragments.append(payload)
-            self.message_bytes += len(payload)
+            self.fragment_count += 1
+            if self.fragment_count > MAX_FRAGMENTS:
+                raise ProtocolError(POLICY)
+            self.fragments += payload  # one buffer: an empty fragment adds nothing to hold
         elif opcode in (TEXT, BINARY) and self.fragments is None:
-            self.fragments = [opcode, payload]
-            self.message_bytes = len(payload)
+            self.fragments = bytearray(payload)
+            self.fragmented = opcode
+            self.fragment_count = 1
         else:
             raise ProtocolError(PROTOCOL_ERROR)
         if first & 0x80:
-            opcode, *parts = self.fragments
-            self.fragments = None
-            self.message_bytes = 0
-            self._message(opcode, b"".join(parts))
+            message, self.fragments = bytes(self.fragments), None
+            self._message(self.fragmented, message)
 
     def _message(self, opcode, payload):
         if self.closing:  # after the server's close frame, only the client's answer counts
