@@ -1,16 +1,16 @@
-"""The evented frame path (HOMEAPP_FRAME_PATH=evented): an open websocket without a greenlet.
+"""The websocket frame path: an open websocket without a greenlet.
 
-On the greenlet path every connection keeps a greenlet blocked in gevent-websocket's reader,
-with its saved stack, pywsgi's handler, its read buffer and gevent's socket with two watchers
-(bench/evented.md measured 41.5 KB per idle HomeApp socket, most of it that). Here, once the
-upgrade is answered (homeapp/transport/worker.py hands the descriptor over), a connection is
-one Connection, one event-loop watcher and the kernel's socket:
+A greenlet per connection blocked in a reader, with its saved stack, pywsgi's handler, its read
+buffer and gevent's socket with two watchers, took 41.5 KB per idle socket (bench/evented.md).
+Here, once the upgrade is answered (homeapp/transport/worker.py hands the descriptor over), a
+connection is one Connection, one event-loop watcher and the kernel's socket; with TLS that
+this process terminates, gevent's TLS socket too, read and written without blocking (TlsSocket):
 
 - The read watcher calls back when bytes arrive: one non-blocking read into a buffer every
   connection shares (the loop runs one callback at a time), then every complete frame is
   parsed and an incomplete one kept for the next call.
-- The frame rules are those gevent-websocket and worker.WebSocket enforce on the greenlet
-  path: client frames masked (1002), no reserved bits (1002), control frames final and at
+- The frame rules are RFC 6455's (tests/test_rfc6455.py checks them case by case):
+  client frames masked (1002), no reserved bits or opcodes (1002), control frames final and at
   most 125 bytes (1002), fragments in order (1002), text strict UTF-8 (1007), a close frame
   with a valid code and reason (1002, 1007), a message
   over `max_message` bytes refused at the header of the frame that takes it past (1009), and
@@ -27,6 +27,7 @@ one Connection, one event-loop watcher and the kernel's socket:
 Imports only the standard library, gevent and wsaccel.
 """
 import logging
+import ssl
 import struct
 import gevent
 from wsaccel.xormask import XorMaskerSimple
@@ -102,6 +103,10 @@ class Connection:
         early, self.early = self.early, b""
         if early:
             self._received(early)
+        if self.sock.__class__ is TlsSocket:
+            # TLS may hold decrypted bytes that the request's reader left: the descriptor
+            # would not wake the watcher for them
+            self._on_readable()
 
     def pause(self):
         """Stop reading (the listener has enough waiting); resume() starts again."""
@@ -309,6 +314,46 @@ class Connection:
         self.pending_bytes = 0
         if self.listener is not None:
             self.listener.ended()
+
+
+class TlsSocket:
+    """A TLS connection (gevent's SSLSocket, past its handshake) that Connection reads and writes
+    as it does a plain non-blocking socket: a read that OpenSSL cannot complete yet raises
+    BlockingIOError, a write it cannot complete sends 0 bytes (OpenSSL writes a record whole
+    or not at all, and is given the same bytes first when it is retried).
+
+    Connection's 64 KB reads take a TLS record (16 KB at most) whole, so after a read OpenSSL
+    holds nothing the descriptor's readiness would not announce.
+
+    gevent's server closes the TLS socket when the request's handler ends, right after the
+    hand-over. A socket closes its descriptor only once every file made from it is closed
+    too (socket.makefile), so `held` keeps this connection's open until close()."""
+
+    __slots__ = ("tls", "held")
+
+    def __init__(self, tls):
+        tls.settimeout(0)
+        self.tls = tls
+        self.held = tls.makefile("rb", buffering=0)
+
+    def fileno(self):
+        return self.tls.fileno()
+
+    def recv_into(self, buffer):
+        try:
+            return self.tls.recv_into(buffer)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise BlockingIOError from None
+
+    def send(self, data):
+        return self.tls.send(data)
+
+    def getpeername(self):
+        return self.tls.getpeername()
+
+    def close(self):
+        self.held.close()
+        self.tls.close()
 
 
 def _check_close(payload):
