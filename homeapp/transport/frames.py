@@ -282,7 +282,7 @@ class Connection:
         when the client answers it, or close_grace seconds later."""
         if self.closing or self.closed:
             return
-        self._write(frame(CLOSE, b""))  # gevent-websocket's close sends no code either
+        self._write(frame(CLOSE, b""))  # no code: what Engine.IO's close means has no number
         self.closing = True
         self.flush()
         grace = self.limits.close_grace
@@ -357,14 +357,15 @@ class TlsSocket:
 
 
 def _check_close(payload):
-    """A client's close frame as gevent-websocket accepts it: no payload, or a valid code and
-    a UTF-8 reason. Raises ProtocolError."""
+    """A client's close frame: no payload, or a code a client may send (RFC 6455 section 7.4:
+    the protocol's, as IANA registered them up to 1014, but not 1004-1006, which are never
+    sent; 3000-4999 for libraries and applications) and a UTF-8 reason. Raises ProtocolError."""
     if not payload:
         return
     if len(payload) < 2:
         raise ProtocolError(PROTOCOL_ERROR)
     code = int.from_bytes(payload[:2], "big")
-    if code < 1000 or 1004 <= code <= 1006 or 1012 <= code <= 1016 or code == 1100 or 2000 <= code <= 2999:
+    if not (1000 <= code <= 1014 and not 1004 <= code <= 1006 or 3000 <= code <= 4999):
         raise ProtocolError(PROTOCOL_ERROR)
     try:
         payload[2:].decode("utf-8")
