@@ -340,3 +340,11 @@ def test_a_socket_with_many_packets_waiting_is_not_read_from_until_they_are_hand
     release.set()
     gevent.sleep(0.05)
     assert received == [f"m{i}" for i in range(evented.MAX_QUEUED + 10)] and conn.reader.active
+
+
+def test_a_websocket_not_handed_over_by_the_handler_is_closed_with_an_error(engineio_socket, caplog):
+    """Under another server's handler (gunicorn -k geventwebsocket's worker), no frame path."""
+    closed = []
+    ws = types.SimpleNamespace(_sock=object(), close=lambda: closed.append(True))  # Engine.IO's driver
+    assert engineio_socket._websocket_handler(ws) == []
+    assert closed and "gunicorn.conf.py" in caplog.text

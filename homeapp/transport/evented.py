@@ -60,6 +60,11 @@ def _websocket_handler(sock, ws):
     """`ws` is Engine.IO's gevent driver, around the frames.Connection that worker.Handler
     put in the environ as `wsgi.websocket`."""
     conn = ws._sock
+    if conn.__class__ is not frames.Connection:  # served by another handler than worker.Handler
+        log.error("%s: a websocket that homeapp's connection handler did not take over is closed: "
+                  "run gunicorn with -c gunicorn.conf.py (or python app.py)", sock.sid)
+        ws.close()
+        return []
     feed = Feed(sock, conn)
     if "wait" in vars(ws):
         # the Admin UI counts packets in the driver's wait and send (python-socketio's
