@@ -7,6 +7,7 @@ import socket
 import ssl
 
 import pytest
+import websocket
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -103,9 +104,7 @@ def test_tls_websockets_hold_no_connection_place_once_upgraded(tls_server):
 
 def test_an_unmasked_frame_over_tls_fails_the_connection_with_1002(tls_server):
     """RFC 6455 section 5.1, as the frame path enforces it (tests/test_rfc6455.py, in plain TCP)."""
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    with context.wrap_socket(_raw(tls_server), server_hostname="127.0.0.1") as sock:
+    with _tls(tls_server) as sock:
         sock.sendall(_upgrade_request(tls_server))
         head = b""
         while b"\r\n\r\n" not in head:
@@ -119,11 +118,34 @@ def test_an_unmasked_frame_over_tls_fails_the_connection_with_1002(tls_server):
     assert received.endswith(b"\x88\x02\x03\xea"), received  # the close frame, 1002
 
 
+def test_frames_sent_with_the_upgrade_request_are_read(tls_server):
+    """What arrives in the request's TLS record past its head is decrypted before the hand-over:
+    the frame path reads it first, with nothing more coming to wake it."""
+    user = new_user_id()
+    padded = f'421["joinRoom","{user}"{" " * 3000}]'  # past the handler's 1 KB read buffer
+    frames = b"".join(websocket.ABNF.create_frame(text, websocket.ABNF.OPCODE_TEXT).format()
+                      for text in ("40", padded))
+    with _tls(tls_server) as sock:
+        sock.sendall(_upgrade_request(tls_server, f"&userID={user}") + frames)  # one TLS record
+        received = b""
+        while b'431[{"ok":true}]' not in received:
+            chunk = sock.recv(4096)
+            assert chunk, received
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 101")
+
+
+def _tls(server):
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return context.wrap_socket(_raw(server), server_hostname="127.0.0.1")
+
+
 def _raw(server):
     return socket.create_connection(("127.0.0.1", server.port), timeout=10)
 
 
-def _upgrade_request(server):
-    return (f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+def _upgrade_request(server, query=""):
+    return (f"GET /socket.io/?EIO=4&transport=websocket{query} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
             "Sec-WebSocket-Version: 13\r\n\r\n").encode()

@@ -103,7 +103,7 @@ class Connection:
         early, self.early = self.early, b""
         if early:
             self._received(early)
-        if self.sock.__class__ is TlsSocket:
+        if self.sock.__class__ is TlsSocket and not self.closed:
             # TLS may hold decrypted bytes that the request's reader left: the descriptor
             # would not wake the watcher for them
             self._on_readable()
