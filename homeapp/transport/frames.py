@@ -75,7 +75,8 @@ class Connection:
     version, path, origin, protocol = "13", None, None, None
 
     __slots__ = ("sock", "limits", "early", "listener", "reader", "writer", "unparsed", "fragments",
-                 "fragmented", "fragment_count", "pending", "pending_bytes", "flush_due", "closing", "closed", "grace")
+                 "fragmented", "fragment_count", "pending", "pending_bytes", "flush_due", "closing",
+                 "closed", "grace")
 
     def __init__(self, sock, early, limits):
         self.sock = sock
