@@ -36,8 +36,8 @@ bind = f"{_settings['HOST']}:{_settings['PORT']}"
 
 # The plain gevent worker answers every websocket upgrade with a 500 when gevent-websocket
 # is installed; gevent-websocket's serves both transports, and homeapp's is that one with
-# a smaller read buffer per connection, a header timeout and a bound on websocket messages
-# (homeapp/transport/worker.py).
+# a smaller read buffer per connection, a header timeout, and websockets handed over to the
+# frame path after the upgrade (homeapp/transport/worker.py), with --certfile too.
 worker_class = _standalone("transport/worker").worker_class(_settings)
 
 # One worker per gunicorn: its master hands requests to workers at random, and the
@@ -46,8 +46,8 @@ worker_class = _standalone("transport/worker").worker_class(_settings)
 workers = 1
 # (and no preload_app: each worker must start its own presence keeper after the fork)
 
-# gevent's limit on concurrent connections per worker: each long-polling or TLS socket holds one;
-# a websocket on the evented frame path (HOMEAPP_FRAME_PATH) only until its upgrade is answered
+# gevent's limit on concurrent connections per worker: each long-polling connection holds one;
+# a websocket (plain or TLS) only until its upgrade is answered
 worker_connections = 10000
 
 # seconds gunicorn waits for a stopping worker before killing it: shutdown() gives up first

@@ -33,7 +33,7 @@ def levels(*rates):
     return [{"rate": r} for r in rates]
 
 
-SERVERS = ["homeapp", "homeapp-evented", "homeapp-simple-ws", "node"]
+SERVERS = ["homeapp", "node"]
 WITH_ECHO = SERVERS + ["echo", "evented-echo"]
 
 

@@ -42,12 +42,6 @@ EVENTED_POOL = 64  # greenlets handling packets at once in evented-echo-pool, fo
 
 TARGETS = {t.name: t for t in (
     Target("homeapp", "HomeApp as shipped", (PYTHON, "app.py"), HOMEAPP_ENV),
-    Target("homeapp-evented", "HomeApp, evented frame path", (PYTHON, "app.py"),
-           {**HOMEAPP_ENV, "HOMEAPP_FRAME_PATH": "evented"}),
-    Target("homeapp-greenlet", "HomeApp, greenlet frame path (gevent-websocket's)", (PYTHON, "app.py"),
-           {**HOMEAPP_ENV, "HOMEAPP_FRAME_PATH": "greenlet"}),
-    Target("homeapp-simple-ws", "HomeApp, simple-websocket",
-           (PYTHON, "bench/peers/homeapp_simple_ws.py"), HOMEAPP_ENV),
     Target("node", "Node.js Socket.IO 4.8 peer", ("node", "bench/peers/node-server/server.js")),
     Target("echo", "gevent-websocket echo ceiling",
            (PYTHON, "bench/peers/echo_server.py", "--port", "{port}"), flavour="echo"),

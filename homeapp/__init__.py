@@ -14,9 +14,8 @@ How the libraries divide the work:
   serve() for `python app.py`, homeapp.transport.worker under gunicorn).
 - python-socketio, over python-engineio, speaks the protocol: the handshake, namespaces,
   rooms, acknowledgements, and the message queue between processes (homeapp.cluster).
-- gevent-websocket answers the websocket upgrade; then homeapp.transport's evented frame path
-  (frames.py, evented.py) carries a plain TCP websocket, gevent-websocket's tuned reader a TLS
-  one or any with HOMEAPP_FRAME_PATH=greenlet.
+- gevent-websocket answers the websocket upgrade; then homeapp.transport's frame path
+  (frames.py, evented.py) carries every websocket, plain TCP or TLS, with no greenlet each.
 """
 from pathlib import Path
 
@@ -86,9 +85,6 @@ def create_app(test_config=None):
     register(socketio.server, hub)
     app.wsgi_app = websocket.bounded_polling(app.wsgi_app, socketio.server.eio, config["MAX_PACKET_BYTES"])
     admin.init_app(app, socketio.server, config)
-    # outside Flask-SocketIO's middleware: sees every socket. A client has as long to answer
-    # the server's close frame as it has to answer a ping.
-    app.wsgi_app = websocket.tuned_websockets(app.wsgi_app, close_grace=config["PING_TIMEOUT"])
     if hub.keeper is not None:
         hub.keeper.start()
     app.extensions["homeapp"] = hub

@@ -331,19 +331,6 @@ def load_config(env=None):
         # start on library versions outside the ranges the overrides are tested with
         # (homeapp/transport/overrides.py): only for tools.upgrade_check's runs
         "ALLOW_UNTESTED_LIBRARIES": _flag(env, "HOMEAPP_ALLOW_UNTESTED_LIBRARIES", False),
-        **_frame_path(env),
+        # greenlets handling websocket packets at once (homeapp/transport/evented.py)
+        "HANDLER_POOL": _int(env, "HOMEAPP_HANDLER_POOL", 1000, minimum=1),
     }
-
-
-FRAME_PATHS = ("greenlet", "evented")
-
-
-def _frame_path(env):
-    """How websocket frames are read and written: `evented` (event-loop callbacks, handlers in
-    at most HANDLER_POOL worker greenlets: homeapp/transport/frames.py) or `greenlet` (a
-    greenlet per connection, gevent-websocket's). Evented by default: 7.9 KB per idle socket
-    against 42.3, and a fifth more relay (bench/evented.md, "In the product")."""
-    path = env.get("HOMEAPP_FRAME_PATH", "evented").strip().lower()
-    if path not in FRAME_PATHS:
-        raise ConfigError(f"HOMEAPP_FRAME_PATH must be one of {', '.join(FRAME_PATHS)}, got {path!r}")
-    return {"FRAME_PATH": path, "HANDLER_POOL": _int(env, "HOMEAPP_HANDLER_POOL", 1000, minimum=1)}

@@ -1,9 +1,7 @@
 """Session fixtures: a private Redis, server processes on free ports, and connected users;
 and the app in this process with its own users (tests/inprocess.py)."""
-import os
 from functools import partial
 
-from homeapp.config import load_config
 
 import pytest
 
@@ -39,40 +37,26 @@ def server_factory():
         process.stop()
 
 
-# HOMEAPP_FRAME_PATH's values; a module runs its tests on both by overriding frame_path:
-#   @pytest.fixture(scope="module", params=FRAME_PATHS)
-#   def frame_path(request): return request.param
-FRAME_PATHS = ("greenlet", "evented")
-
-
-@pytest.fixture(scope="module")
-def frame_path():
-    """The frame path of the servers a module starts, unless it runs both: the default, or
-    HOMEAPP_FRAME_PATH's (which every server process inherits): `HOMEAPP_FRAME_PATH=greenlet
-    pytest` runs the whole suite on the greenlet path."""
-    return load_config(os.environ)["FRAME_PATH"]
-
-
 @pytest.fixture(scope="session")
 def shared_servers(server_factory):
-    """shared(kind, frame_path, **env) -> one server per (kind, frame path) for the session."""
+    """shared(kind, **env) -> one server per kind for the session."""
     started = {}
 
-    def shared(kind, frame_path, **env):
-        if (kind, frame_path) not in started:
-            started[kind, frame_path] = server_factory(HOMEAPP_FRAME_PATH=frame_path, **env)
-        return started[kind, frame_path]
+    def shared(kind, **env):
+        if kind not in started:
+            started[kind] = server_factory(**env)
+        return started[kind]
     return shared
 
 
 @pytest.fixture(scope="module")
-def memory_server(shared_servers, frame_path):
-    return shared_servers("memory", frame_path, **FAST)
+def memory_server(shared_servers):
+    return shared_servers("memory", **FAST)
 
 
 @pytest.fixture(scope="module")
-def redis_backed_server(shared_servers, frame_path, redis_server):
-    return shared_servers("redis", frame_path, REDIS_URL=redis_server.url, **FAST)
+def redis_backed_server(shared_servers, redis_server):
+    return shared_servers("redis", REDIS_URL=redis_server.url, **FAST)
 
 
 @pytest.fixture(params=["memory", "redis"])

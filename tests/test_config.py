@@ -192,15 +192,12 @@ def test_production_refuses_a_short_admin_password(password, refused):
         check_production(config)
 
 
-def test_the_frame_path_and_its_handler_pool():
-    assert {k: load_config({})[k] for k in ("FRAME_PATH", "HANDLER_POOL")} == {"FRAME_PATH": "evented",
-                                                                                "HANDLER_POOL": 1000}
-    read = load_config({"HOMEAPP_FRAME_PATH": " Greenlet ", "HOMEAPP_HANDLER_POOL": "64"})
-    assert (read["FRAME_PATH"], read["HANDLER_POOL"]) == ("greenlet", 64)
+def test_the_handler_pool():
+    assert load_config({})["HANDLER_POOL"] == 1000
+    assert load_config({"HOMEAPP_HANDLER_POOL": "64"})["HANDLER_POOL"] == 64
 
 
-@pytest.mark.parametrize("name, value", [("HOMEAPP_FRAME_PATH", "threads"), ("HOMEAPP_HANDLER_POOL", "0"),
-                                         ("HOMEAPP_HANDLER_POOL", "many")])
-def test_bad_frame_path_settings_name_the_variable(name, value):
+@pytest.mark.parametrize("name, value", [("HOMEAPP_HANDLER_POOL", "0"), ("HOMEAPP_HANDLER_POOL", "many")])
+def test_bad_handler_pool_settings_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
         load_config({name: value})

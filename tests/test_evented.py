@@ -1,6 +1,6 @@
-"""The evented frame path's pieces on real sockets: frames.Connection's parser, writes, close
-and output bound; evented.py feeding Engine.IO (a websocket from the start, an upgrade from
-long-polling, the server's close); and worker.Handler's choice of path."""
+"""The frame path's pieces on real sockets: frames.Connection's parser, writes, close and
+output bound; evented.py feeding Engine.IO (a websocket from the start, an upgrade from
+long-polling, the server's close). RFC 6455 case by case: tests/test_rfc6455.py."""
 import _socket
 import types
 
@@ -9,7 +9,6 @@ import engineio.socket
 import gevent
 import gevent.event
 import gevent.socket
-import gevent.ssl
 import pytest
 from engineio import packet
 from websocket import ABNF
@@ -88,7 +87,7 @@ def until_closed(sock):
     return data
 
 
-# -- reading: the frame rules of gevent-websocket and worker.WebSocket -------------------------
+# -- reading ----------------------------------------------------------------------------------
 
 def test_a_frame_arriving_a_byte_at_a_time_is_one_message(connected):
     connection, client = connected
@@ -141,7 +140,7 @@ def test_a_binary_message_is_handed_on_as_bytes(connected):
         "reserved-bit", "long-control", "fragmented-control", "close-of-one-byte", "close-code-reserved",
         "close-reason-not-utf8"])
 def test_a_refused_frame_is_answered_with_its_close_code_and_the_connection_ends(connected, frames_sent, code):
-    """(A message over the limit: tests/test_worker.py, on both frame paths.)"""
+    """(A message over the limit: tests/test_worker.py.)"""
     connection, client = connected
     conn = connection()
     client.sendall(frames_sent)
@@ -343,29 +342,9 @@ def test_a_socket_with_many_packets_waiting_is_not_read_from_until_they_are_hand
     assert received == [f"m{i}" for i in range(evented.MAX_QUEUED + 10)] and conn.reader.active
 
 
-# -- worker.Handler: which websockets go on the evented path -------------------------------------
-
-class _Recorded(Exception):
-    pass
-
-
-@pytest.mark.parametrize("frame_path,socket_class,evented_path", [
-    ("evented", gevent.socket.socket, True),
-    ("evented", gevent.ssl.SSLSocket, False),  # TLS served by this process
-    ("greenlet", gevent.socket.socket, False),
-], ids=["plain TCP", "TLS", "greenlet path"])
-def test_only_plain_tcp_websockets_go_on_the_evented_path(monkeypatch, frame_path, socket_class, evented_path):
-    handler = object.__new__(worker.handler_class({**load_config({}), "FRAME_PATH": frame_path}))
-    handler.socket = object.__new__(socket_class)
-    handler.websocket = types.SimpleNamespace(closed=False)
-
-    def greenlet_path(self):
-        raise _Recorded("greenlet")
-
-    def hand_over(self):
-        raise _Recorded("evented")
-    monkeypatch.setattr(worker.BaseHandler, "run_websocket", greenlet_path)
-    monkeypatch.setattr(worker.Handler, "_hand_over", hand_over)
-    with pytest.raises(_Recorded) as taken:
-        handler.run_websocket()
-    assert str(taken.value) == ("evented" if evented_path else "greenlet")
+def test_a_websocket_not_handed_over_by_the_handler_is_closed_with_an_error(engineio_socket, caplog):
+    """Under another server's handler (gunicorn -k geventwebsocket's worker), no frame path."""
+    closed = []
+    ws = types.SimpleNamespace(_sock=object(), close=lambda: closed.append(True))  # Engine.IO's driver
+    assert engineio_socket._websocket_handler(ws) == []
+    assert closed and "gunicorn.conf.py" in caplog.text

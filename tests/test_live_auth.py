@@ -19,7 +19,7 @@ from tests.live import Peer, assert_refused, new_user_id, refusal, room_of, sett
 from tests.processes import ROOT, ServerProcess, free_port
 
 APP_ORIGIN = "https://app.example"
-GUNICORN = ("-m", "gunicorn", "-k", "geventwebsocket.gunicorn.workers.GeventWebSocketWorker", "-w", "1")
+GUNICORN = ("-m", "gunicorn", "-c", "gunicorn.conf.py")
 
 
 @pytest.fixture(scope="module")

@@ -4,22 +4,14 @@ import sys
 
 import pytest
 
-from tests.conftest import FRAME_PATHS
-
 from tests import payloads
 from tests.live import Peer, new_user_id, room_of, settle
 from tests.processes import ROOT, ServerProcess
 
 
-@pytest.fixture(scope="module", params=FRAME_PATHS)
-def frame_path(request):
-    """Every test of this module runs on both frame paths (HOMEAPP_FRAME_PATH)."""
-    return request.param
-
-
 @pytest.fixture(scope="module")
-def gunicorn_server(frame_path):
-    process = ServerProcess({"HOMEAPP_ALLOW_OPEN": 1, "HOMEAPP_FRAME_PATH": frame_path})
+def gunicorn_server():
+    process = ServerProcess({"HOMEAPP_ALLOW_OPEN": 1})
     process.start(entry=("-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"))
     yield process
     assert process.stop() == 0, process.log()

@@ -13,15 +13,10 @@ from homeapp.cluster import redis_keys
 from tests import credentials as cred
 from tests import payloads
 from tests.cluster import Cluster
-from tests.conftest import FAST, FRAME_PATHS
+from tests.conftest import FAST
 from tests.live import Peer, new_user_id, open_room, raw_socket, room_of, settle
 from tests.processes import wait_until
 
-
-@pytest.fixture(scope="module", params=FRAME_PATHS)
-def frame_path(request):
-    """Every test of this module runs on both frame paths (HOMEAPP_FRAME_PATH)."""
-    return request.param
 
 RESERVED = ["connect", "disconnect", "connect_error", "disconnecting", "newListener", "removeListener"]
 
@@ -35,8 +30,8 @@ def remove(user_id):
 
 
 @pytest.fixture(scope="module")
-def jwt_server(server_factory, frame_path):
-    return server_factory(HOMEAPP_FRAME_PATH=frame_path, HOMEAPP_AUTH="jwt", HOMEAPP_JWT_SECRET=cred.JWT_SECRET,
+def jwt_server(server_factory):
+    return server_factory(HOMEAPP_AUTH="jwt", HOMEAPP_JWT_SECRET=cred.JWT_SECRET,
                           HOMEAPP_JWT_LEEWAY=0, **FAST)
 
 
@@ -285,8 +280,8 @@ def test_a_message_carries_each_recipient_only_its_own_room_notification(connect
 
 # --- a refused addOnlineUser changes nothing, even when Redis applies it late -----------------------
 
-def test_an_add_refused_during_a_redis_stall_is_not_applied_when_redis_resumes(frame_path):
-    cluster = Cluster(2, HOMEAPP_PRESENCE_TIMEOUT=3.0, HOMEAPP_REDIS_TIMEOUT=0.5, HOMEAPP_FRAME_PATH=frame_path)
+def test_an_add_refused_during_a_redis_stall_is_not_applied_when_redis_resumes():
+    cluster = Cluster(2, HOMEAPP_PRESENCE_TIMEOUT=3.0, HOMEAPP_REDIS_TIMEOUT=0.5)
     try:
         watcher = cluster.peer(1, live=False, join=False)
         cluster.peer(0)  # Redis has the presence scripts by now: the stalled one is not refused unknown
@@ -324,8 +319,8 @@ def test_an_add_refused_during_a_redis_stall_is_not_applied_when_redis_resumes(f
 # --- who may read the online list, and whose origin is "same origin" -------------------------------
 
 @pytest.fixture(scope="module")
-def session_server(server_factory, redis_server, frame_path):
-    return server_factory(HOMEAPP_FRAME_PATH=frame_path, HOMEAPP_AUTH="session", REDIS_URL=redis_server.url,
+def session_server(server_factory, redis_server):
+    return server_factory(HOMEAPP_AUTH="session", REDIS_URL=redis_server.url,
                           HOMEAPP_SESSION_SECRET=cred.SESSION_SECRET, **FAST)
 
 
@@ -372,8 +367,8 @@ def opens_from(server, origin, **headers):
 
 
 @pytest.fixture(scope="module")
-def proxied_server(server_factory, frame_path):
-    return server_factory(HOMEAPP_FRAME_PATH=frame_path, HOMEAPP_TRUST_PROXY=1, **FAST)
+def proxied_server(server_factory):
+    return server_factory(HOMEAPP_TRUST_PROXY=1, **FAST)
 
 
 def test_forwarded_headers_make_no_foreign_origin_same_origin(memory_server, proxied_server):

@@ -16,7 +16,7 @@ import pytest
 import requests
 import websocket
 
-from tests.conftest import FAST, FRAME_PATHS
+from tests.conftest import FAST
 from tests.credentials import JWT_SECRET
 from tests.live import Peer, new_user_id, raw_socket
 from tests.processes import ServerProcess
@@ -28,12 +28,6 @@ TOO_BIG = 1009  # the websocket close code for a message too big to process
 HEADER_TIMEOUT = 1  # seconds, for the servers of the header-timeout tests
 APP_PY = ("app.py",)
 GUNICORN = ("-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app")
-
-
-@pytest.fixture(scope="module", params=FRAME_PATHS)
-def frame_path(request):
-    """Every test of this module runs on both frame paths (HOMEAPP_FRAME_PATH)."""
-    return request.param
 
 
 def polling_url(server, sid=None):
@@ -121,9 +115,9 @@ def an_unfinished_message_of_small_frames(ws):
 
 
 @pytest.fixture(scope="module")
-def jwt_server(server_factory, frame_path):
+def jwt_server(server_factory):
     """Tokens required: the attacker below never presents one."""
-    return server_factory(HOMEAPP_FRAME_PATH=frame_path, HOMEAPP_AUTH="jwt", HOMEAPP_JWT_SECRET=JWT_SECRET)
+    return server_factory(HOMEAPP_AUTH="jwt", HOMEAPP_JWT_SECRET=JWT_SECRET)
 
 
 @pytest.mark.parametrize("attack", [one_frame_announcing_300_mb, an_unfinished_message_of_1_mb_frames,
@@ -139,6 +133,43 @@ def test_a_message_over_the_limit_is_refused_before_it_is_read(jwt_server, attac
         ws.close()
     assert received.endswith(close_frame(TOO_BIG)), received[-20:]
     assert jwt_server.rss_bytes() - before < GROWTH_LIMIT
+
+
+# -- a message of endless empty fragments -----------------------------------------------------
+
+EMPTY_FRAGMENTS = 3_000_000  # 18 MB of frames; kept in a list, they cost the server about 24 MB
+POLICY_VIOLATION = 1008
+
+
+def test_endless_empty_fragments_hold_no_memory_and_end_the_connection(fresh_server):
+    """Each fragment adds no bytes to the message, so a bound on its bytes alone let one
+    connection, with no identity, grow the server by the frames' bookkeeping."""
+    before = fresh_server.rss_bytes()
+    ws = engineio_websocket(fresh_server)
+    empties = frame(websocket.ABNF.OPCODE_CONT, b"", fin=False) * 10_000
+    try:
+        send_until_cut(ws.sock, [frame(websocket.ABNF.OPCODE_TEXT, "4", fin=False)]
+                       + [empties] * (EMPTY_FRAGMENTS // 10_000))
+        # once the server has parsed everything sent, it answers this ping (if still open)
+        send_until_cut(ws.sock, [frame(websocket.ABNF.OPCODE_PING, b"parsed", fin=True)])
+        received = read_until(ws.sock, b"\x8a\x06parsed")
+        grown = fresh_server.rss_bytes() - before
+    finally:
+        ws.close()
+    assert grown < 4 * MB, f"{grown / MB:.1f} MB"
+    assert received.endswith(close_frame(POLICY_VIOLATION)), received[-20:]
+
+
+def read_until(sock, marker, timeout=60):
+    """What the server sends until `marker` or the end of the connection."""
+    sock.settimeout(timeout)
+    received = b""
+    try:
+        while marker not in received and (chunk := sock.recv(65536)):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received
 
 
 # -- long-polling POSTs over the limit -------------------------------------------------------
@@ -196,10 +227,10 @@ EVENTS_SENT = 30_000  # 60 MB of answers
 
 
 @pytest.fixture
-def fresh_server(server_factory, frame_path):
+def fresh_server(server_factory):
     """A server of its own, so that its memory measures one attack only; its pings are slow,
     so that only the attack, not a missed pong, can end a connection."""
-    return server_factory(HOMEAPP_FRAME_PATH=frame_path, HOMEAPP_PING_INTERVAL=60, HOMEAPP_PING_TIMEOUT=60, **FAST)
+    return server_factory(HOMEAPP_PING_INTERVAL=60, HOMEAPP_PING_TIMEOUT=60, **FAST)
 
 
 def test_a_websocket_client_that_never_reads_is_disconnected(fresh_server):
@@ -269,9 +300,8 @@ def test_a_malformed_engineio_packet_is_dropped_quietly_and_the_socket_lives_on(
 # -- half-open requests ----------------------------------------------------------------------
 
 @pytest.fixture(scope="module", params=[APP_PY, GUNICORN], ids=["app.py", "gunicorn"])
-def header_timeout_server(request, frame_path):
-    process = ServerProcess({"HOMEAPP_HEADER_TIMEOUT": HEADER_TIMEOUT, "HOMEAPP_ALLOW_OPEN": 1,
-                             "HOMEAPP_FRAME_PATH": frame_path})
+def header_timeout_server(request):
+    process = ServerProcess({"HOMEAPP_HEADER_TIMEOUT": HEADER_TIMEOUT, "HOMEAPP_ALLOW_OPEN": 1})
     process.start(entry=request.param)
     yield process
     process.stop()

@@ -23,7 +23,7 @@ def evented_server(server_factory):
         f"the hard limit on open files is {hard}: {FILES} are needed (ulimit -Hn)"
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, FILES), hard))
     try:
-        yield server_factory(HOMEAPP_FRAME_PATH="evented", HOMEAPP_PING_INTERVAL=600,
+        yield server_factory(HOMEAPP_PING_INTERVAL=600,
                              HOMEAPP_PING_TIMEOUT=600, **FAST)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -6,21 +6,15 @@ import time
 import pytest
 
 from tests import payloads
-from tests.conftest import FAST, FRAME_PATHS
+from tests.conftest import FAST
 from tests.live import Peer, new_user_id, raw_socket
 
 INTERVAL, TIMEOUT = 1, 1  # whole seconds: Engine.IO announces them in milliseconds, rounded down
 
 
-@pytest.fixture(scope="module", params=FRAME_PATHS)
-def frame_path(request):
-    """Every test of this module runs on both frame paths (HOMEAPP_FRAME_PATH)."""
-    return request.param
-
-
 @pytest.fixture(scope="module")
-def quick_pings(server_factory, frame_path):
-    return server_factory(HOMEAPP_FRAME_PATH=frame_path, HOMEAPP_PING_INTERVAL=INTERVAL, HOMEAPP_PING_TIMEOUT=TIMEOUT, **FAST)
+def quick_pings(server_factory):
+    return server_factory(HOMEAPP_PING_INTERVAL=INTERVAL, HOMEAPP_PING_TIMEOUT=TIMEOUT, **FAST)
 
 
 PRESENCE = '42["newOnlineUser"'

@@ -1,10 +1,8 @@
-"""The websocket of each frame path (worker.WebSocket, frames.Connection) on a real socket pair:
-messages within the limit are read whole, one that passes it is refused at the header of the
-frame that does, before that frame is read."""
+"""frames.Connection, as worker.Handler hands it over, on a real socket pair: messages within
+the limit are read whole, one that passes it is refused at the header of the frame that does,
+before that frame is read."""
 import _socket
-import logging
 import struct
-import types
 
 import gevent
 import gevent.queue
@@ -13,7 +11,6 @@ import pytest
 import websocket
 
 from homeapp.transport import frames, worker
-from tests.conftest import FRAME_PATHS
 
 LIMIT = 1024
 TEXT, CONTINUATION, PING = websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_CONT, websocket.ABNF.OPCODE_PING
@@ -23,28 +20,22 @@ def frame(opcode, payload, fin=True):
     return websocket.ABNF.create_frame(payload, opcode, fin=int(fin)).format()
 
 
-@pytest.fixture(params=FRAME_PATHS)
-def connection(request):
-    """(the server's websocket on that frame path, the client's end of the socket)"""
+@pytest.fixture
+def connection():
+    """(the server's websocket, the client's end of the socket)"""
     ours, theirs = gevent.socket.socketpair()
-    if request.param == "greenlet":
-        stream = types.SimpleNamespace(read=ours.makefile("rb").read, write=ours.sendall)
-        handler = types.SimpleNamespace(server=types.SimpleNamespace(application=None),
-                                        logger=logging.getLogger("tests.worker"))
-        yield worker.WebSocket({}, stream, handler, LIMIT), theirs
-    else:
-        plain = _socket.socket(fileno=ours.detach())
-        plain.setblocking(False)
-        received = Received(frames.Connection(plain, b"", worker.FrameLimits(LIMIT, None, None)))
-        yield received, theirs
-        received.conn.close()  # its watcher first: a descriptor closed under it confuses the loop
+    plain = _socket.socket(fileno=ours.detach())
+    plain.setblocking(False)
+    received = Received(frames.Connection(plain, b"", worker.FrameLimits(LIMIT, None, None)))
+    yield received, theirs
+    received.conn.close()  # its watcher first: a descriptor closed under it confuses the loop
     ours.close()
     theirs.close()
 
 
 class Received:
-    """A frames.Connection read the way gevent-websocket's is: receive() waits for the next
-    message, None once the connection has ended."""
+    """A frames.Connection read as a blocking websocket: receive() waits for the next message,
+    None once the connection has ended."""
 
     def __init__(self, conn):
         self.conn = conn

@@ -36,9 +36,12 @@ LIBRARIES = ("python-engineio", "python-socketio", "Flask-SocketIO", "gevent", "
 
 # the tests that meet those libraries where homeapp changes or relies on their insides
 SEAMS = (
-    "tests/test_transport.py",        # homeapp/transport/websocket.py: engineio's Socket, gevent-websocket's frames
+    "tests/test_transport.py",        # homeapp/transport/websocket.py: engineio's Socket
     "tests/test_live_transport.py",   # the same on the wire
-    "tests/test_worker.py",           # homeapp/transport/worker.py: gevent-websocket's frame reader
+    "tests/test_worker.py",           # homeapp/transport/frames.py: the message limit
+    "tests/test_evented.py",          # frames.py and evented.py: gevent's watchers, engineio's handler
+    "tests/test_rfc6455.py",          # frames.py after gevent-websocket's upgrade, on the wire
+    "tests/test_live_tls.py",         # gevent's SSLSocket on the frame path
     "tests/test_live_hostile_transport.py",  # the frame path's bounds against hostile clients
     "tests/test_schemas.py",          # marshmallow
     "tests/test_live_limits.py",      # packet limits, rate limits, malformed packets

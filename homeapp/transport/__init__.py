@@ -1,2 +1,3 @@
-"""The websocket frame path beneath the events: the tuned gevent-websocket writer, the JSON codec,
-the allowed origins and the connection handler / gunicorn worker."""
+"""The transport beneath the events: the websocket frame path (frames.py, evented.py), Engine.IO's
+sockets tuned (websocket.py), the JSON codec, the allowed origins and the connection handler /
+gunicorn worker."""

@@ -1,9 +1,9 @@
-"""Engine.IO sockets on the evented frame path (homeapp/transport/frames.py): no reader greenlet.
+"""Engine.IO sockets on the frame path (homeapp/transport/frames.py): no reader greenlet.
 
 Engine.IO's websocket handler reads in a loop on the connection's greenlet for its whole life
 and starts a writer greenlet beside it. Given a frames.Connection instead (worker.Handler makes
-one for each plain TCP websocket when HOMEAPP_FRAME_PATH=evented), the handler returns at once
-and the connection calls this module back:
+one for each websocket, plain or TLS), the handler returns at once and the connection calls
+this module back:
 
 - each message is queued on the socket's Feed, and a worker greenlet, of at most
   HOMEAPP_HANDLER_POOL, handles the feed's packets one at a time, in order, as the reader
@@ -43,26 +43,28 @@ _workers = 0  # now
 _idle = []  # the Waiters of idle workers
 _waiting = deque()  # feeds with packets and no worker free for them
 
-_greenlet_handler = None
 _engineio_close = Socket.close
 
 
 def install(config):
-    """Replace Socket._websocket_handler (after websocket.install) and Socket.close, and size
-    the handler pool. Called by homeapp.transport.overrides.install()."""
-    global _handler_pool, _greenlet_handler
+    """Replace Socket._websocket_handler and Socket.close, and size the handler pool. Called
+    by homeapp.transport.overrides.install()."""
+    global _handler_pool
     _handler_pool = config["HANDLER_POOL"]
-    if Socket._websocket_handler is not _websocket_handler:
-        _greenlet_handler = Socket._websocket_handler
-        Socket._websocket_handler = _websocket_handler
+    Socket._websocket_handler = _websocket_handler
     Socket.close = _close
-    Socket.frames = None  # the evented connection the socket is on, once it is on it
+    Socket.frames = None  # the connection the socket is on, once it is on it
 
 
 def _websocket_handler(sock, ws):
-    conn = getattr(ws, "_sock", None)
-    if conn.__class__ is not frames.Connection:
-        return _greenlet_handler(sock, ws)
+    """`ws` is Engine.IO's gevent driver, around the frames.Connection that worker.Handler
+    put in the environ as `wsgi.websocket`."""
+    conn = ws._sock
+    if conn.__class__ is not frames.Connection:  # served by another handler than worker.Handler
+        log.error("%s: a websocket that homeapp's connection handler did not take over is closed: "
+                  "run gunicorn with -c gunicorn.conf.py (or python app.py)", sock.sid)
+        ws.close()
+        return []
     feed = Feed(sock, conn)
     if "wait" in vars(ws):
         # the Admin UI counts packets in the driver's wait and send (python-socketio's
@@ -166,7 +168,8 @@ class Feed:
 
     def _receive(self, message):
         """What Engine.IO's handler does with each message: decode and receive it. What it
-        cannot decode is dropped (websocket._Incoming does the same on the greenlet path)."""
+        cannot decode is dropped: Engine.IO decodes outside its error handling, and one empty
+        frame ended the connection with a traceback."""
         sock = self.sock
         if message.__class__ is str and message[:2] not in websocket._PLAIN_STARTS:
             error = websocket._decode_error(message)

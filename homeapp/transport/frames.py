@@ -1,19 +1,21 @@
-"""The evented frame path (HOMEAPP_FRAME_PATH=evented): an open websocket without a greenlet.
+"""The websocket frame path: an open websocket without a greenlet.
 
-On the greenlet path every connection keeps a greenlet blocked in gevent-websocket's reader,
-with its saved stack, pywsgi's handler, its read buffer and gevent's socket with two watchers
-(bench/evented.md measured 41.5 KB per idle HomeApp socket, most of it that). Here, once the
-upgrade is answered (homeapp/transport/worker.py hands the descriptor over), a connection is
-one Connection, one event-loop watcher and the kernel's socket:
+A greenlet per connection blocked in a reader, with its saved stack, pywsgi's handler, its read
+buffer and gevent's socket with two watchers, took 41.5 KB per idle socket (bench/evented.md).
+Here, once the upgrade is answered (homeapp/transport/worker.py hands the descriptor over), a
+connection is one Connection, one event-loop watcher and the kernel's socket; with TLS that
+this process terminates, gevent's TLS socket too, read and written without blocking (TlsSocket):
 
 - The read watcher calls back when bytes arrive: one non-blocking read into a buffer every
   connection shares (the loop runs one callback at a time), then every complete frame is
   parsed and an incomplete one kept for the next call.
-- The frame rules are those gevent-websocket and worker.WebSocket enforce on the greenlet
-  path: client frames masked (1002), no reserved bits (1002), control frames final and at
+- The frame rules are RFC 6455's (tests/test_rfc6455.py checks them case by case):
+  client frames masked (1002), no reserved bits or opcodes (1002), control frames final and at
   most 125 bytes (1002), fragments in order (1002), text strict UTF-8 (1007), a close frame
-  with a valid code and reason (1002, 1007), and a message
-  over `max_message` bytes refused at the header of the frame that takes it past (1009).
+  with a valid code and reason (1002, 1007), a message
+  over `max_message` bytes refused at the header of the frame that takes it past (1009), and
+  one of more than MAX_FRAGMENTS frames refused (1008). A fragmented message is gathered in one
+  buffer, so what it holds is its bytes, however many frames brought them.
   Complete messages go to the listener (homeapp/transport/evented.py), text as str, binary
   as bytes, in the event loop: it must not block.
 - Writes never block: frames wait on the connection and leave in one system call per
@@ -25,6 +27,7 @@ one Connection, one event-loop watcher and the kernel's socket:
 Imports only the standard library, gevent and wsaccel.
 """
 import logging
+import ssl
 import struct
 import gevent
 from wsaccel.xormask import XorMaskerSimple
@@ -32,7 +35,10 @@ from wsaccel.xormask import XorMaskerSimple
 log = logging.getLogger("homeapp.transport")
 
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0, 1, 2, 8, 9, 10
-PROTOCOL_ERROR, INVALID_TEXT, TOO_BIG = 1002, 1007, 1009
+PROTOCOL_ERROR, INVALID_TEXT, POLICY, TOO_BIG = 1002, 1007, 1008, 1009
+# fragments in one message: bytes alone do not bound the work or the bookkeeping of a message
+# sent as endless empty continuation frames
+MAX_FRAGMENTS = 1024
 
 _scratch = bytearray(65536)
 _scratch_view = memoryview(_scratch)
@@ -69,7 +75,8 @@ class Connection:
     version, path, origin, protocol = "13", None, None, None
 
     __slots__ = ("sock", "limits", "early", "listener", "reader", "writer", "unparsed", "fragments",
-                 "message_bytes", "pending", "pending_bytes", "flush_due", "closing", "closed", "grace")
+                 "fragmented", "fragment_count", "pending", "pending_bytes", "flush_due", "closing",
+                 "closed", "grace")
 
     def __init__(self, sock, early, limits):
         self.sock = sock
@@ -79,8 +86,9 @@ class Connection:
         self.reader = gevent.get_hub().loop.io(sock.fileno(), 1)
         self.writer = None  # a write watcher while the kernel's send buffer is full
         self.unparsed = b""  # the start of a frame that has not fully arrived
-        self.fragments = None  # [opcode, payload, ...] of a fragmented message in progress
-        self.message_bytes = 0  # of that message so far
+        self.fragments = None  # the payload so far of a fragmented message in progress
+        self.fragmented = None  # that message's opcode
+        self.fragment_count = 0  # and its frames so far
         self.pending = None  # frames to write when the loop next runs
         self.pending_bytes = 0
         self.flush_due = False  # in _to_flush
@@ -96,6 +104,10 @@ class Connection:
         early, self.early = self.early, b""
         if early:
             self._received(early)
+        if self.sock.__class__ is TlsSocket and not self.closed:
+            # TLS may hold decrypted bytes that the request's reader left: the descriptor
+            # would not wake the watcher for them
+            self._on_readable()
 
     def pause(self):
         """Stop reading (the listener has enough waiting); resume() starts again."""
@@ -156,7 +168,8 @@ class Connection:
         if opcode >= CLOSE:
             if size > 125 or not first & 0x80:  # control frames: small, never fragmented
                 raise ProtocolError(PROTOCOL_ERROR)
-        elif size + (self.message_bytes if opcode == CONTINUATION else 0) > self.limits.max_message:
+        elif size + (len(self.fragments) if opcode == CONTINUATION and self.fragments is not None
+                     else 0) > self.limits.max_message:
             raise ProtocolError(TOO_BIG)
 
     def _frame(self, first, payload):
@@ -177,18 +190,19 @@ class Connection:
                 raise ProtocolError(PROTOCOL_ERROR)
             return
         if opcode == CONTINUATION and self.fragments is not None:
-            self.fragments.append(payload)
-            self.message_bytes += len(payload)
+            self.fragment_count += 1
+            if self.fragment_count > MAX_FRAGMENTS:
+                raise ProtocolError(POLICY)
+            self.fragments += payload  # one buffer: an empty fragment adds nothing to hold
         elif opcode in (TEXT, BINARY) and self.fragments is None:
-            self.fragments = [opcode, payload]
-            self.message_bytes = len(payload)
+            self.fragments = bytearray(payload)
+            self.fragmented = opcode
+            self.fragment_count = 1
         else:
             raise ProtocolError(PROTOCOL_ERROR)
         if first & 0x80:
-            opcode, *parts = self.fragments
-            self.fragments = None
-            self.message_bytes = 0
-            self._message(opcode, b"".join(parts))
+            message, self.fragments = bytes(self.fragments), None
+            self._message(self.fragmented, message)
 
     def _message(self, opcode, payload):
         if self.closing:  # after the server's close frame, only the client's answer counts
@@ -269,7 +283,7 @@ class Connection:
         when the client answers it, or close_grace seconds later."""
         if self.closing or self.closed:
             return
-        self._write(frame(CLOSE, b""))  # gevent-websocket's close sends no code either
+        self._write(frame(CLOSE, b""))  # no code: what Engine.IO's close means has no number
         self.closing = True
         self.flush()
         grace = self.limits.close_grace
@@ -303,15 +317,56 @@ class Connection:
             self.listener.ended()
 
 
+class TlsSocket:
+    """A TLS connection (gevent's SSLSocket, past its handshake) that Connection reads and writes
+    as it does a plain non-blocking socket: a read that OpenSSL cannot complete yet raises
+    BlockingIOError, a write it cannot complete sends 0 bytes (OpenSSL writes a record whole
+    or not at all, and is given the same bytes first when it is retried).
+
+    Connection's 64 KB reads take a TLS record (16 KB at most) whole, so after a read OpenSSL
+    holds nothing the descriptor's readiness would not announce.
+
+    gevent's server closes the TLS socket when the request's handler ends, right after the
+    hand-over. A socket closes its descriptor only once every file made from it is closed
+    too (socket.makefile), so `held` keeps this connection's open until close()."""
+
+    __slots__ = ("tls", "held")
+
+    def __init__(self, tls):
+        tls.settimeout(0)
+        self.tls = tls
+        self.held = tls.makefile("rb", buffering=0)
+
+    def fileno(self):
+        return self.tls.fileno()
+
+    def recv_into(self, buffer):
+        try:
+            return self.tls.recv_into(buffer)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise BlockingIOError from None
+
+    def send(self, data):
+        return self.tls.send(data)
+
+    def getpeername(self):
+        return self.tls.getpeername()
+
+    def close(self):
+        self.held.close()
+        self.tls.close()
+
+
 def _check_close(payload):
-    """A client's close frame as gevent-websocket accepts it: no payload, or a valid code and
-    a UTF-8 reason. Raises ProtocolError."""
+    """A client's close frame: no payload, or a code a client may send (RFC 6455 section 7.4:
+    the protocol's, as IANA registered them up to 1014, but not 1004-1006, which are never
+    sent; 3000-4999 for libraries and applications) and a UTF-8 reason. Raises ProtocolError."""
     if not payload:
         return
     if len(payload) < 2:
         raise ProtocolError(PROTOCOL_ERROR)
     code = int.from_bytes(payload[:2], "big")
-    if code < 1000 or 1004 <= code <= 1006 or 1012 <= code <= 1016 or code == 1100 or 2000 <= code <= 2999:
+    if not (1000 <= code <= 1014 and not 1004 <= code <= 1006 or 3000 <= code <= 4999):
         raise ProtocolError(PROTOCOL_ERROR)
     try:
         payload[2:].decode("utf-8")

@@ -29,9 +29,9 @@ class UnsupportedLibrary(ConfigError):
 COVERED = {
     "python-engineio": (
         ">=4.15.1,<4.16",
-        "Socket.schedule_ping, send, poll and _websocket_handler (homeapp/transport/websocket.py); "
-        "_websocket_handler's upgrade and read loop, done per packet, Socket.close and the queue "
-        "(homeapp/transport/evented.py)",
+        "Socket.schedule_ping, send and poll (homeapp/transport/websocket.py); "
+        "_websocket_handler's upgrade and read loop, done per packet, the gevent driver's _sock, "
+        "Socket.close and the queue (homeapp/transport/evented.py)",
         "tests/test_transport.py tests/test_evented.py tests/test_live_transport.py "
         "tests/test_live_hostile_transport.py"),
     "python-socketio": (
@@ -48,15 +48,17 @@ COVERED = {
         "tests/test_live_channels.py tests/test_live_admin.py tests/test_create_app.py"),
     "gevent-websocket": (
         "==0.10.1",
-        "Header.unmask_payload, WebSocket.read_frame and the handler's upgrade and "
-        "run_websocket (homeapp/transport/websocket.py, homeapp/transport/worker.py)",
-        "tests/test_worker.py tests/test_transport.py tests/test_live_hostile_transport.py"),
+        "the handler's upgrade, then its run_websocket replaced by the hand-over to "
+        "homeapp/transport/frames.py (homeapp/transport/worker.py); its gunicorn worker",
+        "tests/test_evented.py tests/test_live_transport.py tests/test_live_gunicorn.py "
+        "tests/test_live_tls.py"),
     "gevent": (
         ">=26.9.0,<26.10",
         "pywsgi's WSGIHandler.handle_one_request and run_application, socket.detach and its "
-        "read buffer's read1 at timeout 0, loop.io watchers (homeapp/transport/worker.py, "
-        "homeapp/transport/frames.py)",
-        "tests/test_worker.py tests/test_live_hostile_transport.py tests/test_live_gunicorn.py"),
+        "read buffer's read1 at timeout 0, SSLSocket read and written at timeout 0, loop.io "
+        "watchers (homeapp/transport/worker.py, homeapp/transport/frames.py)",
+        "tests/test_worker.py tests/test_live_hostile_transport.py tests/test_live_gunicorn.py "
+        "tests/test_live_tls.py tests/test_rfc6455.py"),
     "marshmallow": (
         ">=4.4.0,<4.5",
         "Schema._deserialize, the field loop (homeapp/schemas/common.py)",

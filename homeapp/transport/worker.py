@@ -1,6 +1,6 @@
 """The connection handler of `python app.py` and the gunicorn worker of gunicorn.conf.py.
 
-gevent-websocket's handler, with five changes:
+gevent-websocket's handler, which answers the websocket upgrade, with four changes:
 
 - each connection reads through a READ_BUFFER-byte buffer instead of 8 KB: a frame of this
   protocol is a few hundred bytes, and an idle socket held the rest for nothing
@@ -10,15 +10,11 @@ gevent-websocket's handler, with five changes:
   that never finishes its headers held a connection and a greenlet for as long as it liked;
 - a response that closes the connection does not first read what is left of the request's
   body: gevent would wait for every byte a Content-Length announced, sent or not;
-- a websocket message bigger than `max_message_bytes` ends its connection (close code 1009)
-  as soon as the header of the frame that takes it past the limit arrives, before that frame
-  is read: gevent-websocket assembles a whole message in memory before anyone can look at its
-  size, and one client held hundreds of megabytes that way;
-- with `frame_path` "evented" (HOMEAPP_FRAME_PATH), a websocket on a plain TCP socket is
-  handed over after the `101`: its descriptor goes to a homeapp.transport.frames.Connection,
-  the application runs once to register it with Engine.IO (homeapp.transport.evented), and
-  the connection's greenlet, this handler and its buffer end. TLS sockets served by this
-  process stay on gevent-websocket's path, as do `frame_path` "greenlet" and long-polling.
+- after the `101`, a websocket is handed over instead of read here: its descriptor (with TLS
+  that this process terminates, gevent's TLS socket) goes to a
+  homeapp.transport.frames.Connection, the application runs once to register it with
+  Engine.IO (homeapp.transport.evented), and the connection's greenlet, this handler and its
+  buffer end. gevent-websocket's own frame reading is never used. Long-polling stays here.
 
 `handler_class(settings)` and `worker_class(settings)` give the two entries these classes
 with the limits of homeapp.config's settings.
@@ -30,27 +26,16 @@ not be imported before the worker's gevent monkey-patching.
 import _socket
 import io
 import socket
-import struct
 from collections import namedtuple
 
 import gevent
-import gevent.socket
+import gevent.ssl
 from gevent.pywsgi import Input
-
-try:
-    from geventwebsocket.handler import WebSocketHandler as BaseHandler
-except ImportError:  # bench/peers/homeapp_simple_ws.py made it unimportable: gevent's own
-    from gevent.pywsgi import WSGIHandler as BaseHandler
-    GeventWebSocketWorker = BaseWebSocket = None
-else:
-    from geventwebsocket.exceptions import FrameTooLargeException, ProtocolError, WebSocketError
-    from geventwebsocket.gunicorn.workers import GeventWebSocketWorker
-    from geventwebsocket.websocket import Header
-    from geventwebsocket.websocket import WebSocket as BaseWebSocket
+from geventwebsocket.gunicorn.workers import GeventWebSocketWorker
+from geventwebsocket.handler import WebSocketHandler as BaseHandler
 
 # a longer read goes around the buffer, straight into its destination
 READ_BUFFER = 1024
-MESSAGE_TOO_BIG = 1009  # the websocket close code
 
 # What an evented connection may hold (homeapp.transport.frames.Connection): bytes in one
 # message, bytes waiting for the client (None: no limit), seconds the client has to answer
@@ -60,9 +45,7 @@ FrameLimits = namedtuple("FrameLimits", "max_message max_pending close_grace")
 
 class Handler(BaseHandler):
     header_timeout = None  # seconds; None: wait as long as the client likes
-    max_message_bytes = None  # None: gevent-websocket's own connection, without a limit
-    frame_path = "greenlet"  # or "evented", with frame_limits
-    frame_limits = None
+    frame_limits = FrameLimits(max_message=64 * 1024, max_pending=None, close_grace=None)
 
     def __init__(self, sock, address, server, rfile=None):
         # gevent's handler takes rfile (an argument it calls deprecated) and makes its own
@@ -106,21 +89,8 @@ class Handler(BaseHandler):
                 # answered without it (413), that is whatever the client announced, or waits
                 self.wsgi_input = Input(None, 0)
 
-    def upgrade_connection(self):
-        """gevent-websocket's upgrade, the connection given this module's WebSocket: the
-        library names its own class where it makes one, with no way to choose another."""
-        result = super().upgrade_connection()
-        made = self.environ.get("wsgi.websocket")
-        if made is not None and self.max_message_bytes is not None:
-            made.closed = True  # never used: its finalizer must not write a close frame
-            self.websocket = WebSocket(self.environ, made.stream, self, self.max_message_bytes)
-            self.environ["wsgi.websocket"] = self.websocket
-        return result
-
     def run_websocket(self):
-        """gevent-websocket's, unless this websocket goes on the evented frame path."""
-        if self.frame_path != "evented" or type(self.socket) is not gevent.socket.socket:
-            return super().run_websocket()  # TLS is gevent's SSLSocket: it stays here
+        """Hand the websocket over to the frame path instead of reading it here."""
         # imported here, in the worker: gunicorn's master loads this file without the package
         from homeapp.transport import frames
         self.websocket.closed = True  # never used: its finalizer must not write a close frame
@@ -131,6 +101,7 @@ class Handler(BaseHandler):
         environ["wsgi.input"] = io.BytesIO()
         environ["wsgi.websocket"] = conn
         self.environ["wsgi.websocket"] = None
+        self.socket = None  # the connection's now: pywsgi must neither read from it nor close it
         try:
             list(self.application(environ, lambda status, headers, exc_info=None: []))
         finally:
@@ -138,16 +109,22 @@ class Handler(BaseHandler):
                 conn.close(b"")
 
     def _hand_over(self):
-        """The connection's descriptor as a non-blocking standard-library socket, and what
-        the read buffer holds past the request head (read without waiting). gevent's socket
-        lets go of the descriptor and of its watchers."""
+        """The connection as a non-blocking socket for frames.Connection (TLS: a
+        frames.TlsSocket), and what the read buffer holds past the request head (read
+        without waiting). A plain socket leaves gevent's: its descriptor and watchers go."""
         sock = self.socket
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as tuned_websockets
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as Node.js sockets
         except OSError:  # not TCP (a unix socket behind a proxy)
             pass
         sock.settimeout(0)
-        early = self.rfile.read1(READ_BUFFER)
+        try:
+            early = self.rfile.read1(READ_BUFFER)
+        except gevent.ssl.SSLWantReadError:  # TLS, and nothing buffered
+            early = b""
+        if isinstance(sock, gevent.ssl.SSLSocket):
+            from homeapp.transport import frames
+            return frames.TlsSocket(sock), early
         plain = _socket.socket(fileno=sock.detach())  # _socket: monkey-patching leaves it alone
         plain.setblocking(False)
         return plain, early
@@ -157,75 +134,19 @@ class Handler(BaseHandler):
 _HANDLER_KEYS = ("wsgi.input", "gunicorn.sock")
 
 
-if BaseWebSocket is not None:
-    class WebSocket(BaseWebSocket):
-        """gevent-websocket's connection, refusing a message bigger than max_message_bytes:
-        when the header of the frame that takes it past the limit arrives, the connection
-        sends close code 1009 and ends, without reading that frame."""
-
-        __slots__ = ("max_message_bytes", "message_bytes")
-
-        def __init__(self, environ, stream, handler, max_message_bytes):
-            super().__init__(environ, stream, handler)
-            self.max_message_bytes = max_message_bytes
-            self.message_bytes = 0  # of the message being read, its frames so far
-
-        def read_frame(self):
-            """The next frame, as gevent-websocket reads it, with the size check between the
-            header and the payload.
-
-            Raises FrameTooLargeException (a ProtocolError) after sending close code 1009,
-            ProtocolError for reserved bits, WebSocketError for a connection that ended
-            mid-frame.
-            """
-            header = Header.decode_header(self.stream)
-            if header.flags:
-                raise ProtocolError("reserved bits set")
-            size = header.length
-            if header.opcode == self.OPCODE_CONTINUATION:
-                size += self.message_bytes
-            if size > self.max_message_bytes:
-                self._close_with(MESSAGE_TOO_BIG)
-                raise FrameTooLargeException(f"a message of more than {self.max_message_bytes} bytes")
-            if header.opcode < self.OPCODE_CLOSE:  # control frames (125 bytes at most) interleave
-                self.message_bytes = size
-            if not header.length:
-                return header, b""
-            try:
-                payload = self.raw_read(header.length)
-            except (OSError, ValueError):  # the connection broke, or was closed under the reader
-                payload = b""
-            if len(payload) != header.length:
-                raise WebSocketError("Unexpected EOF reading frame payload")
-            if header.mask:
-                payload = header.unmask_payload(payload)
-            return header, payload
-
-        def _close_with(self, code):
-            """A close frame carrying its status code (gevent-websocket's close sends none),
-            and nothing written after it."""
-            try:
-                self.send_frame(struct.pack("!H", code), self.OPCODE_CLOSE)
-            except WebSocketError:  # the connection is gone already
-                pass
-            self.closed = True
-
-
 def handler_class(settings):
-    """Handler with the limits and frame path of `settings` (homeapp.config's HEADER_TIMEOUT,
-    MAX_PACKET_BYTES, FRAME_PATH, MAX_PENDING_OUTPUT_BYTES and PING_TIMEOUT: a client has as
-    long to answer the server's close frame as it has to answer a ping)."""
+    """Handler with the limits of `settings` (homeapp.config's HEADER_TIMEOUT, MAX_PACKET_BYTES,
+    MAX_PENDING_OUTPUT_BYTES and PING_TIMEOUT: a client has as long to answer the server's
+    close frame as it has to answer a ping)."""
     limits = FrameLimits(settings["MAX_PACKET_BYTES"], settings["MAX_PENDING_OUTPUT_BYTES"],
                          settings["PING_TIMEOUT"])
-    return type("Handler", (Handler,), {"header_timeout": settings["HEADER_TIMEOUT"],
-                                         "max_message_bytes": settings["MAX_PACKET_BYTES"],
-                                         "frame_path": settings["FRAME_PATH"], "frame_limits": limits})
+    return type("Handler", (Handler,), {"header_timeout": settings["HEADER_TIMEOUT"], "frame_limits": limits})
 
 
-if GeventWebSocketWorker is not None:
-    class Worker(GeventWebSocketWorker):
-        wsgi_handler = Handler
+class Worker(GeventWebSocketWorker):
+    wsgi_handler = Handler
 
-    def worker_class(settings):
-        """The gunicorn worker, its connections handled with the limits of `settings`."""
-        return type("Worker", (Worker,), {"wsgi_handler": handler_class(settings)})
+
+def worker_class(settings):
+    """The gunicorn worker, its connections handled with the limits of `settings`."""
+    return type("Worker", (Worker,), {"wsgi_handler": handler_class(settings)})
