@@ -10,6 +10,7 @@ newest releases.
 import logging
 from importlib import metadata
 
+from engineio import payload
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
@@ -31,9 +32,10 @@ COVERED = {
         ">=4.15.1,<4.16",
         "Socket.schedule_ping, send, poll and _websocket_handler (homeapp/transport/websocket.py); "
         "_websocket_handler's upgrade and read loop, done per packet, Socket.close and the queue "
-        "(homeapp/transport/evented.py)",
+        "(homeapp/transport/evented.py); Payload.max_decode_packets, the server's KeyError for a "
+        "closed session in handle_request (homeapp/transport/overrides.py, websocket.py)",
         "tests/test_transport.py tests/test_evented.py tests/test_live_transport.py "
-        "tests/test_live_hostile_transport.py"),
+        "tests/test_live_hostile_transport.py tests/test_live_polling.py"),
     "python-socketio": (
         ">=5.18.1,<5.19",
         "Server._handle_eio_message (homeapp/transport/packets.py); Server._handle_connect, "
@@ -86,13 +88,18 @@ def check_versions(allow_untested=False):
 
 
 def install(config, server, hub=None):
-    """Check the libraries' versions, then install every override: the frame path's, with the
-    limits in `config`, the packet guard on Socket.IO `server`, and, with recovery on in `hub`,
+    """Check the libraries' versions, then install every override: Engine.IO's packets per
+    long-polling POST, the frame path's, with the limits in `config`, the packet guard on Socket.IO `server`, and, with recovery on in `hub`,
     the recovering namespace CONNECT.
 
     Raises UnsupportedLibrary.
     """
     check_versions(config["ALLOW_UNTESTED_LIBRARIES"])
+    # Engine.IO refuses a long-polling POST of more than 16 packets (a traceback behind a 200,
+    # every packet lost), and socket.io-client batches whatever queued while a POST was in
+    # flight. A packet takes at least a byte and its separator, so the body's own limit
+    # (max_http_buffer_size, MAX_PACKET_BYTES) bounds the count.
+    payload.Payload.max_decode_packets = config["MAX_PACKET_BYTES"]
     websocket.install(config)
     evented.install(config)
     packets.guard(server)
