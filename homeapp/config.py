@@ -299,6 +299,8 @@ def load_config(env=None):
                                          minimum=64 * 1024),
         # seconds a connection has to send a request's line and headers
         "HEADER_TIMEOUT": _float(env, "HOMEAPP_HEADER_TIMEOUT", 10.0, minimum=0.1),
+        # seconds a request's body has to arrive once its headers are in
+        "BODY_TIMEOUT": _float(env, "HOMEAPP_BODY_TIMEOUT", 10.0, minimum=0.1),
         # token buckets per socket: sustained events per second and burst; 0 turns a limit off
         "MESSAGE_RATE": _float(env, "HOMEAPP_MESSAGE_RATE", 10.0),
         "MESSAGE_BURST": _int(env, "HOMEAPP_MESSAGE_BURST", 20, minimum=1),

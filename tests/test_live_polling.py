@@ -27,6 +27,10 @@ class PollingClient:
         self.sid = json.loads(opened.text[1:])["sid"]
         self.url = f"{self.base}&sid={self.sid}"
 
+    def close(self):
+        """Closes its HTTP connections (not the session)."""
+        self.http.close()
+
     def post(self, *packets):
         """One POST carrying `packets`; returns the response."""
         return self.http.post(self.url, data="\x1e".join(packets).encode(), timeout=10)

@@ -1,6 +1,6 @@
 """The connection handler of `python app.py` and the gunicorn worker of gunicorn.conf.py.
 
-gevent-websocket's handler, with five changes:
+gevent-websocket's handler, with six changes:
 
 - each connection reads through a READ_BUFFER-byte buffer instead of 8 KB: a frame of this
   protocol is a few hundred bytes, and an idle socket held the rest for nothing
@@ -8,6 +8,10 @@ gevent-websocket's handler, with five changes:
 - a request's line and headers must arrive within `header_timeout` seconds of the handler
   starting to wait for them, or the connection is closed: gevent waits forever, so a client
   that never finishes its headers held a connection and a greenlet for as long as it liked;
+- a request's body must arrive within `body_timeout` seconds of its headers, or the
+  connection is closed: gevent waits for it forever, so a client trickling a byte at a time
+  held a connection and a greenlet for as long as it liked (long-polling POSTs and the
+  backend API alike);
 - a response that closes the connection does not first read what is left of the request's
   body: gevent would wait for every byte a Content-Length announced, sent or not;
 - a websocket message bigger than `max_message_bytes` ends its connection (close code 1009)
@@ -29,9 +33,12 @@ not be imported before the worker's gevent monkey-patching.
 """
 import _socket
 import io
+import logging
 import socket
 import struct
+import time
 from collections import namedtuple
+from contextlib import nullcontext
 
 import gevent
 import gevent.socket
@@ -48,6 +55,8 @@ else:
     from geventwebsocket.websocket import Header
     from geventwebsocket.websocket import WebSocket as BaseWebSocket
 
+log = logging.getLogger("homeapp.transport.worker")  # a name only: the package is not imported
+
 # a longer read goes around the buffer, straight into its destination
 READ_BUFFER = 1024
 MESSAGE_TOO_BIG = 1009  # the websocket close code
@@ -58,8 +67,40 @@ MESSAGE_TOO_BIG = 1009  # the websocket close code
 FrameLimits = namedtuple("FrameLimits", "max_message max_pending close_grace")
 
 
+class BodyTimeout(BaseException):
+    """A request's body not in by its deadline. Not an Exception, as gevent.Timeout is not:
+    the application's `except Exception` (Flask's error handlers) lets it through to the
+    Handler, which closes the connection."""
+
+
+class TimedInput(Input):
+    """gevent's request body, whose every read must end by `deadline` (time.monotonic()),
+    or raises BodyTimeout."""
+
+    __slots__ = ("deadline",)
+
+    def read(self, length=None):
+        with self._in_time():
+            return super().read(length)
+
+    def readline(self, size=None):  # readlines and iteration go through it
+        with self._in_time():
+            return super().readline(size)
+
+    def _in_time(self):
+        if not self.chunked_input and self.position >= (self.content_length or 0):
+            return nullcontext()  # nothing (left) to read: no timer
+        return gevent.Timeout(max(0.0, self.deadline - time.monotonic()), BodyTimeout)
+
+    def drain(self):
+        """Read what is left of the body, within the deadline. Raises BodyTimeout."""
+        while self.read(16 * READ_BUFFER):
+            pass
+
+
 class Handler(BaseHandler):
     header_timeout = None  # seconds; None: wait as long as the client likes
+    body_timeout = None  # seconds after the headers; None: as long as the client likes
     max_message_bytes = None  # None: gevent-websocket's own connection, without a limit
     frame_path = "greenlet"  # or "evented", with frame_limits
     frame_limits = None
@@ -97,9 +138,30 @@ class Handler(BaseHandler):
             self.header_deadline.close()
             self.header_deadline = None  # not held for the life of a websocket
 
+    def get_environ(self):
+        """gevent's, its body a TimedInput due body_timeout seconds from now: the headers are in."""
+        environ = super().get_environ()
+        if self.body_timeout is not None:
+            plain = self.wsgi_input
+            timed = TimedInput(plain.rfile, plain.content_length, plain.socket, plain.chunked_input)
+            timed.deadline = time.monotonic() + self.body_timeout
+            if environ["wsgi.input"] is plain:  # not for an upgrade, which reads the raw stream
+                environ["wsgi.input"] = timed
+            self.wsgi_input = timed
+        return environ
+
     def run_application(self):
         try:
             super().run_application()
+            if not self.close_connection and isinstance(self.wsgi_input, TimedInput):
+                # what the application left of the body, read here, where being late can
+                # close the connection quietly: gevent reads it next, and would log a traceback
+                self.wsgi_input.drain()
+        except BodyTimeout:
+            log.info("closed a connection from %s: its request body did not arrive within %s s",
+                     self.client_address[0] if isinstance(self.client_address, tuple) else self.client_address,
+                     self.body_timeout)
+            self.close_connection = True
         finally:
             if self.close_connection:
                 # gevent reads what is left of the body before it closes: for a request
@@ -213,11 +275,12 @@ if BaseWebSocket is not None:
 
 def handler_class(settings):
     """Handler with the limits and frame path of `settings` (homeapp.config's HEADER_TIMEOUT,
-    MAX_PACKET_BYTES, FRAME_PATH, MAX_PENDING_OUTPUT_BYTES and PING_TIMEOUT: a client has as
+    BODY_TIMEOUT, MAX_PACKET_BYTES, FRAME_PATH, MAX_PENDING_OUTPUT_BYTES and PING_TIMEOUT: a client has as
     long to answer the server's close frame as it has to answer a ping)."""
     limits = FrameLimits(settings["MAX_PACKET_BYTES"], settings["MAX_PENDING_OUTPUT_BYTES"],
                          settings["PING_TIMEOUT"])
     return type("Handler", (Handler,), {"header_timeout": settings["HEADER_TIMEOUT"],
+                                         "body_timeout": settings["BODY_TIMEOUT"],
                                          "max_message_bytes": settings["MAX_PACKET_BYTES"],
                                          "frame_path": settings["FRAME_PATH"], "frame_limits": limits})
 
