@@ -24,6 +24,10 @@ gevent-websocket's handler, with six changes:
   the connection's greenlet, this handler and its buffer end. TLS sockets served by this
   process stay on gevent-websocket's path, as do `frame_path` "greenlet" and long-polling.
 
+Both entries' servers (Server, and the gunicorn worker's) also pause accepting for a moment
+when the process is out of descriptors, and say so in one line every ACCEPT_LOG_EVERY seconds:
+gevent logged a traceback for every failed accept.
+
 `handler_class(settings)` and `worker_class(settings)` give the two entries these classes
 with the limits of homeapp.config's settings.
 
@@ -32,8 +36,11 @@ imports only gevent, gevent-websocket and gunicorn, never the homeapp package, w
 not be imported before the worker's gevent monkey-patching.
 """
 import _socket
+import errno
 import io
 import logging
+import os
+import resource
 import socket
 import struct
 import time
@@ -42,7 +49,7 @@ from contextlib import nullcontext
 
 import gevent
 import gevent.socket
-from gevent.pywsgi import Input
+from gevent.pywsgi import Input, WSGIServer
 
 try:
     from geventwebsocket.handler import WebSocketHandler as BaseHandler
@@ -52,6 +59,7 @@ except ImportError:  # bench/peers/homeapp_simple_ws.py made it unimportable: ge
 else:
     from geventwebsocket.exceptions import FrameTooLargeException, ProtocolError, WebSocketError
     from geventwebsocket.gunicorn.workers import GeventWebSocketWorker
+    from gunicorn.workers.ggevent import PyWSGIServer
     from geventwebsocket.websocket import Header
     from geventwebsocket.websocket import WebSocket as BaseWebSocket
 
@@ -60,6 +68,10 @@ log = logging.getLogger("homeapp.transport.worker")  # a name only: the package 
 # a longer read goes around the buffer, straight into its destination
 READ_BUFFER = 1024
 MESSAGE_TOO_BIG = 1009  # the websocket close code
+# what an accept fails with when the process or the system is out of descriptors (or memory)
+OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+ACCEPT_PAUSE = 0.1  # seconds without accepting after such a failure
+ACCEPT_LOG_EVERY = 10.0  # seconds between two log lines about them
 
 # What an evented connection may hold (homeapp.transport.frames.Connection): bytes in one
 # message, bytes waiting for the client (None: no limit), seconds the client has to answer
@@ -273,6 +285,48 @@ if BaseWebSocket is not None:
             self.closed = True
 
 
+class QuietAccept:
+    """A gevent server's accept, which, out of descriptors, pauses for ACCEPT_PAUSE seconds and
+    logs one line every ACCEPT_LOG_EVERY seconds. gevent logged each failure with a traceback and
+    retried at once: the log filled as fast as clients connected. The connections wait in the
+    listen backlog meanwhile, and are accepted once descriptors free up."""
+
+    accept_failures = 0  # since the last line about them
+    accept_logged_at = None
+
+    def do_read(self):
+        try:
+            return super().do_read()
+        except OSError as exc:
+            if exc.errno not in OUT_OF_DESCRIPTORS:
+                raise
+            self._accept_failed(exc)
+            return None  # gevent's "nothing to accept now"
+
+    def _accept_failed(self, exc):
+        self.accept_failures += 1
+        now = time.monotonic()
+        if self.accept_logged_at is None or now - self.accept_logged_at >= ACCEPT_LOG_EVERY:
+            log.warning("accept failed: %s (limit %d); %d failed accepts since the last such line; "
+                        "new connections wait until descriptors free up (raise the limit: ulimit -n, "
+                        "systemd's LimitNOFILE)", os.strerror(exc.errno).lower(),
+                        resource.getrlimit(resource.RLIMIT_NOFILE)[0], self.accept_failures)
+            self.accept_logged_at, self.accept_failures = now, 0
+        # the listening socket stays readable: accepting again at once would spin on it
+        self.stop_accepting()
+        pause = self.loop.timer(ACCEPT_PAUSE)
+        pause.start(self._resume_accepting, pause)
+
+    def _resume_accepting(self, pause):
+        pause.close()
+        if self.started and self.socket is not None:
+            self.start_accepting()
+
+
+class Server(QuietAccept, WSGIServer):
+    """gevent's WSGI server, its accept quiet out of descriptors (`python app.py`)."""
+
+
 def handler_class(settings):
     """Handler with the limits and frame path of `settings` (homeapp.config's HEADER_TIMEOUT,
     BODY_TIMEOUT, MAX_PACKET_BYTES, FRAME_PATH, MAX_PENDING_OUTPUT_BYTES and PING_TIMEOUT: a client has as
@@ -288,6 +342,7 @@ def handler_class(settings):
 if GeventWebSocketWorker is not None:
     class Worker(GeventWebSocketWorker):
         wsgi_handler = Handler
+        server_class = type("Server", (QuietAccept, PyWSGIServer), {})
 
     def worker_class(settings):
         """The gunicorn worker, its connections handled with the limits of `settings`."""
