@@ -35,7 +35,7 @@ def healthy(server):
         return False
 
 
-def test_at_the_descriptor_limit_accepts_fail_quietly_and_healthz_comes_back(tmp_path):
+def test_at_the_descriptor_limit_accepts_fail_quietly_and_healthz_comes_back():
     for entry in (("app.py",), ("-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app")):
         server = ServerProcess({"HOMEAPP_ALLOW_OPEN": 1, "HOMEAPP_SHUTDOWN_GRACE": 2})
         server.start(entry=entry)

@@ -2,7 +2,6 @@
 shows a user's token, cookie or Authorization header."""
 import http.client
 import json
-import time
 
 import pytest
 

@@ -32,8 +32,9 @@ COVERED = {
         ">=4.15.1,<4.16",
         "Socket.schedule_ping, send, poll and _websocket_handler (homeapp/transport/websocket.py); "
         "_websocket_handler's upgrade and read loop, done per packet, Socket.close and the queue "
-        "(homeapp/transport/evented.py); Payload.max_decode_packets, the server's KeyError for a "
-        "closed session in handle_request (homeapp/transport/overrides.py, websocket.py)",
+        "(homeapp/transport/evented.py); Payload.max_decode_packets (here), and Server.sockets "
+        "with Socket.closing and closed, read to answer 400 for a closing session "
+        "(homeapp/transport/websocket.py)",
         "tests/test_transport.py tests/test_evented.py tests/test_live_transport.py "
         "tests/test_live_hostile_transport.py tests/test_live_polling.py"),
     "python-socketio": (
@@ -42,12 +43,14 @@ COVERED = {
         "_send_packet, the manager's pending_connect and basic_enter_room "
         "(homeapp/recovery/handshake.py); RedisManager's publisher, "
         "listener and room bookkeeping (homeapp/cluster/message_queue.py); instrument() and "
-        "_trigger_event (homeapp/operations/admin.py); instrument()'s wrapping of the websocket "
+        "_trigger_event, the admin namespace's connect handler and serialize_socket "
+        "(homeapp/operations/admin.py); instrument()'s wrapping of the websocket "
         "driver's wait and send (homeapp/transport/evented.py)",
         "tests/test_live_hostile.py tests/test_live_limits.py tests/test_message_queue.py "
         "tests/test_live_recovery.py tests/test_recovery.py tests/test_live_recovery_deploy.py "
         "tests/test_live_queue_outage.py "
-        "tests/test_live_channels.py tests/test_live_admin.py tests/test_create_app.py"),
+        "tests/test_live_channels.py tests/test_live_admin.py tests/test_create_app.py "
+        "tests/test_live_admin_limits.py"),
     "gevent-websocket": (
         "==0.10.1",
         "Header.unmask_payload, WebSocket.read_frame and the handler's upgrade and "
@@ -55,10 +58,12 @@ COVERED = {
         "tests/test_worker.py tests/test_transport.py tests/test_live_hostile_transport.py"),
     "gevent": (
         ">=26.9.0,<26.10",
-        "pywsgi's WSGIHandler.handle_one_request and run_application, socket.detach and its "
+        "pywsgi's WSGIHandler.handle_one_request, get_environ and run_application, Input, the "
+        "server's do_read, stop_accepting and start_accepting, socket.detach and its "
         "read buffer's read1 at timeout 0, loop.io watchers (homeapp/transport/worker.py, "
         "homeapp/transport/frames.py)",
-        "tests/test_worker.py tests/test_live_hostile_transport.py tests/test_live_gunicorn.py"),
+        "tests/test_worker.py tests/test_live_hostile_transport.py tests/test_live_gunicorn.py "
+        "tests/test_live_body_timeout.py tests/test_live_accept.py"),
     "marshmallow": (
         ">=4.4.0,<4.5",
         "Schema._deserialize, the field loop (homeapp/schemas/common.py)",
