@@ -2,6 +2,7 @@
 a session that is closing or closed."""
 import json
 import signal
+import subprocess
 import threading
 import time
 
@@ -10,8 +11,10 @@ import requests
 
 from tests import payloads
 from tests.conftest import FAST
+from tests.credentials import NODE_DIR
 from tests.live import new_user_id, peers_on, settle
 from tests.processes import RedisServer
+from tests.test_live_recovery import require_socket_io_client
 
 BATCH = 30  # more than Engine.IO's 16 packets per POST
 
@@ -96,6 +99,25 @@ def test_a_post_of_more_packets_than_engineio_decodes_is_handled_whole_and_in_or
         assert [p["lastMessage"] for _, p in recipient.got("messagePage")] == texts
         assert len(recipient.got("messageResponseNotify")) == BATCH
     assert "Too many packets" not in polling_server.log()
+
+
+def test_socket_io_client_on_long_polling_gets_every_ack_of_a_burst(polling_server):
+    """The real client (tests/node/polling_batch.js) emits 30 messages at once on long-polling:
+    it batches those queued behind its first POST, and each is acked and delivered, in order."""
+    require_socket_io_client()
+    with peers_on(polling_server) as connect:
+        recipient = connect()
+        sender_id = new_user_id()
+        room = ":".join(sorted((recipient.user_id, sender_id), key=int))
+        recipient.clear()
+        run = subprocess.run(["node", str(NODE_DIR / "polling_batch.js"), polling_server.url, sender_id,
+                              room, str(BATCH)], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, (run.stdout, run.stderr)
+        acks = json.loads(run.stdout)["acks"]
+        # in order, each {"ok": true, ...}: not an error such as "Error: operation has timed out"
+        assert [n for n, ack in acks if isinstance(ack, dict) and ack["ok"] is True] == list(range(BATCH)), acks
+        settle(recipient)
+        assert [p["lastMessage"] for _, p in recipient.got("messagePage")] == [f"batched {n}" for n in range(BATCH)]
 
 
 # addOnlineUser payloads refused inside a batch, given the sender's id, and the refusal's code
