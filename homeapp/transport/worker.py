@@ -59,9 +59,9 @@ except ImportError:  # bench/peers/homeapp_simple_ws.py made it unimportable: ge
 else:
     from geventwebsocket.exceptions import FrameTooLargeException, ProtocolError, WebSocketError
     from geventwebsocket.gunicorn.workers import GeventWebSocketWorker
-    from gunicorn.workers.ggevent import PyWSGIServer
     from geventwebsocket.websocket import Header
     from geventwebsocket.websocket import WebSocket as BaseWebSocket
+    from gunicorn.workers.ggevent import PyWSGIServer
 
 log = logging.getLogger("homeapp.transport.worker")  # a name only: the package is not imported
 
@@ -170,9 +170,9 @@ class Handler(BaseHandler):
                 # close the connection quietly: gevent reads it next, and would log a traceback
                 self.wsgi_input.drain()
         except BodyTimeout:
+            peer = self.client_address
             log.info("closed a connection from %s: its request body did not arrive within %s s",
-                     self.client_address[0] if isinstance(self.client_address, tuple) else self.client_address,
-                     self.body_timeout)
+                     peer[0] if isinstance(peer, tuple) else peer, self.body_timeout)
             self.close_connection = True
         finally:
             if self.close_connection:
@@ -329,8 +329,8 @@ class Server(QuietAccept, WSGIServer):
 
 def handler_class(settings):
     """Handler with the limits and frame path of `settings` (homeapp.config's HEADER_TIMEOUT,
-    BODY_TIMEOUT, MAX_PACKET_BYTES, FRAME_PATH, MAX_PENDING_OUTPUT_BYTES and PING_TIMEOUT: a client has as
-    long to answer the server's close frame as it has to answer a ping)."""
+    BODY_TIMEOUT, MAX_PACKET_BYTES, FRAME_PATH, MAX_PENDING_OUTPUT_BYTES and PING_TIMEOUT: a
+    client has as long to answer the server's close frame as it has to answer a ping)."""
     limits = FrameLimits(settings["MAX_PACKET_BYTES"], settings["MAX_PENDING_OUTPUT_BYTES"],
                          settings["PING_TIMEOUT"])
     return type("Handler", (Handler,), {"header_timeout": settings["HEADER_TIMEOUT"],
