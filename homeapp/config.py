@@ -225,7 +225,10 @@ def _admin(env):
     mode = env.get("HOMEAPP_ADMIN_MODE", "production").strip().lower()
     if mode not in ADMIN_MODES:
         raise ConfigError(f"HOMEAPP_ADMIN_MODE must be one of {', '.join(ADMIN_MODES)}, got {mode!r}")
-    return {"ADMIN_USERNAME": username, "ADMIN_PASSWORD": password, "ADMIN_MODE": mode}
+    return {"ADMIN_USERNAME": username, "ADMIN_PASSWORD": password, "ADMIN_MODE": mode,
+            # failed logins an address may make in a window; past them it is refused for a window
+            "ADMIN_LOGIN_ATTEMPTS": _int(env, "HOMEAPP_ADMIN_LOGIN_ATTEMPTS", 5, minimum=1),
+            "ADMIN_LOGIN_WINDOW": _float(env, "HOMEAPP_ADMIN_LOGIN_WINDOW", 60.0, minimum=1.0)}
 
 
 def check_production(config):
@@ -299,6 +302,8 @@ def load_config(env=None):
                                          minimum=64 * 1024),
         # seconds a connection has to send a request's line and headers
         "HEADER_TIMEOUT": _float(env, "HOMEAPP_HEADER_TIMEOUT", 10.0, minimum=0.1),
+        # seconds a request's body has to arrive once its headers are in
+        "BODY_TIMEOUT": _float(env, "HOMEAPP_BODY_TIMEOUT", 10.0, minimum=0.1),
         # token buckets per socket: sustained events per second and burst; 0 turns a limit off
         "MESSAGE_RATE": _float(env, "HOMEAPP_MESSAGE_RATE", 10.0),
         "MESSAGE_BURST": _int(env, "HOMEAPP_MESSAGE_BURST", 20, minimum=1),

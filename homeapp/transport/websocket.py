@@ -13,7 +13,8 @@ Hostile clients. What one client can make this process hold is bounded:
 
 - output waiting for a client that does not fetch it: past Limits.pending_output bytes the
   client is disconnected, in Engine.IO's queue (long-polling) as on a websocket (frames.py);
-- a long-polling POST over the packet limit is answered 413 at once (bounded_polling);
+- a long-polling POST over the packet limit is answered 413 at once, and a request for a
+  session that is closing or closed 400, not a 500 (bounded_polling);
 - a text message Engine.IO cannot decode is dropped instead of ending its connection with a
   traceback (_decode_error, used by evented.py);
 - websocket frames and messages over the limits are frames.py's, requests whose headers
@@ -169,7 +170,9 @@ def bounded_polling(wsgi_app, eio, limit):
     path = wsgi_app.engineio_path
 
     def app(environ, start_response):
-        if environ["REQUEST_METHOD"] == "POST" and environ.get("PATH_INFO", "").startswith(path):
+        if not environ.get("PATH_INFO", "").startswith(path):
+            return wsgi_app(environ, start_response)
+        if environ["REQUEST_METHOD"] == "POST":
             body = body_within(environ, limit)
             if body is None:
                 _close_session(eio, environ)
@@ -179,13 +182,33 @@ def bounded_polling(wsgi_app, eio, limit):
                 return [b"Payload Too Large"]
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
+        # checked once the body is in: the session may have closed while it was read
+        if not _session_open(eio, environ):
+            # Engine.IO fails on a closed one with a KeyError and a 500, and logs an unknown
+            # one as an ERROR
+            start_response("400 Bad Request", [("Content-Type", "text/plain")])
+            return [b"Session is closed"]
         return wsgi_app(environ, start_response)
     return app
 
 
+def _session_open(eio, environ):
+    """False for a request naming an Engine.IO session that is closing, closed or unknown (a
+    client's sid from before a restart); True for a live one and for a handshake (no sid)."""
+    sid = _sid(environ)
+    if sid is None:
+        return True
+    sock = eio.sockets.get(sid)
+    return sock is not None and not sock.closing and not sock.closed
+
+
+def _sid(environ):
+    return urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).get("sid", [None])[0]
+
+
 def _close_session(eio, environ):
     """Close the Engine.IO session a request names, as for a websocket message over the limit."""
-    sid = urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).get("sid", [None])[0]
+    sid = _sid(environ)
     sock = eio.sockets.get(sid)
     log.info("refused a long-polling POST of more than the packet limit from %s", sid)
     if sock is not None:
