@@ -119,22 +119,21 @@ class Outbox:
 
     def wait_taken(self, items, deadline, grace):
         """Wait until Redis took `items` (this outbox's, in order), at most until `deadline`
-        (time.monotonic()); then, if some were written to Redis, at most `grace` seconds more for
-        its answer: written, they may be in. Returns whether Redis took them all; when not, those
+        (time.monotonic()); then, if some were written to Redis, at most `grace` seconds (a Redis
+        call's timeout) and one retry's pause more for the answer to a try: written, they may be in. Returns whether Redis took them all; when not, those
         it did not take are cancelled, and whatever Redis still holds of them it refuses, past
         their deadline."""
         last = items[-1].seq
+        late = deadline + grace + RETRY_SECONDS  # the next try has begun, and had its answer
         while True:
             answered = self._answered  # before looking: an answer after the look sets this one
             if self._taken >= last:
-                if any(item.refused for item in items):
-                    return False
-                return True
+                return not any(item.refused for item in items)
             now = time.monotonic()
-            if now >= deadline and (self._written < items[0].seq or now >= deadline + grace):
+            if now >= deadline and (self._written < items[0].seq or now >= late):
                 self.cancel(items)
                 return False
-            answered.wait((deadline if now < deadline else deadline + grace) - now)
+            answered.wait((deadline if now < deadline else late) - now)
 
     def cancel(self, items):
         """Never send these items (they have not been taken)."""
