@@ -7,7 +7,7 @@ place, and Redis restarts on the same port, empty. Then a checker reads everythi
 said. The randomness (who connects through which link, what is cut and when, the pauses
 between messages) follows from one seed, printed; CHAOS_SEED=<n> runs a seed again.
 
-What the checker requires (contract section 7):
+What the checker requires (docs/protocol.md, "Answers"; docs/recovery.md):
 
 - **A message acknowledged `ok`** is delivered exactly once, in order, to each rightful
   recipient: `messageRoom` to both members of its room, `messageResponseNotify` to the member who

@@ -112,17 +112,17 @@ def _accept(hub, event, spec, conn, data, from_socket=True):
 
 
 def _durably(hub, func, conn, data):
-    """Run the handler, then wait until Redis holds what it emitted (contract: acknowledged means
-    durable). Raises EventError (UNAVAILABLE) when Redis did not take it within HOMEAPP_ACK_TIMEOUT:
-    then none of it is delivered."""
+    """Run the handler, then wait until Redis holds what it emitted: acknowledged means durable
+    (docs/protocol.md). Raises EventError (UNAVAILABLE) when Redis did not take it within
+    HOMEAPP_ACK_TIMEOUT: then none of it is delivered."""
     emitted, token = durability.collect(hub.config["ACK_TIMEOUT"])
     try:
         result = func(hub, conn, data)
     finally:
         durability.stop(token)
     if not durability.settle(emitted, hub.config["REDIS_TIMEOUT"]):
-        raise EventError(errors.UNAVAILABLE, "Redis is unreachable; this event was not delivered. "
-                                             "Try again.")
+        raise EventError(errors.UNAVAILABLE, "Redis did not take this event in time; nothing of it "
+                                             "was delivered. Try again.")
     return result
 
 
