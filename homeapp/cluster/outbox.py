@@ -36,7 +36,7 @@ class Queued:
         self.deadline = 0        # ms since the epoch after which Redis must refuse it; 0: never
         self.seq = 0             # its place in the outbox, from 1
         self.refused = False     # Redis refused it: past its deadline
-        self.cancelled = False   # its event stopped waiting before it was written: never send it
+        self.cancelled = False   # its event stopped waiting for it: never send it (again)
 
 
 class Outbox:
@@ -120,9 +120,10 @@ class Outbox:
     def wait_taken(self, items, deadline, grace):
         """Wait until Redis took `items` (this outbox's, in order), at most until `deadline`
         (time.monotonic()); then, if some were written to Redis, at most `grace` seconds (a Redis
-        call's timeout) and one retry's pause more for the answer to a try: written, they may be in. Returns whether Redis took them all; when not, those
-        it did not take are cancelled, and whatever Redis still holds of them it refuses, past
-        their deadline."""
+        call's timeout) and one retry's pause more for the answer to a try: a try that failed may
+        still have got in, and only Redis can tell. Returns whether Redis took them all; when
+        not, those it did not take are cancelled, and whatever Redis still holds of them it
+        refuses, past their deadline."""
         last = items[-1].seq
         late = deadline + grace + RETRY_SECONDS  # the next try has begun, and had its answer
         while True:
