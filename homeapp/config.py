@@ -128,6 +128,13 @@ def _float(env, name, default, minimum=0.0):
     return value
 
 
+def _ack_timeout(env):
+    value = _float(env, "HOMEAPP_ACK_TIMEOUT", 10.0, minimum=0.1)
+    if value > 60:
+        raise ConfigError(f"HOMEAPP_ACK_TIMEOUT must be at most 60, got {value}")
+    return value
+
+
 def _list(env, name):
     raw = env.get(name, "")
     return [item.strip() for item in raw.split(",") if item.strip()]
@@ -315,6 +322,9 @@ def load_config(env=None):
         "TYPING_ROOMS": _int(env, "HOMEAPP_TYPING_ROOMS", 32, minimum=1),
         # Redis calls must fail fast so that an outage answers UNAVAILABLE instead of hanging
         "REDIS_TIMEOUT": _float(env, "HOMEAPP_REDIS_TIMEOUT", 2.0, minimum=0.05),
+        # with Redis, how long an event's ack waits for Redis to take what it emitted; at most
+        # the event log's shortest window (60 s), within which what waits for Redis is kept
+        "ACK_TIMEOUT": _ack_timeout(env),
         # operations (docs/operations.md)
         "READY_TIMEOUT": _float(env, "HOMEAPP_READY_TIMEOUT", 0.5, minimum=0.05),
         "METRICS_TOKEN": env.get("HOMEAPP_METRICS_TOKEN") or None,

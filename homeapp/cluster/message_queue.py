@@ -231,15 +231,15 @@ class QueueManager(socketio.RedisManager):
         return self._outbox.flush(timeout)
 
     def _send(self, batch):
-        """Log and publish a batch in one round trip. Returns False when Redis did not take it."""
+        """Log and publish a batch in one round trip. Returns False when Redis did not take it,
+        else the script's result for each message (None: refused, past its deadline)."""
         try:
             client = self._redis()
             command = "SPUBLISH" if self._sharded_pubsub() else "PUBLISH"
             pipe = client.pipeline(transaction=False)
             for item in batch:
-                self._appender.append(pipe, item.text, item.channels, command)
-            pipe.execute()
-            return True
+                self._appender.append(pipe, item.text, item.channels, command, item.deadline)
+            return pipe.execute()
         except redis.RedisError as exc:
             self._health.lost(exc)
         except Exception:  # the sender must outlive any one batch

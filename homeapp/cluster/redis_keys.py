@@ -54,6 +54,17 @@ def queue_room(namespace, room):
 EVENT_LOG = f"{_PREFIX}events"
 
 
+def sent_mark(sender):
+    """The number of a process's last message appended to the event log, for the log's window:
+    another copy of one appended is not appended again."""
+    return f"{EVENT_LOG}:sent:{sender}"
+
+
+def sent_refused(sender):
+    """Set of the numbers of a process's messages the log refused, past their deadline."""
+    return f"{EVENT_LOG}:refused:{sender}"
+
+
 def recovery_session(digest):
     """JSON of a dropped socket's session, under the SHA-256 of its private id, for the window."""
     return f"{_PREFIX}recovery:{digest}"
