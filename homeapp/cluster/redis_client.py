@@ -6,11 +6,20 @@ With Sentinel, redis-py asks the Sentinels for the master's address whenever a c
 is opened, so a client whose connection broke (the master died or was demoted) reaches the
 new master on its next call, without a restart. Each call fails after `timeout` seconds
 rather than waiting: a failover is an outage of a few seconds (homeapp.cluster.outage).
+
+With a Redis Cluster (redis+cluster://, startup nodes), the client learns the slots' masters
+from any node that answers, and learns them again when a call meets a dead node or a MOVED
+reply, so that a promoted replica is reached without a restart.
 """
 import redis
+from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from homeapp.config import parse_sentinel_url
+from homeapp.cluster.sharded import ShardedPubSub
+from homeapp.config import parse_cluster_url, parse_sentinel_url
 
 
 def connect(url, timeout, decode_responses=False, subscriber=False):
@@ -18,13 +27,17 @@ def connect(url, timeout, decode_responses=False, subscriber=False):
 
     `timeout` bounds connecting, and each reply unless `subscriber`: a subscriber's
     connection waits for messages as long as it takes, with TCP keepalive to notice a
-    vanished peer. Connects lazily: raises nothing until it is used.
+    vanished peer. Connects lazily: raises nothing until it is used; except a cluster's client,
+    which asks a startup node for the slots at once (RedisError when none answers).
     """
     options = {"socket_connect_timeout": timeout, "decode_responses": decode_responses}
     if subscriber:
         options["socket_keepalive"] = True
     else:
         options["socket_timeout"] = timeout
+    cluster = parse_cluster_url(url)
+    if cluster is not None:
+        return _cluster(cluster, options)
     sentinel = parse_sentinel_url(url)
     if sentinel is None:
         return redis.Redis.from_url(url, **options)
@@ -33,3 +46,58 @@ def connect(url, timeout, decode_responses=False, subscriber=False):
                                                              "socket_connect_timeout": timeout})
     return watchers.master_for(sentinel.service, db=sentinel.db, username=sentinel.username,
                                password=sentinel.password, **options)
+
+
+class ClusterUnreachable(redis.ConnectionError):
+    """No node of the cluster answers, or no master holds a slot: redis-py's RedisClusterException,
+    which is no RedisError, made one, so that it is an outage like any other."""
+
+
+class _Cluster(RedisCluster):
+    def execute_command(self, *args, **kwargs):
+        try:
+            return super().execute_command(*args, **kwargs)
+        except RedisClusterException as exc:
+            raise ClusterUnreachable(str(exc)) from exc
+
+    def pipeline(self, transaction=None, shard_hint=None):
+        pipe = super().pipeline(transaction, shard_hint)
+        execute = pipe.execute
+
+        def guarded(*args, **kwargs):
+            try:
+                return execute(*args, **kwargs)
+            except RedisClusterException as exc:
+                raise ClusterUnreachable(str(exc)) from exc
+        pipe.execute = guarded
+        return pipe
+
+
+def _cluster(cluster, options):
+    # One retry, at once, after the client has learnt the slots again (a MOVED reply or a dead
+    # node): a failover is then followed on the next call; more, and a call would hold its
+    # caller well past the timeout.
+    try:
+        return _Cluster(startup_nodes=[ClusterNode(host, port) for host, port in cluster.nodes],
+                        username=cluster.username, password=cluster.password,
+                        retry=Retry(NoBackoff(), 1), **options)
+    except RedisClusterException as exc:
+        raise ClusterUnreachable(str(exc)) from exc
+
+
+def is_cluster(client):
+    """Whether `client` talks to a Redis Cluster, where a call's keys must share a hash slot."""
+    return isinstance(client, RedisCluster)
+
+
+def pubsub(url, timeout):
+    """A subscriber for the message queue: redis-py's PubSub on one server (or its Sentinels'
+    master), or on a cluster a homeapp.cluster.sharded.ShardedPubSub, which listens on each
+    master that owns a subscribed channel's slot. Both raise RedisError from listen() when a
+    connection fails; the caller then closes it and makes another one."""
+    cluster = parse_cluster_url(url)
+    if cluster is None:
+        return connect(url, timeout, subscriber=True).pubsub()
+    options = {"username": cluster.username, "password": cluster.password,
+               "socket_connect_timeout": timeout, "socket_keepalive": True}
+    return ShardedPubSub(connect(url, timeout), options)

@@ -1,0 +1,170 @@
+"""The message queue's subscriber on a Redis Cluster: one connection per master, each channel
+subscribed on the master that owns its hash slot (docs/scale-out.md, "Redis Cluster").
+
+A sharded channel's messages (SPUBLISH) reach only the nodes of its slot's shard, so a
+subscriber must listen where the slot lives. This object looks the slot's master up in the
+cluster client's map of the slots, keeps one redis-py PubSub per master it needs, and one
+reader per PubSub (a greenlet under gevent) that feeds a single queue; `listen()` yields from
+that queue, in the order each master sent its messages.
+
+It never repairs itself: when a master's connection fails, or a master answers that a slot is
+not its own (MOVED) or ends a subscription by itself (its slot moved away), `listen()` raises
+RedisError. The caller closes this object and makes a new one, whose cluster client learns the
+slots again: that is how a replica promoted after its master died is found without a restart.
+
+redis-py's own ClusterPubSub was not used: it delivers sharded messages only by polling each
+node's connection in turn with a timeout, moves channels after a topology change on a worker
+thread pool, and reconnects a node's connection by itself, which would hide from the message
+queue the gap it must fill from the event log.
+"""
+import queue
+import threading
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException
+from redis.retry import Retry
+
+# confirmations of a subscription's end: unasked, they mean that its slot moved away
+_ENDS = ("unsubscribe", "sunsubscribe")
+_CLOSED = object()
+
+
+def _name(channel):
+    return channel.encode() if isinstance(channel, str) else channel
+
+
+class ShardedPubSub:
+    """`cluster` is a RedisCluster (from homeapp.cluster.redis_client.connect), only read for its
+    map of the slots and closed with this object; `options` are the redis.Redis arguments of a
+    connection to one master (credentials, timeouts)."""
+
+    def __init__(self, cluster, options):
+        self._cluster = cluster
+        self._options = dict(options, retry=Retry(NoBackoff(), 0))  # a failure is the caller's to see
+        self._masters = {}     # node name -> PubSub on that master
+        self._owners = {}      # channel (bytes) -> node name where it was subscribed
+        self._leaving = set()  # channels (bytes) whose unsubscribe this object sent
+        self._received = queue.Queue()
+        self._lock = threading.Lock()  # subscription changes come from several greenlets
+        self._closed = False
+
+    # --- subscribing ---------------------------------------------------------------------
+
+    def ssubscribe(self, *channels):
+        self._join("ssubscribe", channels)
+
+    def subscribe(self, *channels):
+        self._join("subscribe", channels)
+
+    def sunsubscribe(self, *channels):
+        self._leave("sunsubscribe", channels)
+
+    def unsubscribe(self, *channels):
+        self._leave("unsubscribe", channels)
+
+    def _join(self, command, channels):
+        """Subscribe each channel on its slot's master, one command per slot (a sharded
+        subscription to several slots at once is refused). Raises RedisError."""
+        with self._lock:
+            for (node, _), group in self._by_slot(channels):
+                for channel in group:
+                    self._owners[_name(channel)] = node.name
+                    self._leaving.discard(_name(channel))
+                self._send(node, command, group)
+
+    def _leave(self, command, channels):
+        with self._lock:
+            by_slot = {}
+            for channel in channels:
+                owner = self._owners.pop(_name(channel), None)
+                if owner is not None and owner in self._masters:
+                    self._leaving.add(_name(channel))
+                    by_slot.setdefault((owner, self._cluster.keyslot(channel)), []).append(channel)
+            for (owner, _), group in by_slot.items():
+                getattr(self._masters[owner], command)(*group)
+
+    def _by_slot(self, channels):
+        """[((master node, slot), [channels])], from the cluster client's map. Raises RedisError."""
+        groups, nodes = {}, {}
+        for channel in channels:
+            slot = self._cluster.keyslot(channel)
+            try:
+                node = self._cluster.nodes_manager.get_node_from_slot(slot)
+            except RedisClusterException as exc:  # no master holds the slot now: not a RedisError
+                raise redis.ConnectionError(f"Redis Cluster: {exc}") from exc
+            nodes[node.name] = node
+            groups.setdefault((node.name, slot), []).append(channel)
+        return [((nodes[name], slot), group) for (name, slot), group in groups.items()]
+
+    def _send(self, node, command, channels):
+        """Send a subscribe command to `node`, connecting to it and starting its reader the
+        first time. Raises RedisError."""
+        pubsub = self._masters.get(node.name)
+        if pubsub is not None:
+            getattr(pubsub, command)(*channels)
+            return
+        if self._closed:
+            raise redis.ConnectionError("the subscriber is closed")
+        pubsub = redis.Redis(host=node.host, port=node.port, **self._options).pubsub()
+        try:
+            getattr(pubsub, command)(*channels)  # connects: a dead master fails the caller
+        except BaseException:
+            pubsub.close()
+            raise
+        self._masters[node.name] = pubsub
+        threading.Thread(target=self._read, args=(node.name, pubsub), daemon=True,
+                         name=f"homeapp-subscriber-{node.name}").start()
+
+    # --- receiving -----------------------------------------------------------------------
+
+    def _read(self, name, pubsub):
+        """One master's reader: what it sends goes to the queue, and so does its failure."""
+        try:
+            while not self._closed:
+                response = pubsub.parse_response(block=True)
+                message = None if response is None else pubsub.handle_message(response)
+                if message is None:
+                    continue
+                if message["type"] in _ENDS:
+                    if message["channel"] not in self._leaving:
+                        raise redis.ConnectionError(
+                            f"master {name} ended the subscription to {message['channel']!r}: "
+                            f"its slot moved to another master")
+                    self._leaving.discard(message["channel"])
+                self._received.put(message)
+        except Exception as exc:  # noqa: BLE001 - handed to listen(), which raises it
+            if not self._closed:
+                self._received.put((name, exc))
+
+    def listen(self):
+        """Every message and confirmation from every master, as redis-py's PubSub.listen()
+        gives them. Raises RedisError when a master's connection fails or a slot moved; ends
+        once closed."""
+        while True:
+            item = self._received.get()
+            if item is _CLOSED:
+                return
+            if isinstance(item, tuple):
+                name, exc = item
+                if isinstance(exc, redis.RedisError):
+                    raise exc
+                raise redis.ConnectionError(f"master {name}: {exc}") from exc
+            yield item
+
+    def close(self):
+        """Disconnect from every master; listen() ends. Never raises."""
+        self._closed = True
+        self._received.put(_CLOSED)
+        for pubsub in list(self._masters.values()):
+            try:
+                if pubsub.connection is not None:
+                    pubsub.connection.disconnect()  # the reader's wait ends at once
+                pubsub.close()
+            except Exception:  # noqa: BLE001, S110 - a dead master's connection is gone anyway
+                pass
+        self._masters.clear()
+        try:
+            self._cluster.close()
+        except Exception:  # noqa: BLE001, S110
+            pass
