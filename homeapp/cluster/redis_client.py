@@ -90,6 +90,15 @@ def is_cluster(client):
     return isinstance(client, RedisCluster)
 
 
+def master_of(client, key):
+    """The redis.Redis of the master that holds `key`'s slot, as the cluster client `client`
+    knows it now, for what must reach that very node (INFO, TIME). Raises RedisError."""
+    try:
+        return client.get_redis_connection(client.get_node_from_key(key))
+    except RedisClusterException as exc:
+        raise ClusterUnreachable(str(exc)) from exc
+
+
 def pubsub(url, timeout):
     """A subscriber for the message queue: redis-py's PubSub on one server (or its Sentinels'
     master), or on a cluster a homeapp.cluster.sharded.ShardedPubSub, which listens on each
