@@ -1,0 +1,291 @@
+"""REDIS_URL naming a Redis Cluster (three masters, a replica each): the subscriber follows each
+channel to its slot's master, presence and messages work across processes, and a master's death
+is carried through without a restart."""
+import itertools
+import threading
+import time
+
+import pytest
+import redis
+
+from homeapp.cluster import redis_client, redis_keys
+from homeapp.cluster.keeper import SETTLE_SECONDS
+from homeapp.services.rooms import room_channel
+from tests import payloads
+from tests.cluster import Cluster
+from tests.live import new_user_id, open_room, room_of, settle
+from tests.processes import wait_until
+from tests.redis_cluster import RedisClusterGroup
+from tests.test_live_backend_api import API, post, request_body
+
+TIMEOUT = 6.0  # HOMEAPP_PRESENCE_TIMEOUT: heartbeats live 4 s
+SHORT = {"HOMEAPP_PRESENCE_TIMEOUT": TIMEOUT, "HOMEAPP_REDIS_TIMEOUT": 0.5}
+WITHIN = 30  # seconds after the promotion by which everything works again
+PRESENCE = redis_keys.PresenceKeys(cluster=True)
+
+
+def add(user):
+    return {"type": "Add", "userID": user}
+
+
+def remove(user):
+    return {"type": "Remove", "userID": user}
+
+
+class Borrowed:
+    """The module's cluster lent to a tests.cluster.Cluster, which must not stop it."""
+
+    def __init__(self, group):
+        self.url = group.url
+        self.client = group.client
+
+    def stop(self):
+        pass
+
+
+def listening(group, channel=redis_keys.QUEUE):
+    """How many connections, on all the masters, listen on a channel, by sharded or plain pub/sub."""
+    total = 0
+    for node in group.masters():
+        client = node.client()
+        total += client.pubsub_shardnumsub(channel)[0][1] + client.pubsub_numsub(channel)[0][1]
+    return total
+
+
+def wait_for_queue(group, processes, timeout=10):
+    wait_until(lambda: listening(group) >= processes, timeout,
+               "the processes did not all subscribe to the message queue")
+
+
+@pytest.fixture(scope="module")
+def group():
+    group = RedisClusterGroup()
+    try:
+        yield group
+    finally:
+        group.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(group):
+    cluster = Cluster(2, redis_server=Borrowed(group), **API)
+    try:
+        cluster.peer(0), cluster.peer(1)  # each process listens on the queue from its first socket
+        wait_for_queue(group, 2)
+        yield cluster
+    finally:
+        cluster.close()
+
+
+# --- the subscriber, alone --------------------------------------------------------------------
+
+
+def channels_on_every_master(group, count=12):
+    """Room channels whose slots are spread so that every master holds some."""
+    client = group.client()
+    by_master = {}
+    for index in itertools.count():
+        channel = f"homeapp:q:{{room:{index}}}"
+        by_master.setdefault(client.get_node_from_key(channel).name, []).append(channel)
+        if len(by_master) == 3 and sum(map(len, by_master.values())) >= count:
+            return [c for channels in by_master.values() for c in channels]
+
+
+def test_the_subscriber_hears_every_channel_on_the_master_of_its_slot(group):
+    channels = channels_on_every_master(group)
+    subscriber = redis_client.pubsub(group.url, 1.0)
+    try:
+        subscriber.ssubscribe(*channels)
+        subscriber.subscribe("homeapp:plain")
+        heard = subscriber.listen()
+        confirmed = [next(heard) for _ in range(len(channels) + 1)]
+        assert sorted((m["type"], m["channel"].decode()) for m in confirmed) == \
+            sorted([("ssubscribe", c) for c in channels] + [("subscribe", "homeapp:plain")])
+        publisher = group.client()
+        for channel in channels:
+            publisher.spublish(channel, f"to {channel}")
+        publisher.publish("homeapp:plain", "to everyone")
+        received = [next(heard) for _ in range(len(channels) + 1)]
+        assert sorted((m["type"], m["channel"].decode(), m["data"].decode()) for m in received) == \
+            sorted([("smessage", c, f"to {c}") for c in channels]
+                   + [("message", "homeapp:plain", "to everyone")])
+        # on each master, each of its channels has one listener: the master of its slot was asked
+        for node in group.masters():
+            held = [c for c in channels if publisher.get_node_from_key(c).port == node.port]
+            assert held and node.client().pubsub_shardnumsub(*held) == [(c, 1) for c in held]
+
+        subscriber.sunsubscribe(channels[0])
+        gone = next(heard)
+        assert (gone["type"], gone["channel"]) == ("sunsubscribe", channels[0].encode())
+        publisher.spublish(channels[0], "nobody hears this")
+        publisher.spublish(channels[1], "still heard")
+        assert next(heard)["data"] == b"still heard"
+    finally:
+        subscriber.close()
+    assert list(heard) == []  # closed: listen() ends
+
+
+# --- two processes on the cluster -------------------------------------------------------------
+
+
+def test_presence_is_announced_across_processes_and_kept_in_onlineUsers_slot(cluster):
+    observers = [cluster.peer(index, live=False, join=False) for index in (0, 1)]
+    a, b = cluster.peer(0), cluster.peer(1)
+    for observer in observers:
+        observer.wait_for("newOnlineUser", lambda p: p == add(a.user_id))
+        observer.wait_for("newOnlineUser", lambda p: p == add(b.user_id))
+    client = cluster.client()
+    assert {a.user_id, b.user_id} <= client.smembers(redis_keys.ONLINE_USERS)
+    # the REST API's set keeps its name; every other presence key is in its slot
+    assert client.smembers(PRESENCE.user_sockets(b.user_id)) and \
+        client.keyslot(PRESENCE.user_sockets(b.user_id)) == client.keyslot(redis_keys.ONLINE_USERS)
+    assert not client.exists(redis_keys.user_sockets(b.user_id))
+
+    b.close()
+    for observer in observers:
+        observer.wait_for("newOnlineUser", lambda p: p == remove(b.user_id))
+    settle(*observers)
+    for observer in observers:  # once each, from whichever process
+        assert observer.presence_of(b.user_id) == [add(b.user_id), remove(b.user_id)]
+    assert b.user_id not in client.smembers(redis_keys.ONLINE_USERS)
+    assert a.user_id in client.smembers(redis_keys.ONLINE_USERS)
+
+
+def test_messages_cross_processes_in_private_rooms_and_reach_no_one_else(cluster):
+    pairs = [(cluster.peer(0), cluster.peer(1)) for _ in range(3)]
+    bystander = cluster.peer(1)
+    for a, b in pairs:
+        open_room(room_of(a, b), a, b)
+    bystander.clear()
+    for a, b in pairs:
+        assert a.call("message", payloads.message(a.user_id, room_of(a, b), f"to {b.user_id}"))["ok"]
+        assert b.call("message", payloads.message(b.user_id, room_of(a, b), f"to {a.user_id}"))["ok"]
+    for a, b in pairs:
+        b.wait_for("messageRoom", lambda p, a=a: p["from"] == a.user_id)
+        a.wait_for("messageRoom", lambda p, b=b: p["from"] == b.user_id)
+    settle(bystander, *itertools.chain(*pairs))
+    for a, b in pairs:
+        for peer in (a, b):
+            assert sorted(p["message"] for _, p in peer.got("messageRoom")) == \
+                sorted([f"to {b.user_id}", f"to {a.user_id}"])
+    assert bystander.got() == []
+
+
+def test_a_repeated_idempotency_key_on_the_other_process_delivers_once(cluster):
+    client, houseworker = cluster.peer(0), cluster.peer(1)
+    body = request_body("message", client.user_id,
+                        payloads.message(client.user_id, room_of(client, houseworker), "only once"))
+    key = f"cluster-{new_user_id()}"
+    first = post(cluster[0], body, key=key)
+    again = post(cluster[1], body, key=key)
+    assert first.status_code == again.status_code == 200
+    assert again.content == first.content and again.headers["Idempotent-Replayed"] == "true"
+    settle(client, houseworker)
+    assert [event for event, _ in houseworker.got()] == ["messagePage", "messageResponseNotify"]
+
+
+# --- a master dies ----------------------------------------------------------------------------
+
+
+def room_in_slot_of(group, key, *users):
+    """Two new users whose private room's channel hashes to a slot of the master of `key`."""
+    client = group.client()
+    target = client.get_node_from_key(key).name
+    while True:
+        first, second = new_user_id(), new_user_id()
+        room = ":".join(sorted((first, second), key=int))
+        if client.get_node_from_key(f"homeapp:q:{{{room_channel(room)}}}").name == target:
+            return first, second
+
+
+def test_a_masters_death_is_carried_through_without_a_restart():
+    group = RedisClusterGroup()
+    cluster = Cluster(2, redis_server=group, **SHORT)
+    try:
+        observers = [cluster.peer(index, live=False, join=False) for index in (0, 1)]
+        # a room whose channel lives on the master of presence's slot: that master dies
+        a_id, b_id = room_in_slot_of(group, redis_keys.ONLINE_USERS)
+        a, b = cluster.peer(0, user_id=a_id), cluster.peer(1, user_id=b_id)
+        cluster.peer(0, user_id=b.user_id)             # b has a tab on each process
+        room = room_of(a, b)
+        open_room(room, a, b)
+        wait_for_queue(group, 2)
+        assert a.call("message", payloads.message(a.user_id, room, "before"))["ok"]
+        b.wait_for("messageRoom", lambda p: p["message"] == "before")
+        for observer in observers:
+            observer.wait_for("newOnlineUser", lambda p: p == add(b.user_id))
+        settle(*observers)
+        for observer in observers:
+            observer.clear()
+
+        # traffic all along: every message acknowledged ok must arrive
+        acknowledged, refused, stop = [], [], threading.Event()
+
+        def traffic():
+            for number in itertools.count():
+                if stop.is_set():
+                    return
+                text = f"during {number}"
+                try:
+                    ack = a.call("message", payloads.message(a.user_id, room, text), timeout=15)
+                except Exception:  # noqa: BLE001 - a timeout is neither ok nor a refusal
+                    continue
+                (acknowledged if ack.get("ok") else refused).append((text, ack))
+                time.sleep(0.05)
+        sender = threading.Thread(target=traffic, daemon=True)
+        sender.start()
+        time.sleep(0.5)
+
+        victim = group.master_of(redis_keys.ONLINE_USERS)
+        group.kill(victim)
+        killed = time.monotonic()
+        group.wait_until_promoted(victim, redis_keys.ONLINE_USERS)
+
+        def remaining():
+            return max(0.1, killed + WITHIN - time.monotonic())
+
+        # messages cross processes again
+        def crossed():
+            a.emit("message", payloads.message(a.user_id, room, "after"))
+            time.sleep(0.3)
+            return any(p["message"] == "after" for _, p in b.got("messageRoom"))
+        wait_until(crossed, remaining(), "no message crossed processes after the failover")
+
+        # addOnlineUser works, and the other process hears of it
+        newcomer = cluster.peer(1, live=False)
+        hello = {"userID": newcomer.user_id, "userUsername": newcomer.username}
+
+        def added():
+            ack = newcomer.call("addOnlineUser", hello)
+            if ack == {"ok": True}:
+                return True
+            assert ack["code"] == "UNAVAILABLE", ack  # a refusal, never a crash
+            time.sleep(0.2)
+            return False
+        wait_until(added, remaining(), "addOnlineUser kept failing after the failover")
+        observers[0].wait_for("newOnlineUser", lambda p: p == add(newcomer.user_id), timeout=remaining())
+
+        stop.set()
+        sender.join(20)
+        assert acknowledged, "no message was acknowledged during the failover"
+        for code in {ack["code"] for _, ack in refused}:
+            assert code == "UNAVAILABLE", refused
+        # nothing acknowledged is lost
+        for text, _ in acknowledged:
+            b.wait_for("messageRoom", lambda p, text=text: p["message"] == text, timeout=remaining())
+
+        # onlineUsers on the new master is exact: every live user, nobody else
+        live = {a.user_id, b.user_id, newcomer.user_id}
+        wait_until(lambda: cluster.online() == live, remaining(),
+                   f"onlineUsers on the new master is {cluster.online()}, not {live}")
+        # past the time any reaper holds off after the outage: still nobody live went offline
+        time.sleep(max(0.0, killed + SETTLE_SECONDS + TIMEOUT + 1 - time.monotonic()))
+        settle(*observers)
+        for observer in observers:
+            assert [p for p in observer.presence_of(a.user_id, b.user_id, newcomer.user_id)
+                    if p["type"] == "Remove"] == []
+        assert cluster.online() == live
+        for process in cluster.processes:
+            assert process.proc.poll() is None, process.log()
+    finally:
+        cluster.close()
