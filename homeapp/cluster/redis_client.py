@@ -90,11 +90,12 @@ def is_cluster(client):
     return isinstance(client, RedisCluster)
 
 
-def master_of(client, key):
-    """The redis.Redis of the master that holds `key`'s slot, as the cluster client `client`
-    knows it now, for what must reach that very node (INFO, TIME). Raises RedisError."""
+def slot_master(client, key):
+    """The node that is the master of `key`'s slot, as the cluster client `client` knows it now,
+    for what must reach that very node: `client.info(..., target_nodes=node)`, which has the
+    client learn the slots again when the node is dead. Raises RedisError."""
     try:
-        return client.get_redis_connection(client.get_node_from_key(key))
+        return client.get_node_from_key(key)
     except RedisClusterException as exc:
         raise ClusterUnreachable(str(exc)) from exc
 

@@ -5,7 +5,9 @@ A sharded channel's messages (SPUBLISH) reach only the nodes of its slot's shard
 subscriber must listen where the slot lives. This object looks the slot's master up in the
 cluster client's map of the slots, keeps one redis-py PubSub per master it needs, and one
 reader per PubSub (a greenlet under gevent) that feeds a single queue; `listen()` yields from
-that queue, in the order each master sent its messages.
+that queue, in the order each master sent its messages (nothing orders two masters' messages).
+Plain subscriptions (SUBSCRIBE) all share one connection: a cluster carries a PUBLISH to every
+node.
 
 It never repairs itself: when a master's connection fails, or a master answers that a slot is
 not its own (MOVED) or ends a subscription by itself (its slot moved away), `listen()` raises
@@ -45,6 +47,7 @@ class ShardedPubSub:
         self._masters = {}     # node name -> PubSub on that master
         self._owners = {}      # channel (bytes) -> node name where it was subscribed
         self._leaving = set()  # channels (bytes) whose unsubscribe this object sent
+        self._plain = None     # the node whose connection holds the plain subscriptions
         self._received = queue.Queue()
         self._lock = threading.Lock()  # subscription changes come from several greenlets
         self._closed = False
@@ -52,10 +55,27 @@ class ShardedPubSub:
     # --- subscribing ---------------------------------------------------------------------
 
     def ssubscribe(self, *channels):
-        self._join("ssubscribe", channels)
+        """Each channel on the master of its slot: only that shard hears an SPUBLISH to it."""
+        with self._lock:
+            for (node, _), group in self._by_slot(channels):
+                self._own(group, node)
+                self._send(node, "ssubscribe", group)
 
     def subscribe(self, *channels):
-        self._join("subscribe", channels)
+        """Plain channels: a cluster carries a PUBLISH to every node, so one connection hears
+        them all, in the order each node passed them on."""
+        if not channels:
+            return
+        with self._lock:
+            if self._plain is None:
+                (self._plain, _), _ = self._by_slot(channels[:1])[0]
+            self._own(channels, self._plain)
+            self._send(self._plain, "subscribe", channels)
+
+    def _own(self, channels, node):
+        for channel in channels:
+            self._owners[_name(channel)] = node.name
+            self._leaving.discard(_name(channel))
 
     def sunsubscribe(self, *channels):
         self._leave("sunsubscribe", channels)
@@ -63,15 +83,6 @@ class ShardedPubSub:
     def unsubscribe(self, *channels):
         self._leave("unsubscribe", channels)
 
-    def _join(self, command, channels):
-        """Subscribe each channel on its slot's master, one command per slot (a sharded
-        subscription to several slots at once is refused). Raises RedisError."""
-        with self._lock:
-            for (node, _), group in self._by_slot(channels):
-                for channel in group:
-                    self._owners[_name(channel)] = node.name
-                    self._leaving.discard(_name(channel))
-                self._send(node, command, group)
 
     def _leave(self, command, channels):
         with self._lock:

@@ -19,7 +19,7 @@ import time
 import redis
 
 from homeapp.cluster import redis_keys
-from homeapp.cluster.redis_client import is_cluster, master_of
+from homeapp.cluster.redis_client import is_cluster, slot_master
 from homeapp.presence.base import PresenceStore, PresenceUnavailable
 
 # KEYS: user sockets, onlineUsers, server sockets, server registry, heartbeat.
@@ -209,12 +209,11 @@ class RedisPresence(PresenceStore):
                          px=self._heartbeat_ms)
                 pipe.sadd(self._names.servers, self.server_id)
                 pipe.execute()
-            with master_of(self._redis, self._names.servers).pipeline(transaction=False) as pipe:
-                pipe.info("server")
-                pipe.time()
-                sent = time.time()
-                server, (seconds, microseconds) = pipe.execute()
-                received = time.time()
+            master = slot_master(self._redis, self._names.servers)
+            server = self._redis.info("server", target_nodes=master)
+            sent = time.time()
+            seconds, microseconds = self._redis.time(target_nodes=master)
+            received = time.time()
         except redis.RedisError as exc:
             raise _unavailable(exc) from exc
         self._clock_offset = seconds + microseconds / 1e6 - (sent + received) / 2
