@@ -4,12 +4,15 @@ is carried through without a restart."""
 import itertools
 import threading
 import time
+import uuid
 
 import pytest
 import redis
 
 from homeapp.cluster import redis_client, redis_keys
 from homeapp.cluster.keeper import SETTLE_SECONDS
+from homeapp.cluster.sharded import ShardedPubSub
+from homeapp.presence.redis import RedisPresence
 from homeapp.services.rooms import room_channel
 from tests import payloads
 from tests.cluster import Cluster
@@ -79,6 +82,40 @@ def cluster(group):
         raise
     finally:
         cluster.close()
+
+
+# --- the clients and the presence store, alone -------------------------------------------------
+
+
+def test_a_cluster_url_makes_clients_with_the_timeouts(group):
+    client = redis_client.connect(group.url, 0.5, decode_responses=True)
+    assert redis_client.is_cluster(client) and not redis_client.is_cluster(redis.Redis())
+    for node in client.get_primaries():
+        options = node.redis_connection.connection_pool.connection_kwargs
+        assert (options["socket_timeout"], options["socket_connect_timeout"]) == (0.5, 0.5)
+    subscriber = redis_client.pubsub(group.url, 0.5)
+    try:
+        assert isinstance(subscriber, ShardedPubSub)
+    finally:
+        subscriber.close()
+
+
+def test_presence_scripts_each_touch_one_slot_and_a_dead_process_is_reaped_once(group):
+    client = redis_client.connect(group.url, 1.0, decode_responses=True)
+    reaper, dead = (RedisPresence(client, uuid.uuid4().hex, 20.0) for _ in range(2))
+    only_there, also_here = new_user_id(), new_user_id()
+    assert dead.add_socket(only_there, "tab1") and not dead.add_socket(only_there, "tab2")
+    dead.add_socket(also_here, "tab3")
+    reaper.add_socket(also_here, "tab4")
+    assert reaper.beat() == group.master_of(redis_keys.ONLINE_USERS).client().info("server")["run_id"]
+    assert dead.server_id not in reaper.dead_servers() and reaper.reap(dead.server_id) is None  # beating
+    client.delete(PRESENCE.heartbeat(dead.server_id))  # what a SIGKILL leaves, once it expired
+    assert dead.server_id in reaper.dead_servers()
+    assert reaper.reap(dead.server_id) == (3, [only_there])
+    assert only_there not in reaper.online_users() and also_here in reaper.online_users()
+    assert reaper.sockets_of(also_here) == {"tab4"}
+    assert reaper.reap(dead.server_id) is None  # claimed already
+    assert reaper.remove_socket(also_here, "tab4") and also_here not in reaper.online_users()
 
 
 # --- the subscriber, alone --------------------------------------------------------------------
