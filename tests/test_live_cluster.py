@@ -166,6 +166,60 @@ def test_the_subscriber_hears_every_channel_on_the_master_of_its_slot(group):
     assert list(heard) == []  # closed: listen() ends
 
 
+def move_slot(group, slot, source, target):
+    """Hand an empty slot (channels are not keys) from one master to another, as resharding does."""
+    source_id, target_id = (node.client().cluster("myid") for node in (source, target))
+    target.client().execute_command("CLUSTER SETSLOT", slot, "IMPORTING", source_id)
+    source.client().execute_command("CLUSTER SETSLOT", slot, "MIGRATING", target_id)
+    for node in (target, source, *(n for n in group.masters() if n not in (source, target))):
+        node.client().execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
+
+
+@pytest.mark.parametrize("how", ["moved-away", "stale-map"])
+def test_a_slot_that_moves_fails_the_subscriber_and_a_new_one_follows_it(how):
+    """A master that loses a slot ends its subscriptions there by itself; one asked for a slot it
+    no longer holds answers MOVED. Either fails listen(); a new subscriber hears the new master."""
+    group = RedisClusterGroup(masters=3, replicas=0)
+    try:
+        client = group.client()
+        moving = "homeapp:q:{room:moving}"
+        source = group.master_of(moving)
+        staying = next(channel for channel in (f"homeapp:q:{{room:{i}}}" for i in itertools.count())
+                       if group.master_of(channel) is source
+                       and client.keyslot(channel) != client.keyslot(moving))
+        target = next(node for node in group.masters() if node is not source)
+        subscriber = redis_client.pubsub(group.url, 1.0)
+        heard = subscriber.listen()
+        if how == "moved-away":
+            subscriber.ssubscribe(moving)
+            assert next(heard)["type"] == "ssubscribe"
+            move_slot(group, client.keyslot(moving), source, target)
+        else:
+            subscriber.ssubscribe(staying)  # a connection to the source, on another slot
+            assert next(heard)["type"] == "ssubscribe"
+            move_slot(group, client.keyslot(moving), source, target)
+            try:
+                subscriber.ssubscribe(moving)  # on the master its map names: the old one
+            except redis.RedisError:
+                pass  # the reader may see the failure first
+        with pytest.raises(redis.RedisError):
+            next(heard)
+        subscriber.close()
+
+        subscriber = redis_client.pubsub(group.url, 1.0)
+        try:
+            subscriber.ssubscribe(moving)
+            heard = subscriber.listen()
+            assert next(heard)["type"] == "ssubscribe"
+            assert group.master_of(moving) is target
+            redis_client.connect(group.url, 1.0).spublish(moving, "on the new master")
+            assert next(heard)["data"] == b"on the new master"
+        finally:
+            subscriber.close()
+    finally:
+        group.stop()
+
+
 # --- two processes on the cluster -------------------------------------------------------------
 
 
