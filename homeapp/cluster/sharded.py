@@ -57,7 +57,7 @@ class ShardedPubSub:
     def ssubscribe(self, *channels):
         """Each channel on the master of its slot: only that shard hears an SPUBLISH to it."""
         with self._lock:
-            for (node, _), group in self._by_slot(channels):
+            for node, group in self._by_slot(channels):
                 self._own(group, node)
                 self._send(node, "ssubscribe", group)
 
@@ -68,7 +68,7 @@ class ShardedPubSub:
             return
         with self._lock:
             if self._plain is None:
-                (self._plain, _), _ = self._by_slot(channels[:1])[0]
+                self._plain = self._by_slot(channels[:1])[0][0]
             self._own(channels, self._plain)
             self._send(self._plain, "subscribe", channels)
 
@@ -83,7 +83,6 @@ class ShardedPubSub:
     def unsubscribe(self, *channels):
         self._leave("unsubscribe", channels)
 
-
     def _leave(self, command, channels):
         with self._lock:
             by_slot = {}
@@ -96,17 +95,17 @@ class ShardedPubSub:
                 getattr(self._masters[owner], command)(*group)
 
     def _by_slot(self, channels):
-        """[((master node, slot), [channels])], from the cluster client's map. Raises RedisError."""
-        groups, nodes = {}, {}
+        """[(master node, [channels of one of its slots])], from the cluster client's map.
+        Raises RedisError."""
+        groups = {}
         for channel in channels:
             slot = self._cluster.keyslot(channel)
             try:
                 node = self._cluster.nodes_manager.get_node_from_slot(slot)
             except RedisClusterException as exc:  # no master holds the slot now: not a RedisError
                 raise redis.ConnectionError(f"Redis Cluster: {exc}") from exc
-            nodes[node.name] = node
-            groups.setdefault((node.name, slot), []).append(channel)
-        return [((nodes[name], slot), group) for (name, slot), group in groups.items()]
+            groups.setdefault((node.name, slot), (node, []))[1].append(channel)
+        return list(groups.values())
 
     def _send(self, node, command, channels):
         """Send a subscribe command to `node`, connecting to it and starting its reader the
