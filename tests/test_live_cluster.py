@@ -5,6 +5,7 @@ import itertools
 import threading
 import time
 import uuid
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -14,9 +15,10 @@ from homeapp.cluster.keeper import SETTLE_SECONDS
 from homeapp.cluster.sharded import ShardedPubSub
 from homeapp.presence.redis import RedisPresence
 from homeapp.services.rooms import room_channel
+from tests import credentials as cred
 from tests import payloads
 from tests.cluster import Cluster
-from tests.live import new_user_id, open_room, room_of, settle
+from tests.live import Peer, new_user_id, open_room, refusal, room_of, settle
 from tests.processes import wait_until
 from tests.redis_cluster import RedisClusterGroup
 from tests.test_live_backend_api import API, post, request_body
@@ -302,6 +304,24 @@ def test_room_traffic_spreads_over_the_three_masters(cluster, group):
     work = {port: after[port] - before[port] for port in after}
     total = sum(work.values())
     assert len(work) == 3 and all(share >= total / 6 for share in work.values()), work
+
+
+def test_the_rest_apis_sessions_are_read_from_the_cluster(group):
+    """HOMEAPP_AUTH=session reads express-session's `sess:<sid>` wherever its slot is."""
+    process = Cluster(1, redis_server=Borrowed(group), HOMEAPP_AUTH="session",
+                      HOMEAPP_SESSION_SECRET=cred.SESSION_SECRET)
+    try:
+        user_id = new_user_id()
+        cred.store_session(group.client(), f"sid-{user_id}", int(user_id), "carla")
+        cookie = {"Cookie": f"sessionLog={quote(cred.python_signed(f'sid-{user_id}'), safe='')}"}
+        peer = Peer(process[0].url, user_id, query=False, headers=cookie)
+        process.peers.append(peer)
+        assert peer.call("addOnlineUser", {"userID": user_id, "userUsername": "carla"}) == {"ok": True}
+        assert user_id in group.client().smembers(redis_keys.ONLINE_USERS)
+        unknown = {"Cookie": f"sessionLog={quote(cred.python_signed(f'sid-never-{user_id}'), safe='')}"}
+        assert "unknown session" in refusal(process[0].url, headers=unknown)
+    finally:
+        process.close()
 
 
 # --- a master dies ----------------------------------------------------------------------------
