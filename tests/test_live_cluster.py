@@ -17,11 +17,13 @@ from homeapp.presence.redis import RedisPresence
 from homeapp.services.rooms import room_channel
 from tests import credentials as cred
 from tests import payloads
-from tests.cluster import Cluster
+from tests.cluster import UNLIMITED, Cluster
 from tests.live import Peer, new_user_id, open_room, refusal, room_of, settle
 from tests.processes import wait_until
 from tests.redis_cluster import RedisClusterGroup
 from tests.test_live_backend_api import API, post, request_body
+from tests.test_live_recovery import (CHAT, RECOVERY, Deployment, back, chat, everything, make_blip, say,
+                                      text_of, until_said)
 
 TIMEOUT = 6.0  # HOMEAPP_PRESENCE_TIMEOUT: heartbeats live 4 s
 SHORT = {"HOMEAPP_PRESENCE_TIMEOUT": TIMEOUT, "HOMEAPP_REDIS_TIMEOUT": 0.5}
@@ -322,6 +324,42 @@ def test_the_rest_apis_sessions_are_read_from_the_cluster(group):
         assert "unknown session" in refusal(process[0].url, headers=unknown)
     finally:
         process.close()
+
+
+class ClusterDeployment(Deployment):
+    """tests.test_live_recovery's two processes with recovery on, on the module's cluster."""
+
+    def __init__(self, group):
+        self.cluster = Cluster(2, redis_server=Borrowed(group), **UNLIMITED, **RECOVERY,
+                               HOMEAPP_PRESENCE_GRACE=60)
+        self.processes = self.cluster.processes
+
+    def listening(self, *channels):
+        pass  # a join is acknowledged once Redis confirmed the subscription
+
+
+@pytest.fixture
+def clients():
+    made = []
+    yield made
+    for client in made:
+        client.close()
+
+
+def test_a_dropped_socket_recovers_on_the_other_process_with_what_it_missed(group, clients):
+    deploy = ClusterDeployment(group)
+    try:
+        a, b, room = make_blip(deploy, clients)
+        a2 = back(clients, deploy.processes[1], a)
+        assert (a2.recovered, a2.sid, a2.pid) == (True, a.sid, a.pid)
+        missed = [(e, text_of(args[0])) for e, args, _ in a2.events[:a2.before_reply] if e in CHAT]
+        assert missed == everything("missed 0") + everything("missed 1")
+        say(b, room, "after")
+        until_said(a2, "after")
+        a2.quiet(0.3)
+        assert chat(a2)[len(missed):] == everything("after")
+    finally:
+        deploy.close()
 
 
 # --- a master dies ----------------------------------------------------------------------------
