@@ -1,6 +1,6 @@
 """The one way this server makes a Redis client: from REDIS_URL, which names one Redis server
-(redis://, rediss://, unix://) or the Sentinels that know which server is the master
-(redis+sentinel://, as python-socketio writes it).
+(redis://, rediss://, unix://), the Sentinels that know which server is the master
+(redis+sentinel://, as python-socketio writes it), or nodes of a Redis Cluster (redis+cluster://).
 
 With Sentinel, redis-py asks the Sentinels for the master's address whenever a connection
 is opened, so a client whose connection broke (the master died or was demoted) reaches the
@@ -104,7 +104,8 @@ def pubsub(url, timeout):
     """A subscriber for the message queue: redis-py's PubSub on one server (or its Sentinels'
     master), or on a cluster a homeapp.cluster.sharded.ShardedPubSub, which listens on each
     master that owns a subscribed channel's slot. Both raise RedisError from listen() when a
-    connection fails; the caller then closes it and makes another one."""
+    connection fails; the caller then closes it and makes another one. On a cluster, making it
+    raises RedisError when no node answers."""
     cluster = parse_cluster_url(url)
     if cluster is None:
         return connect(url, timeout, subscriber=True).pubsub()
