@@ -2,6 +2,7 @@
 channel to its slot's master, presence and messages work across processes, and a master's death
 is carried through without a restart."""
 import itertools
+import signal
 import threading
 import time
 import uuid
@@ -216,6 +217,34 @@ def test_a_slot_that_moves_fails_the_subscriber_and_a_new_one_follows_it(how):
             assert next(heard)["data"] == b"on the new master"
         finally:
             subscriber.close()
+    finally:
+        group.stop()
+
+
+def test_a_master_that_stops_answering_fails_the_subscriber():
+    """A stalled master (SIGSTOP: nothing is closed, nothing sent) would hold a connection
+    without a read timeout for good; an unanswered PING fails listen() instead."""
+    group = RedisClusterGroup(masters=3, replicas=0)
+    try:
+        channel = "homeapp:q:{room:stalled}"
+        subscriber = redis_client.pubsub(group.url, 1.0)
+        heard = subscriber.listen()
+        subscriber.ssubscribe(channel)
+        assert next(heard)["type"] == "ssubscribe"
+        stalled = group.master_of(channel)
+        stalled.proc.send_signal(signal.SIGSTOP)
+        failed = []
+
+        def read():
+            try:
+                for message in heard:
+                    failed.append(message)
+            except redis.RedisError as exc:
+                failed.append(exc)
+        threading.Thread(target=read, daemon=True).start()
+        wait_until(lambda: failed, 30, "the subscriber kept waiting on a stalled master")
+        assert isinstance(failed[0], redis.TimeoutError), failed
+        subscriber.close()
     finally:
         group.stop()
 

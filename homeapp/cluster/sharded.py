@@ -9,9 +9,10 @@ that queue, in the order each master sent its messages (nothing orders two maste
 Plain subscriptions (SUBSCRIBE) all share one connection: a cluster carries a PUBLISH to every
 node.
 
-It never repairs itself: when a master's connection fails, or a master answers that a slot is
-not its own (MOVED) or ends a subscription by itself (its slot moved away), `listen()` raises
-RedisError. The caller closes this object and makes a new one, whose cluster client learns the
+It never repairs itself: when a master's connection fails, a master answers that a slot is
+not its own (MOVED) or ends a subscription by itself (its slot moved away), or a master leaves a
+PING unanswered for WATCH_SECONDS (it stalled, or its host vanished without closing anything),
+`listen()` raises RedisError. The caller closes this object and makes a new one, whose cluster client learns the
 slots again: that is how a replica promoted after its master died is found without a restart.
 
 redis-py's own ClusterPubSub was not used: it delivers sharded messages only by polling each
@@ -30,6 +31,9 @@ from redis.retry import Retry
 # confirmations of a subscription's end: unasked, they mean that its slot moved away
 _ENDS = ("unsubscribe", "sunsubscribe")
 _CLOSED = object()
+# seconds between PINGs on each master's connection, and that a master has to answer one: a
+# subscriber's connection has no read timeout, and a stalled master would hold it for good
+WATCH_SECONDS = 5.0
 
 
 def _name(channel):
@@ -41,8 +45,10 @@ class ShardedPubSub:
     map of the slots and closed with this object; `options` are the redis.Redis arguments of a
     connection to one master (credentials, timeouts)."""
 
-    def __init__(self, cluster, options):
+    def __init__(self, cluster, options, watch_seconds=WATCH_SECONDS):
         self._cluster = cluster
+        self._watch_seconds = watch_seconds
+        self._unanswered = set()  # names of the masters whose last PING has no answer yet
         self._options = dict(options, retry=Retry(NoBackoff(), 0))  # a failure is the caller's to see
         self._masters = {}     # node name -> PubSub on that master
         self._owners = {}      # channel (bytes) -> node name where it was subscribed
@@ -51,6 +57,8 @@ class ShardedPubSub:
         self._received = queue.Queue()
         self._lock = threading.Lock()  # subscription changes come from several greenlets
         self._closed = False
+        self._stop = threading.Event()
+        threading.Thread(target=self._watch, daemon=True, name="homeapp-subscriber-watch").start()
 
     # --- subscribing ---------------------------------------------------------------------
 
@@ -136,6 +144,9 @@ class ShardedPubSub:
                 message = None if response is None else pubsub.handle_message(response)
                 if message is None:
                     continue
+                if message["type"] == "pong":
+                    self._unanswered.discard(name)
+                    continue
                 if message["type"] in _ENDS:
                     if message["channel"] not in self._leaving:
                         raise redis.ConnectionError(
@@ -146,6 +157,21 @@ class ShardedPubSub:
         except Exception as exc:  # noqa: BLE001 - handed to listen(), which raises it
             if not self._closed:
                 self._received.put((name, exc))
+
+    def _watch(self):
+        """PING every master's connection; one that left the last PING unanswered has failed."""
+        while not self._stop.wait(self._watch_seconds):
+            for name, pubsub in list(self._masters.items()):
+                if name in self._unanswered:
+                    self._received.put((name, redis.TimeoutError(
+                        f"master {name} left a PING unanswered for {self._watch_seconds:.0f} s")))
+                    return
+                self._unanswered.add(name)
+                try:
+                    pubsub.ping()
+                except Exception as exc:  # noqa: BLE001 - handed to listen(), which raises it
+                    self._received.put((name, exc))
+                    return
 
     def listen(self):
         """Every message and confirmation from every master, as redis-py's PubSub.listen()
@@ -165,6 +191,7 @@ class ShardedPubSub:
     def close(self):
         """Disconnect from every master; listen() ends. Never raises."""
         self._closed = True
+        self._stop.set()
         self._received.put(_CLOSED)
         for pubsub in list(self._masters.values()):
             try:
