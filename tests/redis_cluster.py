@@ -31,11 +31,11 @@ def cluster_port():
         return port
 
 
-def cluster_node():
-    """A RedisServer in cluster mode, not started, on a port with room for its bus."""
+def cluster_node(port=None):
+    """A RedisServer in cluster mode, not started, on `port` or one with room for its bus."""
     node = RedisServer("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",  # in its own dir
                        "--cluster-node-timeout", NODE_TIMEOUT_MS)
-    node.port = cluster_port()
+    node.port = port or cluster_port()
     node.url = f"redis://127.0.0.1:{node.port}/0"
     return node
 
@@ -51,12 +51,14 @@ class RedisClusterGroup:
     """`masters` masters with `replicas` replicas each, every one a private redis-server (so
     the tests may kill any): `url` is REDIS_URL in the cluster form, naming every node."""
 
-    def __init__(self, masters=3, replicas=1):
+    def __init__(self, masters=3, replicas=1, ports=None):
+        """`ports`: the nodes' ports, masters first (cluster_port() gives them); free ones unless given."""
         self.nodes = []
         self.replicas = replicas
+        ports = ports or [None] * (masters * (1 + replicas))
         try:
-            for _ in range(masters * (1 + replicas)):
-                self.nodes.append(cluster_node().start())
+            for port in ports:
+                self.nodes.append(cluster_node(port).start())
             subprocess.run([_redis_cli(), "--cluster", "create",
                             *(f"127.0.0.1:{node.port}" for node in self.nodes),
                             "--cluster-replicas", str(replicas), "--cluster-yes"],

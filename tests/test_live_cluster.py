@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import pytest
 import redis
+import requests
 
 from homeapp.cluster import redis_client, redis_keys
 from homeapp.cluster.keeper import SETTLE_SECONDS
@@ -20,8 +21,8 @@ from tests import credentials as cred
 from tests import payloads
 from tests.cluster import UNLIMITED, Cluster
 from tests.live import Peer, new_user_id, open_room, refusal, room_of, settle
-from tests.processes import wait_until
-from tests.redis_cluster import RedisClusterGroup
+from tests.processes import ServerProcess, wait_until
+from tests.redis_cluster import RedisClusterGroup, cluster_port
 from tests.test_live_backend_api import API, post, request_body
 from tests.test_live_recovery import (CHAT, RECOVERY, Deployment, back, chat, everything, make_blip, say,
                                       text_of, until_said)
@@ -385,6 +386,38 @@ def test_a_dropped_socket_recovers_on_the_other_process_with_what_it_missed(grou
         assert chat(a2)[len(missed):] == everything("after")
     finally:
         deploy.close()
+
+
+def test_a_process_started_before_the_cluster_answers_carries_on_once_it_does():
+    ports = set()
+    while len(ports) < 6:
+        ports.add(cluster_port())
+    ports = sorted(ports)
+    url = "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in ports)
+    process = ServerProcess(dict(UNLIMITED, REDIS_URL=url, **SHORT)).start()  # it starts
+    group = None
+    try:
+        user_id = new_user_id()
+        peer = Peer(process.url, user_id, f"user{user_id}")
+        hello = {"userID": user_id, "userUsername": f"user{user_id}"}
+        assert peer.call("addOnlineUser", hello)["code"] == "UNAVAILABLE"
+        assert requests.get(f"{process.url}/readyz", timeout=5).status_code == 503
+
+        group = RedisClusterGroup(ports=ports)
+
+        def added():
+            ack = peer.call("addOnlineUser", hello)
+            assert ack == {"ok": True} or ack["code"] == "UNAVAILABLE", ack
+            return ack == {"ok": True} or time.sleep(0.2)
+        wait_until(added, 30, "addOnlineUser kept failing once the cluster answered")
+        assert user_id in group.client().smembers(redis_keys.ONLINE_USERS)
+        wait_until(lambda: requests.get(f"{process.url}/readyz", timeout=5).status_code == 200, 30,
+                   "the process never became ready")
+        peer.close()
+    finally:
+        process.stop()
+        if group is not None:
+            group.stop()
 
 
 # --- a master dies ----------------------------------------------------------------------------

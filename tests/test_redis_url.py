@@ -84,12 +84,16 @@ def test_a_cluster_url_names_the_startup_nodes_and_their_credentials():
     assert parse_cluster_url("redis+sentinel://s1:26379/0/homeapp") is None
 
 
-def test_a_cluster_that_does_not_answer_is_a_redis_error():
-    """The cluster's client asks a node for the slots at once: none answering is a RedisError
-    (redis-py's own exception is not one), which start-up and the subscriber report as an outage."""
-    with pytest.raises(redis.RedisError) as refused:
-        connect(f"redis+cluster://127.0.0.1:{free_port()}", 0.5)
-    assert isinstance(refused.value, ClusterUnreachable)
+def test_a_cluster_that_does_not_answer_is_a_redis_error_at_its_first_use():
+    """The cluster's client is made at its first use, as a single server's connects: start-up
+    needs no node to answer, and a call while none does is a RedisError (redis-py's own
+    exception is not one), which is an outage like any other."""
+    client = connect(f"redis+cluster://127.0.0.1:{free_port()}", 0.5)
+    script = client.register_script("return 1")
+    for call in (client.ping, lambda: script(keys=["k"]), lambda: client.get_node_from_key("k")):
+        with pytest.raises(ClusterUnreachable):
+            call()
+    assert issubclass(ClusterUnreachable, redis.RedisError)
 
 
 def test_a_sentinel_url_makes_a_client_of_the_master_the_sentinels_name():
