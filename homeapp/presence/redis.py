@@ -185,9 +185,9 @@ class RedisPresence(PresenceStore):
             return self._beat_on_cluster()
         try:
             with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(self._names.heartbeat(self.server_id), self._heartbeat_value,
+                pipe.set(redis_keys.heartbeat(self.server_id), self._heartbeat_value,
                          px=self._heartbeat_ms)
-                pipe.sadd(self._names.servers, self.server_id)
+                pipe.sadd(redis_keys.SERVERS, self.server_id)
                 pipe.info("server")
                 pipe.time()
                 sent = time.time()
