@@ -163,6 +163,12 @@ def test_the_subscriber_hears_every_channel_on_the_master_of_its_slot(group):
         publisher.spublish(channels[0], "nobody hears this")
         publisher.spublish(channels[1], "still heard")
         assert next(heard)["data"] == b"still heard"
+        # left and joined again at once: the late confirmation of the leave is no moved slot
+        subscriber.sunsubscribe(channels[2])
+        subscriber.ssubscribe(channels[2])
+        assert [next(heard)["type"] for _ in range(2)] == ["sunsubscribe", "ssubscribe"]
+        publisher.spublish(channels[2], "joined again")
+        assert next(heard)["data"] == b"joined again"
     finally:
         subscriber.close()
     assert list(heard) == []  # closed: listen() ends

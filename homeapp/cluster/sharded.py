@@ -22,6 +22,7 @@ queue the gap it must fill from the event log.
 """
 import queue
 import threading
+from collections import Counter
 
 import redis
 from redis.backoff import NoBackoff
@@ -52,7 +53,7 @@ class ShardedPubSub:
         self._options = dict(options, retry=Retry(NoBackoff(), 0))  # a failure is the caller's to see
         self._masters = {}     # node name -> PubSub on that master
         self._owners = {}      # channel (bytes) -> node name where it was subscribed
-        self._leaving = set()  # channels (bytes) whose unsubscribe this object sent
+        self._leaving = Counter()  # channel (bytes) -> unsubscribes sent, not yet confirmed
         self._plain = None     # the node whose connection holds the plain subscriptions
         self._received = queue.Queue()
         self._lock = threading.Lock()  # subscription changes come from several greenlets
@@ -83,7 +84,6 @@ class ShardedPubSub:
     def _own(self, channels, node):
         for channel in channels:
             self._owners[_name(channel)] = node.name
-            self._leaving.discard(_name(channel))
 
     def sunsubscribe(self, *channels):
         self._leave("sunsubscribe", channels)
@@ -97,7 +97,7 @@ class ShardedPubSub:
             for channel in channels:
                 owner = self._owners.pop(_name(channel), None)
                 if owner is not None and owner in self._masters:
-                    self._leaving.add(_name(channel))
+                    self._leaving[_name(channel)] += 1
                     by_slot.setdefault((owner, self._cluster.keyslot(channel)), []).append(channel)
             for (owner, _), group in by_slot.items():
                 getattr(self._masters[owner], command)(*group)
@@ -148,11 +148,13 @@ class ShardedPubSub:
                     self._unanswered.discard(name)
                     continue
                 if message["type"] in _ENDS:
-                    if message["channel"] not in self._leaving:
+                    if self._leaving[message["channel"]] <= 0:
                         raise redis.ConnectionError(
                             f"master {name} ended the subscription to {message['channel']!r}: "
                             f"its slot moved to another master")
-                    self._leaving.discard(message["channel"])
+                    self._leaving.subtract((message["channel"],))
+                    if not self._leaving[message["channel"]]:
+                        del self._leaving[message["channel"]]
                 self._received.put(message)
         except Exception as exc:  # noqa: BLE001 - handed to listen(), which raises it
             if not self._closed:
