@@ -3,6 +3,7 @@ between processes, in order. An entry's id is the message's offset; the same scr
 appends it publishes it on its channels, each copy prefixed with the offset, so that a listener
 knows where it is and can read what it missed from the log (docs/recovery.md)."""
 from homeapp.cluster import redis_keys
+from homeapp.cluster.redis_client import is_cluster, slot_master
 from homeapp.recovery.log import offset_key
 
 # Appends a message to the log, trims what is older than the window or past the largest length,
@@ -55,10 +56,11 @@ class Appender:
         `channels` with `command` (PUBLISH or SPUBLISH); refused past `deadline` (ms since the
         epoch; 0: never)."""
         sender = text[:text.index(" ")]
-        self._script(keys=[redis_keys.EVENT_LOG, redis_keys.sent_mark(sender),
-                           redis_keys.sent_refused(sender)],
-                     args=[self._window_ms, self._max_entries, command, text, deadline, *channels],
-                     client=pipe)
+        return self._script(keys=[redis_keys.EVENT_LOG, redis_keys.sent_mark(sender),
+                                  redis_keys.sent_refused(sender)],
+                            args=[self._window_ms, self._max_entries, command, text, deadline,
+                                  *channels],
+                            client=pipe)
 
 
 class Position:
@@ -85,7 +87,10 @@ class Position:
         handled, and the senders' numbers skip what was); the log's end on the first connection.
         Taken before subscribing, so that nothing published meanwhile is taken for handled.
         Raises RedisError."""
-        run_id = client.info("server").get("run_id")
+        if is_cluster(client):  # the server of the log's slot
+            run_id = client.info("server", target_nodes=slot_master(client, redis_keys.EVENT_LOG))["run_id"]
+        else:
+            run_id = client.info("server").get("run_id")
         changed = self._run_id is not None and run_id != self._run_id
         self._run_id = run_id
         if self.offset is None:  # from the log's end on: the listener is there
