@@ -11,12 +11,12 @@ Every `interval` (a third of HOMEAPP_PRESENCE_TIMEOUT) it
 3. reaps the processes whose heartbeat expired, announcing "Remove" for their users
    left with no socket anywhere.
 
-While Redis is down, whoever noticed it first, it probes twice a second; once Redis has answered for a
-second and a half (long enough for every process's message-queue listener to
-have resubscribed) it declares the outage over and re-asserts. It reaps only
-after Redis has been reachable for a heartbeat TTL, so that after an outage every
-live process has had time to beat again before anyone is judged dead by a
-heartbeat that expired during the outage.
+While Redis is down, whoever noticed it first, it probes twice a second; once
+Redis has answered for a second and a half (long enough for every process's
+message-queue listener to have resubscribed) it declares the outage over and
+re-asserts. It reaps only after Redis has been reachable for a heartbeat TTL, so
+that after an outage every live process has had time to beat again before anyone
+is judged dead by a heartbeat that expired during the outage.
 
 Another Redis server answering (Sentinel promoted a replica, or Redis restarted) is an
 outage too, even when no call failed: redis-py reconnects by itself, and the new server
