@@ -336,6 +336,7 @@ def load_config(env=None):
         "MAX_USERNAME_LENGTH": _int(env, "HOMEAPP_MAX_USERNAME_LENGTH", 64, minimum=1),
         "MAX_ROOM_MEMBERS": _int(env, "HOMEAPP_MAX_ROOM_MEMBERS", 50, minimum=2),
         "MAX_NOTIFICATIONS": _int(env, "HOMEAPP_MAX_NOTIFICATIONS", 100, minimum=1),
+        "MAX_ROOMS": _int(env, "HOMEAPP_MAX_ROOMS", 1000, minimum=1),
         "MAX_PACKET_BYTES": _int(env, "HOMEAPP_MAX_PACKET_BYTES", 64 * 1024, minimum=1024),
         # output a socket may have waiting for a client that does not read it; past this it
         # is disconnected

@@ -28,7 +28,7 @@ class Connection:
     """One socket. Its identity, once set, never changes (docs/auth.md)."""
 
     __slots__ = ("sid", "user_id", "username", "expires_at", "session_id", "live", "adding", "typing",
-                 "buckets", "pid", "since")
+                 "buckets", "pid", "since", "rooms")
 
     def __init__(self, sid, user_id=None, username=None, expires_at=None, session_id=None):
         self.sid = sid
@@ -42,6 +42,7 @@ class Connection:
         self.buckets = {}       # rate class -> TokenBucket, made on first use
         self.pid = None         # its recovery session's private id, with recovery on
         self.since = None       # the event log's position when it connected, with recovery on
+        self.rooms = set()      # room: channels it opened, some maybe closed since (services.rooms)
 
 
 class Connections:

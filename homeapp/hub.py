@@ -15,6 +15,7 @@ from homeapp.identity.expiry import ExpiryWatch
 from homeapp.operations import metrics
 from homeapp.presence import PresenceUnavailable, create_presence
 from homeapp.recovery import build_recovery
+from homeapp.services.rooms import is_room_channel, rooms_after_opening
 
 
 
@@ -66,7 +67,18 @@ class Hub:
     def enter_channels(self, sid, rooms):
         """Put a socket in channels (user:, room:). With the message queue, return once Redis has
         confirmed this process listens to them (one round trip, only for a channel new to the
-        process): from the join's acknowledgement on, nothing sent to them is missed here."""
+        process): from the join's acknowledgement on, nothing sent to them is missed here.
+
+        Raises EventError(RATE_LIMITED), before anything changes, when the socket would be in
+        more than HOMEAPP_MAX_ROOMS rooms.
+        """
+        conn = self.connections.get(sid)
+        if conn is not None:
+            opening = [room for room in rooms if is_room_channel(room) and room not in conn.rooms]
+            if opening:
+                members = self.server.manager.rooms.get("/", {})
+                conn.rooms = rooms_after_opening(conn.rooms, opening, self.config["MAX_ROOMS"],
+                                                 lambda room: sid in members.get(room, ()))
         for room in rooms:
             self.server.enter_room(sid, room)
         following = getattr(self.server.manager, "wait_until_following", None)

@@ -1,8 +1,11 @@
 """chatRoom.join and chatRoom.leave: members only, and they decide who sees messageRoom."""
 import pytest
 
+from homeapp.cluster.redis_keys import queue_room
+from homeapp.services.rooms import room_channel
 from tests import payloads
-from tests.live import assert_refused, room_of, settle
+from tests.conftest import FAST
+from tests.live import assert_refused, peers_on, room_of, settle
 from tests.refusals import CHAT_ROOM_CASES
 
 
@@ -34,3 +37,38 @@ def test_chat_room_refusals(memory_users, event, make_room, code):
     assert b.call("message", payloads.message(b.user_id, room_bc, "private"))["ok"]
     settle(a)
     assert [e for e, _ in a.got()] == ["error"]
+
+
+MAX_ROOMS = 5
+
+
+@pytest.fixture(scope="module")
+def capped_server(server_factory, redis_server):
+    return server_factory(HOMEAPP_MAX_ROOMS=MAX_ROOMS, REDIS_URL=redis_server.url, **FAST)
+
+
+def test_a_join_past_max_rooms_is_rate_limited_and_subscribes_to_nothing(capped_server, redis_server):
+    with peers_on(capped_server) as connect:
+        me, *others = [connect() for _ in range(MAX_ROOMS + 2)]
+        room_ids = [room_of(me, other) for other in others]
+        for room_id in room_ids[:MAX_ROOMS]:
+            assert me.call("chatRoom.join", room_id) == {"ok": True}
+        me.clear()
+        extra, extra_peer = room_ids[MAX_ROOMS], others[MAX_ROOMS]
+        assert_refused(me, "chatRoom.join", extra, "RATE_LIMITED", others)
+        client = redis_server.client()
+        channels = client.pubsub_channels() + client.pubsub_shardchannels()  # Redis 7 shards them
+        assert queue_room("/", room_channel(room_ids[0])) in channels
+        assert queue_room("/", room_channel(extra)) not in channels
+        me.clear()
+        assert extra_peer.call("message", payloads.message(extra_peer.user_id, extra, "one"))["ok"]
+        settle(me, extra_peer)
+        # its own channel has the page update; the open-room event never comes
+        assert [e for e, _ in me.got()] == ["messagePage", "messageResponseNotify"]
+
+        assert me.call("chatRoom.leave", room_ids[0]) == {"ok": True}
+        assert me.call("chatRoom.join", extra) == {"ok": True}
+        me.clear()
+        assert extra_peer.call("message", payloads.message(extra_peer.user_id, extra, "two"))["ok"]
+        assert me.wait_for("messageRoom")["message"] == "two"
+        assert me.call("chatRoom.join", room_ids[0])["code"] == "RATE_LIMITED"

@@ -1,5 +1,7 @@
 """REDIS_URL naming Sentinels: two processes carry on with the new master after a failover,
 without a restart."""
+import itertools
+import threading
 import time
 
 from homeapp.cluster.keeper import SETTLE_SECONDS
@@ -83,5 +85,69 @@ def test_a_failover_is_carried_through_without_a_restart():
         for observer in observers:
             observer.wait_for("newOnlineUser", lambda p: p == {"type": "Remove", "userID": newcomer.user_id})
         assert cluster.online() == {a.user_id, b.user_id}
+    finally:
+        cluster.close()
+
+
+PRESENCE_LAG = 3.0  # seconds presence may trail the message path after a promotion (loaded machine)
+
+
+def _first_success(attempt, until):
+    """A thread calling attempt() until it returns True or `until` (monotonic) passes; its
+    result list gets the monotonic time of the first success."""
+    result = []
+
+    def run():
+        while time.monotonic() < until:
+            started = time.monotonic()
+            if attempt():
+                result.append(started)
+                return
+            time.sleep(0.1)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, result
+
+
+def test_presence_follows_a_promotion_as_soon_as_messages_do():
+    """With the default settings: addOnlineUser answers ok again within PRESENCE_LAG of the
+    first message crossing processes after Sentinel promoted the replica."""
+    group = SentinelGroup()
+    cluster = Cluster(2, redis_server=group)
+    try:
+        a, b = cluster.peer(0), cluster.peer(1)
+        room = room_of(a, b)
+        open_room(room, a, b)
+        cluster.wait_for_queue(2)
+        newcomer = cluster.peer(1, live=False)
+        hello = {"userID": newcomer.user_id, "userUsername": newcomer.username}
+
+        old_master = group.master.port
+        group.master.proc.kill()
+        wait_until(lambda: group.sentinel.master_port() != old_master, 30,
+                   "Sentinel did not promote the replica")
+        promoted = time.monotonic()
+        sent = itertools.count()
+
+        def crossed():
+            text = f"after {next(sent)}"
+            a.emit("message", payloads.message(a.user_id, room, text))
+            time.sleep(0.2)
+            return any(p["message"] == text for _, p in b.got("messageRoom"))
+
+        def added():
+            ack = newcomer.call("addOnlineUser", hello, timeout=WITHIN)
+            assert ack == {"ok": True} or ack["code"] == "UNAVAILABLE", ack
+            return ack == {"ok": True}
+
+        threads = [_first_success(check, promoted + WITHIN) for check in (crossed, added)]
+        for thread, _ in threads:
+            thread.join(WITHIN + 5)
+        (_, message_back), (_, presence_back) = threads
+        assert message_back, "no message crossed processes after the failover"
+        assert presence_back, "addOnlineUser kept failing after the failover"
+        print(f"after the promotion: messages cross from {message_back[0] - promoted:.1f} s, "
+              f"addOnlineUser answers ok from {presence_back[0] - promoted:.1f} s")
+        assert presence_back[0] <= message_back[0] + PRESENCE_LAG
     finally:
         cluster.close()

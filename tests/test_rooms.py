@@ -1,7 +1,13 @@
+from functools import partial
+
 import pytest
 
+from homeapp.errors import EventError
 from homeapp.services import rooms
 from homeapp.services.notifications import notification_for
+from tests import payloads
+from tests.inprocess import LocalClient, local_app
+from tests.live import assert_refused, room_of, sockets_of
 
 
 @pytest.mark.parametrize("room_id, members", [
@@ -51,3 +57,77 @@ def test_with_and_without_member_keep_ids_canonical():
 def test_notification_for_never_hands_out_anothers(notifications, user, expected_id):
     found = notification_for(notifications, user)
     assert (found and found["id"]) == expected_id or (found is None and expected_id is None)
+
+
+@pytest.mark.parametrize("open_rooms, opening, still_in, after", [
+    (set(), ["room:1:2"], set(), {"room:1:2"}),
+    ({"room:1:2", "room:1:3"}, ["room:1:4"], {"room:1:2", "room:1:3"},
+     {"room:1:2", "room:1:3", "room:1:4"}),
+    # at the limit, a room the socket was taken out of (a kick, a deletion) no longer counts
+    ({"room:1:2", "room:1:3", "room:1:4"}, ["room:1:5"], {"room:1:2", "room:1:4"},
+     {"room:1:2", "room:1:4", "room:1:5"}),
+], ids=["first", "under-the-limit", "a-closed-room-frees-its-place"])
+def test_rooms_after_opening(open_rooms, opening, still_in, after):
+    assert rooms.rooms_after_opening(open_rooms, opening, 3, still_in.__contains__) == after
+
+
+@pytest.mark.parametrize("open_rooms, opening", [
+    ({"room:1:2", "room:1:3", "room:1:4"}, ["room:1:5"]),
+    ({"room:1:2", "room:1:3"}, ["room:1:4", "room:1:5"]),
+], ids=["one-past", "two-at-once"])
+def test_rooms_after_opening_refuses_past_the_limit(open_rooms, opening):
+    with pytest.raises(EventError) as refused:
+        rooms.rooms_after_opening(open_rooms, opening, 3, open_rooms.__contains__)
+    assert refused.value.code == "RATE_LIMITED"
+
+
+MAX_ROOMS = 5
+
+
+@pytest.fixture
+def capped_users():
+    """users(n) on an app in this process whose sockets may have MAX_ROOMS rooms open."""
+    with sockets_of(partial(LocalClient, local_app(MAX_ROOMS=MAX_ROOMS))) as connect:
+        yield lambda count: [connect() for _ in range(count)]
+
+
+def _open_rooms(me, others):
+    room_ids = [room_of(me, other) for other in others]
+    for room_id in room_ids:
+        assert me.call("chatRoom.join", room_id) == {"ok": True}
+    me.clear()
+    return room_ids
+
+
+def _says(sender, room_id, text):
+    assert sender.call("message", payloads.message(sender.user_id, room_id, text))["ok"]
+
+
+def test_a_join_past_max_rooms_is_rate_limited_and_opens_nothing(capped_users):
+    me, *others = capped_users(MAX_ROOMS + 2)
+    room_ids = _open_rooms(me, others[:MAX_ROOMS])
+    extra = room_of(me, others[-1])
+    assert_refused(me, "chatRoom.join", extra, "RATE_LIMITED", others)
+    me.clear()
+    _says(others[-1], extra, "to a room me could not open")
+    # its own channel still has the page update; the open-room event never comes
+    assert [event for event, _ in me.got()] == ["messagePage", "messageResponseNotify"]
+    assert me.call("chatRoom.join", room_ids[0]) == {"ok": True}  # one already open: no new room
+
+
+def test_a_leave_makes_room_for_another_join(capped_users):
+    me, *others = capped_users(MAX_ROOMS + 2)
+    room_ids = _open_rooms(me, others[:MAX_ROOMS])
+    extra = room_of(me, others[-1])
+    assert me.call("chatRoom.leave", room_ids[0]) == {"ok": True}
+    assert me.call("chatRoom.join", extra) == {"ok": True}
+    _says(others[-1], extra, "now open")
+    assert [p["message"] for _, p in me.got("messageRoom")] == ["now open"]
+    assert me.call("chatRoom.join", room_ids[0])["code"] == "RATE_LIMITED"
+
+
+def test_a_deleted_room_no_longer_counts(capped_users):
+    me, *others = capped_users(MAX_ROOMS + 2)
+    room_ids = _open_rooms(me, others[:MAX_ROOMS])
+    assert others[0].call("deleteUserRoom", payloads.delete_room(others[0].user_id, room_ids[0]))["ok"]
+    assert me.call("chatRoom.join", room_of(me, others[-1])) == {"ok": True}

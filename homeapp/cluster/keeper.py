@@ -11,12 +11,12 @@ Every `interval` (a third of HOMEAPP_PRESENCE_TIMEOUT) it
 3. reaps the processes whose heartbeat expired, announcing "Remove" for their users
    left with no socket anywhere.
 
-While Redis is down it probes twice a second; once Redis has answered for a
-second and a half (long enough for every process's message-queue listener to
-have resubscribed) it declares the outage over and re-asserts. It reaps only
-after Redis has been reachable for a heartbeat TTL, so that after an outage every
-live process has had time to beat again before anyone is judged dead by a
-heartbeat that expired during the outage.
+While Redis is down, whoever noticed it first, it probes twice a second; once
+Redis has answered for a second and a half (long enough for every process's
+message-queue listener to have resubscribed) it declares the outage over and
+re-asserts. It reaps only after Redis has been reachable for a heartbeat TTL, so
+that after an outage every live process has had time to beat again before anyone
+is judged dead by a heartbeat that expired during the outage.
 
 Another Redis server answering (Sentinel promoted a replica, or Redis restarted) is an
 outage too, even when no call failed: redis-py reconnects by itself, and the new server
@@ -73,13 +73,18 @@ class PresenceKeeper:
         self._owed[sid] = user_id
 
     def _run(self):
+        # it looks at the health every probe, not only after each interval: an outage that
+        # something else noticed (the message queue, an event) is probed from then on, and a
+        # failover ends about when Redis answers again, not up to an interval later
+        next_round = time.monotonic()
         while not self._stopping.is_set():
-            try:
-                self.tick()
-            except Exception:  # the keeper must outlive any bug in one round
-                log.exception("presence keeper round failed")
-            pause = DOWN_PROBE_SECONDS if self._hub.health.down else self.interval
-            self._stopping.wait(min(pause, self.interval))
+            if self._hub.health.down or time.monotonic() >= next_round:
+                next_round = time.monotonic() + self.interval
+                try:
+                    self.tick()
+                except Exception:  # the keeper must outlive any bug in one round
+                    log.exception("presence keeper round failed")
+            self._stopping.wait(min(DOWN_PROBE_SECONDS, self.interval))
 
     def tick(self):
         """One round: beat, re-assert, reap. A Redis failure ends the round and is reported."""

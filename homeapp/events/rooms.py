@@ -16,3 +16,4 @@ def join_chat_room(hub, conn, room_id):
 def leave_chat_room(hub, conn, room_id):
     require_member(conn, room_id)
     hub.server.leave_room(conn.sid, room_channel(room_id))
+    conn.rooms.discard(room_channel(room_id))

@@ -5,6 +5,8 @@ Membership is read from the id itself and nowhere else.
 """
 from functools import lru_cache
 
+from homeapp.errors import RATE_LIMITED, EventError
+
 USER_ID_MAX_DIGITS = 20
 
 
@@ -74,3 +76,22 @@ def user_channel(user_id):
 def room_channel(room_id):
     """Socket.IO room of the sockets that have a chat view open."""
     return ROOM_CHANNEL + room_id
+
+
+def is_room_channel(channel):
+    """Whether a Socket.IO room is a chat room's channel (the ones HOMEAPP_MAX_ROOMS counts)."""
+    return isinstance(channel, str) and channel.startswith(ROOM_CHANNEL)
+
+
+def rooms_after_opening(open_rooms, opening, limit, still_in):
+    """The room channels a socket is in once it opens `opening` (new to it) too.
+
+    `open_rooms` may name rooms the socket was taken out of without a leave of its own (a kick,
+    a deleted room): at the limit they are dropped, by asking `still_in(channel)`, before the
+    count is final. Raises EventError(RATE_LIMITED) when that count passes `limit`.
+    """
+    if len(open_rooms) + len(opening) > limit:
+        open_rooms = {channel for channel in open_rooms if still_in(channel)}
+        if len(open_rooms) + len(opening) > limit:
+            raise EventError(RATE_LIMITED, f"A socket may have at most {limit} rooms open.")
+    return open_rooms | set(opening)
