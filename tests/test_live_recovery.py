@@ -76,7 +76,7 @@ class Deployment:
         if self.cluster is None:
             return
         for channel in channels:
-            name = redis_keys.queue_room("/", channel)
+            name = redis_keys.queue_channel(channel)
             wait_until(lambda: self.cluster.listeners(name) > 0, 10, f"nobody listens on {name}")
 
     def close(self):

@@ -8,6 +8,7 @@ new master on its next call, without a restart. Each call fails after `timeout` 
 rather than waiting: a failover is an outage of a few seconds (homeapp.cluster.outage).
 """
 import redis
+import redis.cluster
 from redis.sentinel import Sentinel
 
 from homeapp.config import parse_sentinel_url
@@ -33,3 +34,15 @@ def connect(url, timeout, decode_responses=False, subscriber=False):
                                                              "socket_connect_timeout": timeout})
     return watchers.master_for(sentinel.service, db=sentinel.db, username=sentinel.username,
                                password=sentinel.password, **options)
+
+
+def is_cluster(client):
+    """Whether `client` talks to a Redis Cluster (no multi-slot scripts, no INFO run_id)."""
+    return isinstance(client, redis.cluster.RedisCluster)
+
+
+def pubsub(url, timeout):
+    """A subscriber for the message queue's listener: subscribe/unsubscribe/ssubscribe/
+    sunsubscribe, listen() and close() as redis-py's PubSub, on a connection that waits for
+    messages as long as it takes."""
+    return connect(url, timeout, subscriber=True).pubsub()
