@@ -14,8 +14,6 @@ import re
 import time
 from collections import deque
 
-import redis
-
 from homeapp.cluster import redis_keys
 
 # an id's two numbers are 64-bit in Redis: anything larger is refused, and must never reach it
@@ -70,14 +68,19 @@ class Budget:
 
 
 # Appends one message to the histories of its channels and publishes it on each channel's pub/sub
-# channel, prefixed with the id it got there.
+# channel, prefixed with the id it got there. Each entry names the one before it (`p`): a reader
+# that finds the entry after its position naming that position knows nothing between was trimmed
+# (XTRIM leaves no trace of what it removed).
 # KEYS: the channels' streams. ARGV: window (ms), largest length, expiry (ms), PUBLISH or
 # SPUBLISH, message, then each key's pub/sub channel.
 _APPEND = """
 local now = redis.call('TIME')
 local horizon = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
-  local id = redis.call('XADD', key, 'MINID', '~', horizon, '*', 'm', ARGV[5])
+  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+  local previous = '0-0'
+  if last[1] then previous = last[1][1] end
+  local id = redis.call('XADD', key, 'MINID', '~', horizon, '*', 'p', previous, 'm', ARGV[5])
   redis.call('XTRIM', key, 'MAXLEN', '~', ARGV[2])
   redis.call('PEXPIRE', key, ARGV[3])
   redis.call(ARGV[4], ARGV[5 + i], id .. ' ' .. ARGV[5])
@@ -137,10 +140,10 @@ class RedisHistory:
         """{channel: [(id, text)]}: each channel's entries after its position, in order.
         Raises NotHeld when `check` and a stream was trimmed past a position, OverBudget."""
         found = {channel: [] for channel in positions}
-        # the first page includes the position itself, which tells that it is still held
+        # the first page includes the position itself, or the entry after it names it: either
+        # tells that nothing after it was trimmed
         pending = {c: (p if p != START else "-") for c, p in positions.items()}
         first = True
-        unsure = []
         while pending:
             pipe = self._redis.pipeline(transaction=False)
             order = list(pending)
@@ -150,36 +153,25 @@ class RedisHistory:
             pages = pipe.execute()
             pending = {}
             for channel, page in zip(order, pages):
-                entries = [(_text(i), _text(fields.get(b"m", fields.get("m", b"")))) for i, fields in page]
-                full = len(entries) == count
-                if first:
-                    if entries and entries[0][0] == positions[channel]:
-                        entries = entries[1:]
-                    elif positions[channel] != START or entries:
-                        unsure.append(channel)
+                full = len(page) == count
+                if first and page:
+                    head_id, head = page[0]
+                    if _text(head_id) == positions[channel]:
+                        page = page[1:]
+                    elif check and _text(_field(head, "p") or START) != positions[channel]:
+                        raise NotHeld(channel)
+                entries = [(_text(i), _text(_field(fields, "m") or "")) for i, fields in page]
                 budget.take(len(entries), sum(len(t) for _, t in entries))
                 found[channel].extend(entries)
-                if full:
+                if full and entries:
                     pending[channel] = f"({entries[-1][0]}"
             first = False
-        if check and unsure:
-            self._check(unsure, positions)
         return found
 
-    def _check(self, channels, positions):
-        """A position that is not an entry of its stream: held only if nothing after it was
-        trimmed (Redis 7's max-deleted-entry-id); a stream gone with its window is held."""
-        pipe = self._redis.pipeline(transaction=False)
-        for channel in channels:
-            pipe.xinfo_stream(redis_keys.history(channel))
-        for channel, info in zip(channels, pipe.execute(raise_on_error=False)):
-            if isinstance(info, redis.ResponseError):
-                continue  # no such stream: nothing kept, nothing trimmed since its window
-            if isinstance(info, Exception):
-                raise info
-            deleted = _text(info.get("max-deleted-entry-id") or START)
-            if id_key(deleted) > id_key(positions[channel]):
-                raise NotHeld(channel)
+
+def _field(fields, name):
+    value = fields.get(name)
+    return fields.get(name.encode()) if value is None else value
 
 
 class _Channel:

@@ -30,7 +30,7 @@ from homeapp.recovery.channels import CHANNEL_PREFIXES
 
 # longest offset a client may present: an id of two 20-digit numbers and a channel's name
 MAX_OFFSET = 200
-_OFFSET = re.compile(r"(\d{1,20}-\d{1,20})@(.+)", re.DOTALL)
+_OFFSET = re.compile(r"(\d{1,20}-\d{1,20})@(\S+)")
 
 
 def offset_of(entry_id, channel):
