@@ -11,13 +11,15 @@ session keeps per channel (docs/recovery.md):
 - `start`: the later of `base` and the last id forgotten from the recent copies: those were
   delivered long enough before the drop (more than a ping interval and timeout and a margin)
   to have been received; None when copies had to be forgotten sooner (a busy channel);
-- `tail`: the recent copies delivered after it joined, `[sequence, id]`.
+- `tail`: the recent copies delivered after it joined, `[sequence, id]`; for a socket that
+  recovered, first those its recovery sent it, numbered in the order sent.
 
 At the reconnect, the offset's copy is looked up in its channel's tail: the socket received
 every copy delivered before it, in every channel, so each channel's position is its last tail
 entry at or before that sequence, else its start. An offset older than its channel's tail
 (between base and start) means everything in the tails came after it: the starts. No offset,
-or the offset a recovery last left the socket with (`anchor`), means the bases. Anything else
+or the offset a recovered socket presented (`anchor`: it has none of what its recovery
+sent), means the bases. Anything else
 (not found, malformed, another channel): no position, a fresh session.
 """
 import re
@@ -77,6 +79,7 @@ class Positions:
         self.sequence = 0
         self._recent = {}   # channel -> _Recent
         self._joins = {}    # sid -> {channel: (sequence, base id)}
+        self._first = {}    # sid -> [(sequence, channel, id)] a recovery sent it
 
     def delivered(self, channel, entry_id):
         """A copy was delivered to this process's sockets of `channel`."""
@@ -107,29 +110,37 @@ class Positions:
             joins.pop(channel, None)
             if not joins:
                 del self._joins[sid]
+                self._first.pop(sid, None)
 
     def unused(self, channel):
         """No socket of this process is in `channel` any more."""
         self._recent.pop(channel, None)
 
-    def restored(self, sid, bases):
-        """A recovered socket has been sent its channels' entries up to `bases` ({channel: id})."""
-        joins = self._joins.get(sid, {})
+    def restored(self, sid, bases, sent):
+        """A recovered socket, whose client stood at `bases` ({channel: id}), has been sent the
+        copies `sent` ([(channel, id)], in order): they are its first copies, numbered now."""
+        joins = self._joins.setdefault(sid, {})
+        first = []
+        for channel, entry_id in sent:
+            self.sequence += 1
+            first.append((self.sequence, channel, entry_id))
         for channel, base in bases.items():
-            sequence, joined = joins.get(channel, (self.sequence, None))
-            joins[channel] = (sequence, later(base, joined))
-        self._joins[sid] = joins
+            joins[channel] = (self.sequence, base)
+        if first:
+            self._first[sid] = first
 
     def snapshot(self, sid):
         """{channel: [base, start, tail]} of a socket, for its session."""
         now = time.monotonic()
         kept = {}
+        first = self._first.get(sid, ())
         for channel, (joined_at, base) in self._joins.get(sid, {}).items():
             recent = self._recent.get(channel)
-            start, tail = base, []
+            start = base
+            tail = [[seq, entry_id] for seq, name, entry_id in first if name == channel]
             if recent is not None:
                 self._prune(recent, now)
-                tail = [[seq, entry_id] for seq, entry_id, _ in recent.copies if seq > joined_at]
+                tail += [[seq, entry_id] for seq, entry_id, _ in recent.copies if seq > joined_at]
                 if recent.floor_seq > joined_at:
                     start = None if recent.unsure_until > now else later(base, recent.floor)
             if base is None:

@@ -61,8 +61,8 @@ class Refused(Exception):
 
 
 class Replay:
-    """What a recovering socket is sent: its channels' entries after its positions, merged by id,
-    each emit once, without what it skipped or what came after a cut of its user."""
+    """What a recovering socket is sent: its channels' entries after its positions, merged by
+    time and each sender's order, each emit once, without what it skipped or what came after a cut of its user."""
 
     def __init__(self, session, positions):
         self.session = session
@@ -99,7 +99,9 @@ class Replay:
                 if channel == EVERYONE and room is not None \
                         and self.session.sid not in rooms_of(room):
                     continue  # to another process's socket, by everyone's channel
-                new.append((id_key(entry_id), channel, entry_id, origin, message))
+                # ids of different channels only compare by their time; one sender's emits
+                # by its numbers
+                new.append(((id_key(entry_id)[0], *origin), channel, entry_id, origin, message))
         new.sort(key=lambda entry: entry[0])
         for _, channel, entry_id, origin, message in new:
             if origin not in self.seen and channel not in self.cut:

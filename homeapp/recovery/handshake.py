@@ -153,22 +153,25 @@ def _restore(server, hub, conn, replay, eio_sid, offset):
             return False
         for room in replay.cut.intersection(rooms):  # cut while it rejoined
             server.leave_room(conn.sid, room)
-        last = offset
+        sent = []
         for channel, entry_id, _, message in replay.entries:
-            last = offset_of(entry_id, channel)
-            server._send_packet(eio_sid, event_packet(server, message, last))
-        # the client's offset now: where it stands in every channel is what was read
-        conn.since = last
-        recovery.positions.restored(conn.sid, {c: replay.read_to[c] for c in (EVERYONE, *rooms)
-                                               if c in replay.read_to and c not in replay.cut})
-        sent = 0
-        while sent < len(held):  # it may grow while a packet is written
-            channel, entry_id, origin, message = held[sent]
-            sent += 1
+            sent.append((channel, entry_id))
+            server._send_packet(eio_sid, event_packet(server, message, offset_of(entry_id, channel)))
+        done = 0
+        while done < len(held):  # it may grow while a packet is written
+            channel, entry_id, origin, message = held[done]
+            done += 1
             if replay.fresh_copy(channel, entry_id, origin):
                 replay.seen.add(origin)
+                sent.append((channel, entry_id))
                 server._send_packet(eio_sid, event_packet(server, message,
                                                           offset_of(entry_id, channel)))
+        # a later drop finds its client's positions among what it was sent here, or at the
+        # offset it presented
+        conn.since = offset
+        recovery.positions.restored(conn.sid, {c: replay.positions[c] for c in (EVERYONE, *rooms)
+                                               if c in replay.positions and c not in replay.cut},
+                                    sent)
         log.info("socket %s of user %s recovered", conn.sid, conn.user_id)
         return True
     finally:
