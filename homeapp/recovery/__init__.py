@@ -104,7 +104,7 @@ class Replay:
                 new.append(((id_key(entry_id)[0], *origin), channel, entry_id, origin, message))
         new.sort(key=lambda entry: entry[0])
         for _, channel, entry_id, origin, message in new:
-            if origin not in self.seen and channel not in self.cut:
+            if origin not in self.seen:
                 self.seen.add(origin)
                 self.entries.append((channel, entry_id, origin, message))
 
