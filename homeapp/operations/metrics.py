@@ -134,7 +134,7 @@ REDIS_ERRORS = Counter(
 QUEUE_DROPPED = Counter(
     "homeapp_queue_dropped_total",
     "Emits to other processes that could not be kept for them: waiting for Redis longer than the "
-    "event log's window, or past the queue's backlog bound.")
+    "histories' window, or past the queue's backlog bound.")
 RECOVERIES = Counter(
     "homeapp_recoveries_total",
     "Reconnects that presented a recovery session, by outcome: recovered, fresh (a new "
