@@ -97,6 +97,8 @@ def shutdown(hub, grace, http=None):
     with gevent.Timeout(grace, False):
         if hub.keeper is not None:
             hub.keeper.stop()
+        if hub.recovery is not None:  # their sessions must be there before their clients are
+            hub.recovery.keep_all()
         for sid in sids:
             pool.spawn(_close, hub, sid)
         pool.join()

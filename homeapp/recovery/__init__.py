@@ -133,12 +133,15 @@ class Recovery:
         self.in_grace = {}          # sid -> user id: dropped, still counted online for the grace
         self.live = {}              # digest of a connected socket's pid -> its sid
         self._superseded = set()    # sids ended because their client reconnected meanwhile
+        self._kept_early = None     # at shutdown: sids whose sessions were kept before closing
 
     # --- delivery ------------------------------------------------------------------------
 
     def deliver(self, manager, message, channel, entry_id, origin):
         """Send a copy of a logged emit to this process's sockets, with its offset as the last
         argument. A socket being restored gets it later, in order after what it missed."""
+        if self._kept_early is not None:
+            return  # shutting down: its sockets get it where they recover, from their sessions
         self.positions.delivered(channel, entry_id)
         room = message.get("room")
         skip = message.get("skip_sid")
@@ -191,17 +194,35 @@ class Recovery:
             self.live.pop(digest(conn.pid), None)
         if conn.pid is None or unanchored or not may_return:
             return False
-        rooms = set(self._hub.server.rooms(conn.sid))
-        channels = {channel: kept for channel, kept in self.positions.snapshot(conn.sid).items()
-                    if channel == EVERYONE or channel in rooms}
-        session = Session(conn.sid, conn.user_id, conn.username, conn.live, channels,
-                          conn.since)
+        if self._kept_early is not None and conn.sid in self._kept_early:
+            return True
         try:
-            self.sessions.save(conn.pid, session)
+            self.sessions.save_all([(conn.pid, self._session(conn))])
         except Exception as exc:  # Redis is unreachable: the socket will get a fresh session
             self._hub.health.lost(exc)
             return False
         return True
+
+    def _session(self, conn):
+        rooms = set(self._hub.server.rooms(conn.sid))
+        channels = {channel: kept for channel, kept in self.positions.snapshot(conn.sid).items()
+                    if channel == EVERYONE or channel in rooms}
+        return Session(conn.sid, conn.user_id, conn.username, conn.live, channels, conn.since)
+
+    def keep_all(self):
+        """At shutdown, before the sockets are told to go: keep every session now (each is kept
+        again as its socket closes), so that a client reconnecting to another process at once
+        does not get there before its session. From then on nothing more is sent to them: what
+        comes is theirs where they recover."""
+        kept = [(conn.pid, self._session(conn)) for conn in map(self._hub.connections.get,
+                                                                  self._hub.connections.sids())
+                if conn is not None and conn.pid is not None and conn.sid not in self.unanchored]
+        try:
+            self.sessions.save_all(kept)
+        except Exception as exc:
+            self._hub.health.lost(exc)
+            return
+        self._kept_early = {session.sid for _, session in kept}
 
     def hold_presence(self, user_id, sid):
         """Keep a dropped live socket online for the grace; take it out after, unless it came back."""
@@ -251,7 +272,9 @@ class Recovery:
                 log.info("refused a recovery: another identity presented a session's private id")
                 raise Refused()
             positions = locate(session.channels, session.anchor, offset)
-            if positions is None or not self.sessions.consume(session):
+            if positions is None:
+                raise Refused()
+            if not self.sessions.consume(session):
                 raise Refused()
             replay = Replay(session, positions)
             self.read(replay, Budget(self.max_entries, MAX_RESTORE_BYTES), check=True)

@@ -91,6 +91,10 @@ class MemorySessions:
         while len(self._kept) > self._capacity:
             self._kept.popitem(last=False)
 
+    def save_all(self, sessions):
+        for pid, session in sessions:
+            self.save(pid, session)
+
     def find(self, pid):
         """The session of `pid`, left in the store; None when unknown or expired."""
         key = digest(pid)
@@ -124,8 +128,16 @@ class RedisSessions:
         self._consume = client.register_script(_CONSUME)
 
     def save(self, pid, session):
-        session.key = digest(pid)
-        self._redis.set(redis_keys.recovery_session(session.key), session.dumps(), px=self._ms)
+        self.save_all([(pid, session)])
+
+    def save_all(self, sessions):
+        """[(pid, session)], in pipelined round trips."""
+        for start in range(0, len(sessions), 500):
+            pipe = self._redis.pipeline(transaction=False)
+            for pid, session in sessions[start:start + 500]:
+                session.key = digest(pid)
+                pipe.set(redis_keys.recovery_session(session.key), session.dumps(), px=self._ms)
+            pipe.execute()
 
     def find(self, pid):
         key = digest(pid)
