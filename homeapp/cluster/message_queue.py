@@ -333,7 +333,10 @@ class QueueManager(socketio.RedisManager):
         names = [redis_keys.queue_channel(c) for c in channels]
         (pubsub.sunsubscribe if self._sharded else pubsub.unsubscribe)(*names)
         self._subscribed.difference_update(channels)
+        joined = self.rooms.get(NAMESPACE, {})
         for channel in channels:
+            if channel in joined:
+                continue  # a socket joined it again while it was written: subscribed again next
             self._heard.pop(channel, None)
             if self.recovery is not None:
                 self.recovery.positions.unused(channel)
@@ -469,7 +472,7 @@ class QueueManager(socketio.RedisManager):
                 continue
             heard = self._heard.get(channel)
             if heard is None:
-                heard = self._heard[channel] = _Heard(None)
+                continue  # a channel just left: no socket here is in it
             if not heard.first_hearing(key, entry_id, sender, number):
                 continue
             if sender == own:
