@@ -19,7 +19,9 @@ def channels_of(room):
     """The channels of an emit to `room` (None, one room or a list), in order, without repeats."""
     if room is None:
         return [EVERYONE]
-    return list(dict.fromkeys(channel_of(r) for r in rooms_of(room)))
+    if isinstance(room, str):
+        return [channel_of(room)]
+    return list(dict.fromkeys(channel_of(r) for r in room))
 
 
 def copy_for(manager, message, channel):

@@ -61,7 +61,10 @@ class LoggingManager(socketio_manager.Manager):
                    "skip_sid": skip_sid,
                    "data": list(data) if isinstance(data, tuple) else [] if data is None else [data]}
         origin = (_SENDER, next(self._numbers))
-        text = f"{origin[0]} {origin[1]} {jsoncodec.dumps(message)}"
+        text = f"{_SENDER} {origin[1]} {jsoncodec.dumps(message)}"
+        if isinstance(room, str):  # one channel: the copy is the message
+            self.recovery.deliver(self, message, room, self.history.append(room, text), origin)
+            return
         for channel in channels_of(room):
             copy = copy_for(self, message, channel)
             if copy is not None:
