@@ -159,6 +159,7 @@ async function main() {
 
   const during = acks.filter(([t]) => t >= stormAt && t <= stormDone + 5000).map(([, ms]) => ms);
   const before = acks.filter(([t]) => t < stormAt).map(([, ms]) => ms);
+  const broken = [];
   let whole = 0, recovered = 0, fresh = 0, gaps = 0, dupes = 0, disorder = 0, failedSends = 0;
   for (const room of rooms) {
     if (room.recovered) recovered++; else fresh++;
@@ -174,7 +175,7 @@ async function main() {
     }
     const missing = room.sent.length - seen.size;
     if (missing) { gaps += missing; ok = false; }
-    if (ok) whole++;
+    if (ok) whole++; else if (broken.length < 5) broken.push({ room: room.id, recovered: room.recovered, sent: room.sent.length, got: room.got.join(" ") });
   }
   out({ type: "done", rooms: rooms.length, recovered, fresh, whole, missing: gaps, duplicates: dupes,
         out_of_order: disorder, failed_sends: failedSends,
@@ -185,7 +186,7 @@ async function main() {
         ack_p50_before_ms: percentile(before, 50), ack_p99_before_ms: percentile(before, 99),
         ack_p50_storm_ms: percentile(during, 50), ack_p99_storm_ms: percentile(during, 99),
         ack_max_storm_ms: during.length ? Math.max(...during) : null, acks_storm: during.length,
-        seconds: (performance.now() - started) / 1000 });
+        seconds: (performance.now() - started) / 1000, broken });
   for (const room of rooms) { room.receiver.close(); room.sender.close(); }
   bystander.close();
   process.exit(0);

@@ -492,7 +492,7 @@ class QueueManager(socketio.RedisManager):
                 if data is None:
                     continue
                 if self.recovery is not None:
-                    data["copy"] = (channel, entry_id, (sender, number))
+                    data["copy"] = (channel, entry_id, (sender.decode(), number))
             if sender != own:
                 yield data
             elif logged(data):  # python-socketio's loop skips a process's own messages

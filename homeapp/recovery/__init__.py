@@ -16,7 +16,7 @@ With HOMEAPP_RECOVERY_SECONDS above 0:
 """
 import json
 import logging
-import time
+from collections import deque
 from contextlib import contextmanager
 
 import redis
@@ -36,8 +36,10 @@ DROPS = frozenset({"transport close", "transport error", "ping timeout"})
 # at least this long, whatever the recovery window: an emit between processes made while Redis
 # is unreachable is still delivered when it is back within it
 MIN_LOG_SECONDS = 60.0
-# how long a restore waits for its turn when HOMEAPP_RECOVERY_CONCURRENCY are under way
-SLOT_WAIT_SECONDS = 1.0
+# how long a restore waits for its turn when HOMEAPP_RECOVERY_CONCURRENCY are under way, and
+# how many may wait per turn: a deploy's storm is served in turn, a larger one turned away at once
+SLOT_WAIT_SECONDS = 10.0
+WAITING_PER_SLOT = 64
 # the most bytes of history one restore reads
 MAX_RESTORE_BYTES = 2 * 1024 * 1024
 # beyond a ping interval and timeout (a dead connection is noticed within them): how long before
@@ -55,9 +57,10 @@ def log_seconds(config):
 class Refused(Exception):
     """A reconnect cannot recover; its `outcome` is counted (fresh, or budget)."""
 
-    def __init__(self, outcome="fresh"):
-        super().__init__(outcome)
+    def __init__(self, outcome="fresh", why=""):
+        super().__init__(outcome, why)
         self.outcome = outcome
+        self.why = why
 
 
 class Replay:
@@ -128,6 +131,7 @@ class Recovery:
         self.concurrency = concurrency
         self.max_entries = max_entries
         self.under_way = 0          # restores running now
+        self._waiting = deque()     # Events of the restores waiting for a turn, first come first
         self.restoring = {}         # sid -> [(channel, id, origin, message)] sent live meanwhile
         self.unanchored = set()     # sids given events without an offset (Redis was down)
         self.in_grace = {}          # sid -> user id: dropped, still counted online for the grace
@@ -217,12 +221,13 @@ class Recovery:
         kept = [(conn.pid, self._session(conn)) for conn in map(self._hub.connections.get,
                                                                   self._hub.connections.sids())
                 if conn is not None and conn.pid is not None and conn.sid not in self.unanchored]
+        # nothing more is sent to them from here on, while Redis takes their sessions either
+        self._kept_early = {session.sid for _, session in kept}
         try:
             self.sessions.save_all(kept)
-        except Exception as exc:
+        except Exception as exc:  # each is kept as it closes, if it can be
             self._hub.health.lost(exc)
-            return
-        self._kept_early = {session.sid for _, session in kept}
+            self._kept_early = set()
 
     def hold_presence(self, user_id, sid):
         """Keep a dropped live socket online for the grace; take it out after, unless it came back."""
@@ -239,19 +244,29 @@ class Recovery:
 
     @contextmanager
     def slot(self):
-        """A turn to restore, waited for at most SLOT_WAIT_SECONDS; yields whether it came.
-        Bounds the memory, the Redis reads and the time that a storm of reconnects costs."""
-        deadline = time.monotonic() + SLOT_WAIT_SECONDS
-        while self.under_way >= self.concurrency:
-            if time.monotonic() >= deadline:
+        """A turn to restore, waited for at most SLOT_WAIT_SECONDS behind at most
+        WAITING_PER_SLOT others per turn; yields whether it came. Bounds the memory, the Redis
+        reads and the connections that a storm of reconnects takes at once."""
+        if self.under_way >= self.concurrency:
+            if len(self._waiting) >= self.concurrency * WAITING_PER_SLOT:
                 yield False
                 return
-            self._hub.server.sleep(0.01)
-        self.under_way += 1
+            turn = self._hub.server.eio.create_event()
+            self._waiting.append(turn)
+            turn.wait(SLOT_WAIT_SECONDS)
+            if not turn.is_set():  # gave up: its turn goes to the next
+                self._waiting.remove(turn)
+                yield False
+                return
+        else:
+            self.under_way += 1
         try:
             yield True
         finally:
-            self.under_way -= 1
+            if self._waiting:  # handed on: still under way
+                self._waiting.popleft().set()
+            else:
+                self.under_way -= 1
 
     def claim(self, pid, offset, identity, open_mode):
         """A Replay of what a reconnect presenting `pid` and `offset` missed, its session
@@ -259,34 +274,36 @@ class Recovery:
         identity is checked before the session is consumed: a wrong one leaves it to its owner.
         The offset is checked before anything touches Redis."""
         if not isinstance(pid, str) or len(pid) > 128:
-            raise Refused()
+            raise Refused(why="malformed pid")
         if offset is not None and parse_offset(offset) is None:
-            raise Refused()
+            raise Refused(why="malformed offset")
         try:
             session = self.sessions.find(pid)
             if session is None and self._supersede(pid, identity, open_mode):
                 session = self.sessions.find(pid)
             if session is None:
-                raise Refused()
+                raise Refused(why="no session")
             if not _same_user(identity, session.user_id, open_mode):
                 log.info("refused a recovery: another identity presented a session's private id")
-                raise Refused()
+                raise Refused(why="another identity")
             positions = locate(session.channels, session.anchor, offset)
             if positions is None:
-                raise Refused()
+                raise Refused(why="offset not among what it was sent")
             if not self.sessions.consume(session):
-                raise Refused()
+                raise Refused(why="claimed by another reconnect")
             replay = Replay(session, positions)
             self.read(replay, Budget(self.max_entries, MAX_RESTORE_BYTES), check=True)
             return replay
-        except (NotHeld, ValueError, TypeError):
-            raise Refused()
+        except NotHeld:
+            raise Refused(why="history trimmed past its position")
+        except (ValueError, TypeError):
+            raise Refused(why="a session this server did not write")
         except UNREACHABLE as exc:
             self._hub.health.lost(exc)
-            raise Refused()
+            raise Refused(why="Redis unreachable")
         except redis.RedisError as exc:  # refused for this request only: not an outage
             log.warning("a recovery failed: Redis refused a read (%s)", exc)
-            raise Refused()
+            raise Refused(why="Redis refused a read")
 
     def read(self, replay, budget, check=False):
         """Read each of a replay's channels after what it read. Raises OverBudget as Refused,
@@ -295,7 +312,7 @@ class Recovery:
         try:
             found = self.history.read(channels, budget, check=check)
         except OverBudget:
-            raise Refused("budget")
+            raise Refused("budget", "more to read than a restore may")
         finally:
             metrics.RECOVERY_READ_ENTRIES.inc(budget.entries)
             metrics.RECOVERY_READ_BYTES.inc(budget.bytes)

@@ -68,6 +68,7 @@ def connect(server, hub, eio_sid, data):
         replay = None
         if not turn:
             outcome = "budget"
+            log.debug("a reconnect gets a fresh session: no turn to restore within a second")
         else:
             try:
                 replay = hub.recovery.claim(pid, offset, _identity(hub, server.environ[eio_sid], auth),
@@ -75,6 +76,7 @@ def connect(server, hub, eio_sid, data):
                 outcome = "recovered"
             except Refused as refused:
                 outcome = refused.outcome
+                log.debug("a reconnect gets a fresh session: %s", refused.why)
         outcome = _connect(server, hub, eio_sid, auth, replay, pid, offset, outcome)
     if outcome is not None:
         metrics.RECOVERIES.labels(outcome).inc()
@@ -83,8 +85,20 @@ def connect(server, hub, eio_sid, data):
 def _connect(server, hub, eio_sid, auth, replay, pid, offset=None, outcome="fresh"):
     """Connect afresh, or restore `replay` under the `pid` presented. Returns the outcome to
     count, None when none was presented or the CONNECT was refused."""
-    presented = pid is not None
     environ = server.environ[eio_sid]
+    session = replay.session if replay is not None else None
+    if session is None:
+        return _connect_as(server, hub, eio_sid, environ, auth, None, pid, offset, outcome)
+    # what is sent to its channels from the moment it is back in any of them waits (Recovery.deliver)
+    hub.recovery.restoring[session.sid] = []
+    try:
+        return _connect_as(server, hub, eio_sid, environ, auth, replay, pid, offset, outcome)
+    finally:
+        hub.recovery.restoring.pop(session.sid, None)
+
+
+def _connect_as(server, hub, eio_sid, environ, auth, replay, pid, offset, outcome):
+    presented = pid is not None
     session = replay.session if replay is not None else None
     sid = _pre_connect(server.manager, eio_sid, session.sid if session else None)
     if sid is None:
@@ -92,6 +106,7 @@ def _connect(server, hub, eio_sid, auth, replay, pid, offset=None, outcome="fres
             packet.CONNECT_ERROR, data="Unable to connect", namespace=NAMESPACE))
         return None
     if session is not None and sid != session.sid:  # its id is taken here: start afresh
+        hub.recovery.restoring.pop(session.sid, None)
         session, outcome = None, "fresh"
     fail_reason = None
     try:
@@ -143,7 +158,7 @@ def _restore(server, hub, conn, replay, eio_sid, offset):
     Returns False when the histories could not be read again."""
     recovery = hub.recovery
     session = replay.session
-    held = recovery.restoring[conn.sid] = []
+    held = recovery.restoring[conn.sid]
     try:
         lifecycle.reinstate(hub, conn, session)
         rooms = [room for room in session.rooms if room not in replay.cut]
@@ -173,6 +188,7 @@ def _restore(server, hub, conn, replay, eio_sid, offset):
                                                if c in replay.positions and c not in replay.cut},
                                     sent)
         log.info("socket %s of user %s recovered", conn.sid, conn.user_id)
+        log.debug("DEBUG restore %s from %s at %s: sent %s", conn.sid, offset, replay.positions, sent)
         return True
     finally:
-        del recovery.restoring[conn.sid]
+        recovery.restoring.pop(conn.sid, None)
