@@ -188,7 +188,8 @@ def _restore(server, hub, conn, replay, eio_sid, offset):
                                                if c in replay.positions and c not in replay.cut},
                                     sent)
         log.info("socket %s of user %s recovered", conn.sid, conn.user_id)
-        log.debug("DEBUG restore %s from %s at %s: sent %s", conn.sid, offset, replay.positions, sent)
+        log.debug("socket %s restored from %s at %s: %d events", conn.sid, offset, replay.positions,
+                  len(sent))
         return True
     finally:
         recovery.restoring.pop(conn.sid, None)
