@@ -38,7 +38,7 @@ DROPS = frozenset({"transport close", "transport error", "ping timeout"})
 MIN_LOG_SECONDS = 60.0
 # how long a restore waits for its turn when HOMEAPP_RECOVERY_CONCURRENCY are under way, and
 # how many may wait per turn: a deploy's storm is served in turn, a larger one turned away at once
-SLOT_WAIT_SECONDS = 10.0
+SLOT_WAIT_SECONDS = 30.0
 WAITING_PER_SLOT = 64
 # the most bytes of history one restore reads
 MAX_RESTORE_BYTES = 2 * 1024 * 1024
@@ -122,7 +122,7 @@ class Replay:
 class Recovery:
     """Sessions of dropped sockets, the channels' histories, and what sockets are being restored."""
 
-    def __init__(self, hub, history, sessions, grace, concurrency=16, max_entries=1000):
+    def __init__(self, hub, history, sessions, grace, concurrency=32, max_entries=2000):
         self._hub = hub
         self.history = history      # MemoryHistory or RedisHistory
         self.sessions = sessions    # MemorySessions or RedisSessions

@@ -68,7 +68,7 @@ def connect(server, hub, eio_sid, data):
         replay = None
         if not turn:
             outcome = "budget"
-            log.debug("a reconnect gets a fresh session: no turn to restore within a second")
+            log.debug("a reconnect gets a fresh session: no turn to restore in time")
         else:
             try:
                 replay = hub.recovery.claim(pid, offset, _identity(hub, server.environ[eio_sid], auth),
