@@ -133,6 +133,9 @@ class Recovery:
         self.under_way = 0          # restores running now
         self._waiting = deque()     # Events of the restores waiting for a turn, first come first
         self.restoring = {}         # sid -> [(channel, id, origin, message)] sent live meanwhile
+        # sid -> {channel: id key}: what a restore read; the listener may hear it after (it lags
+        # behind Redis), and the socket must not get it twice
+        self.settling = {}
         self.unanchored = set()     # sids given events without an offset (Redis was down)
         self.in_grace = {}          # sid -> user id: dropped, still counted online for the grace
         self.live = {}              # digest of a connected socket's pid -> its sid
@@ -149,15 +152,31 @@ class Recovery:
         self.positions.delivered(channel, entry_id)
         room = message.get("room")
         skip = message.get("skip_sid")
-        if self.restoring:
+        if self.restoring or self.settling:
             skip = skipped(message)
             for sid, held in self.restoring.items():
                 if sid not in skip and addressed(manager, room, sid):
                     held.append((channel, entry_id, origin, message))
                     skip.append(sid)
+            if self.settling:
+                self._settle(channel, id_key(entry_id), skip)
         args = (*(message.get("data") or ()), offset_of(entry_id, channel))
         socketio_manager.Manager.emit(manager, message["event"], args, NAMESPACE, room=room,
                                       skip_sid=skip)
+
+    def _settle(self, channel, key, skip):
+        """Skip the recovered sockets that were sent this entry by their restore; forget a
+        socket's mark in a channel once the listener is past it."""
+        for sid, read in list(self.settling.items()):
+            upto = read.get(channel)
+            if upto is None:
+                continue
+            if key <= upto:
+                skip.append(sid)
+                continue
+            del read[channel]
+            if not read:
+                del self.settling[sid]
 
     def deliver_unlogged(self, manager, message):
         """Send a logged emit that has no offset yet (Redis is unreachable): its recipients can
@@ -194,6 +213,7 @@ class Recovery:
         this process is shutting down: a deploy). Returns whether it was kept."""
         unanchored = conn.sid in self.unanchored
         self.unanchored.discard(conn.sid)
+        self.settling.pop(conn.sid, None)
         if conn.pid is not None:
             self.live.pop(digest(conn.pid), None)
         if conn.pid is None or unanchored or not may_return:

@@ -14,7 +14,7 @@ from socketio import exceptions, packet
 from bidict import ValueDuplicationError
 
 from homeapp.cluster.redis_keys import EVERYONE
-from homeapp.engine.history import Budget
+from homeapp.engine.history import Budget, id_key
 from homeapp.engine.positions import offset_of
 from homeapp.events import lifecycle
 from homeapp.operations import metrics
@@ -181,6 +181,9 @@ def _restore(server, hub, conn, replay, eio_sid, offset):
                 sent.append((channel, entry_id))
                 server._send_packet(eio_sid, event_packet(server, message,
                                                           offset_of(entry_id, channel)))
+        # what was read may still come through the listener, which lags behind Redis
+        recovery.settling[conn.sid] = {c: id_key(i) for c, i in replay.read_to.items()
+                                       if c not in replay.cut}
         # a later drop finds its client's positions among what it was sent here, or at the
         # offset it presented
         conn.since = offset
