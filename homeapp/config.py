@@ -330,7 +330,7 @@ def load_config(env=None):
         "HISTORY_SIZE": _int(env, "HOMEAPP_HISTORY_SIZE", 1000, minimum=10),
         # a storm of reconnects is bounded: restores under way at once, entries read by one
         "RECOVERY_CONCURRENCY": _int(env, "HOMEAPP_RECOVERY_CONCURRENCY", 32, minimum=1),
-        "RECOVERY_MAX_ENTRIES": _int(env, "HOMEAPP_RECOVERY_MAX_ENTRIES", 2000, minimum=1),
+        "RECOVERY_MAX_ENTRIES": _int(env, "HOMEAPP_RECOVERY_MAX_ENTRIES", 5000, minimum=1),
         # start on library versions outside the ranges the overrides are tested with
         # (homeapp/transport/overrides.py): only for tools.upgrade_check's runs
         "ALLOW_UNTESTED_LIBRARIES": _flag(env, "HOMEAPP_ALLOW_UNTESTED_LIBRARIES", False),

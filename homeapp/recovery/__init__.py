@@ -122,7 +122,7 @@ class Replay:
 class Recovery:
     """Sessions of dropped sockets, the channels' histories, and what sockets are being restored."""
 
-    def __init__(self, hub, history, sessions, grace, concurrency=32, max_entries=2000):
+    def __init__(self, hub, history, sessions, grace, concurrency=32, max_entries=5000):
         self._hub = hub
         self.history = history      # MemoryHistory or RedisHistory
         self.sessions = sessions    # MemorySessions or RedisSessions
