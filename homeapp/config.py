@@ -327,7 +327,7 @@ def load_config(env=None):
         "PRESENCE_GRACE": _float(env, "HOMEAPP_PRESENCE_GRACE", 5.0),
         # each channel's history (a Redis stream per channel, or memory) keeps entries for the
         # recovery window, at least 60 s, and at most this many per channel
-        "HISTORY_SIZE": _int(env, "HOMEAPP_HISTORY_SIZE", 1000, minimum=10),
+        "HISTORY_SIZE": _int(env, "HOMEAPP_HISTORY_SIZE", 10000, minimum=10),
         # a storm of reconnects is bounded: restores under way at once, entries read by one
         "RECOVERY_CONCURRENCY": _int(env, "HOMEAPP_RECOVERY_CONCURRENCY", 32, minimum=1),
         "RECOVERY_MAX_ENTRIES": _int(env, "HOMEAPP_RECOVERY_MAX_ENTRIES", 5000, minimum=1),

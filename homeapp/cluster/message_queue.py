@@ -116,7 +116,7 @@ class _Heard:
 
 
 class QueueManager(socketio.RedisManager):
-    def __init__(self, url, health, timeout, log_seconds=MIN_LOG_SECONDS, history_size=1000):
+    def __init__(self, url, health, timeout, log_seconds=MIN_LOG_SECONDS, history_size=10000):
         """`log_seconds` and `history_size`: how long, and how many per channel, the histories
         keep entries."""
         super().__init__(url, channel=redis_keys.QUEUE)
