@@ -61,7 +61,7 @@ def create_app(test_config=None):
     if config["REDIS_URL"]:
         redis_client = connect_redis(config["REDIS_URL"], config["REDIS_TIMEOUT"], decode_responses=True)
         client_manager = QueueManager(config["REDIS_URL"], health, config["REDIS_TIMEOUT"],
-                                      log_seconds(config), config["EVENT_LOG_MAX_ENTRIES"])
+                                      log_seconds(config), config["HISTORY_SIZE"])
     elif config["RECOVERY_SECONDS"] > 0:
         client_manager = LoggingManager()
     socketio.init_app(

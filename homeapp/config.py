@@ -375,9 +375,12 @@ def load_config(env=None):
         "RECOVERY_SECONDS": _float(env, "HOMEAPP_RECOVERY_SECONDS", 0.0),
         # with recovery on: how long a user whose last socket dropped stays online
         "PRESENCE_GRACE": _float(env, "HOMEAPP_PRESENCE_GRACE", 5.0),
-        # the event log between processes (a Redis stream) keeps entries for the recovery
-        # window, at least 60 s, and at most this many
-        "EVENT_LOG_MAX_ENTRIES": _int(env, "HOMEAPP_EVENT_LOG_MAX_ENTRIES", 100000, minimum=1000),
+        # each channel's history (a Redis stream per channel, or memory) keeps entries for the
+        # recovery window, at least 60 s, and at most this many per channel
+        "HISTORY_SIZE": _int(env, "HOMEAPP_HISTORY_SIZE", 10000, minimum=10),
+        # a storm of reconnects is bounded: restores under way at once, entries read by one
+        "RECOVERY_CONCURRENCY": _int(env, "HOMEAPP_RECOVERY_CONCURRENCY", 32, minimum=1),
+        "RECOVERY_MAX_ENTRIES": _int(env, "HOMEAPP_RECOVERY_MAX_ENTRIES", 5000, minimum=1),
         # start on library versions outside the ranges the overrides are tested with
         # (homeapp/transport/overrides.py): only for tools.upgrade_check's runs
         "ALLOW_UNTESTED_LIBRARIES": _flag(env, "HOMEAPP_ALLOW_UNTESTED_LIBRARIES", False),

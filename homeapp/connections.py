@@ -41,7 +41,7 @@ class Connection:
         self.typing = {}        # room ids it is typing in, oldest first (a dict keeps the order)
         self.buckets = {}       # rate class -> TokenBucket, made on first use
         self.pid = None         # its recovery session's private id, with recovery on
-        self.since = None       # the event log's position when it connected, with recovery on
+        self.since = None       # with recovery on: the offset a recovery left its client with
         self.rooms = set()      # room: channels it opened, some maybe closed since (services.rooms)
 
 

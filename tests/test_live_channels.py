@@ -28,7 +28,7 @@ def cluster():
 
 def channel(room):
     """The message queue's channel of a Socket.IO room."""
-    return redis_keys.queue_room("/", room)
+    return redis_keys.queue_channel(room)
 
 
 def heard_by(cluster, room, count):

@@ -76,7 +76,7 @@ class Deployment:
         if self.cluster is None:
             return
         for channel in channels:
-            name = redis_keys.queue_room("/", channel)
+            name = redis_keys.queue_channel(channel)
             wait_until(lambda: self.cluster.listeners(name) > 0, 10, f"nobody listens on {name}")
 
     def close(self):
@@ -197,7 +197,7 @@ def test_a_raw_client_recovers_its_id_channels_and_what_it_missed(deploy, blip, 
     assert missed == everything("missed 0") + everything("missed 1")
     offsets = [offset for _, _, offset in a2.events]
     assert None not in offsets and len(set(offsets)) == len(offsets)
-    assert sorted(offsets, key=lambda o: tuple(map(int, o.split("-")))) == offsets
+    assert_growing_per_channel(offsets)
     # its channels are back: what b says now reaches it, live, once
     say(b, room, "after")
     until_said(a2, "after")
@@ -207,6 +207,15 @@ def test_a_raw_client_recovers_its_id_channels_and_what_it_missed(deploy, blip, 
     b.quiet(0.3)
     assert presence_of(b, a.user_id) == []
     assert chat(b, "messageRoom") == [("messageRoom", "after")]
+
+
+def assert_growing_per_channel(offsets):
+    """Offsets are `<id>@<channel>`: within each channel, the ids only grow."""
+    by_channel = {}
+    for offset in offsets:
+        entry_id, _, channel = offset.partition("@")
+        by_channel.setdefault(channel, []).append(tuple(map(int, entry_id.split("-"))))
+    assert by_channel and all(ids == sorted(ids) for ids in by_channel.values()), offsets
 
 
 def assert_fresh(clients, attempt, a, b, room):
@@ -227,6 +236,7 @@ def assert_fresh(clients, attempt, a, b, room):
 @pytest.mark.parametrize("case", [
     "another user", "unknown pid", "malformed pid", "oversized pid", "pid not a string",
     "malformed offset", "offset not a string", "offset the log never held",
+    "offset of the old form", "offset of a channel it is not in", "offset out of Redis's range",
 ])
 def test_a_reconnect_that_cannot_recover_gets_a_fresh_session(deploy, blip, clients, case):
     a, b, room = blip
@@ -240,7 +250,12 @@ def test_a_reconnect_that_cannot_recover_gets_a_fresh_session(deploy, blip, clie
         "pid not a string": lambda: raw(other, a, {"pid": [a.pid], "offset": a.offset}),
         "malformed offset": lambda: raw(other, a, {"pid": a.pid, "offset": a.offset + "x"}),
         "offset not a string": lambda: raw(other, a, {"pid": a.pid, "offset": [a.offset]}),
-        "offset the log never held": lambda: raw(other, a, {"pid": a.pid, "offset": "1-0"}),
+        "offset the log never held": lambda: raw(other, a, {"pid": a.pid, "offset": f"1-0@room:{room}"}),
+        "offset of the old form": lambda: raw(other, a, {"pid": a.pid, "offset": "1-0"}),
+        "offset of a channel it is not in": lambda: raw(
+            other, a, {"pid": a.pid, "offset": a.offset.partition("@")[0] + "@room:elsewhere"}),
+        "offset out of Redis's range": lambda: raw(
+            other, a, {"pid": a.pid, "offset": f"{2 ** 64}-0@room:{room}"}),
     }
     attempt = attempts[case]()
     clients.append(attempt)
@@ -358,12 +373,13 @@ def test_after_the_recovery_window_a_reconnect_is_fresh(short_window, clients):
     assert_fresh(clients, back(clients, short_window.processes[1], a), a, b, room)
 
 
-small_log = deployments(HOMEAPP_EVENT_LOG_MAX_ENTRIES=1000)
+small_log = deployments(HOMEAPP_HISTORY_SIZE=100)
 
 
 def test_an_offset_the_log_no_longer_holds_gives_a_fresh_session(small_log, clients):
     a, b, room = make_blip(small_log, clients)
-    # three entries a message; Redis trims whole nodes of entries (MAXLEN ~), so it may keep more
+    # two entries a message in a's own channel; Redis trims whole nodes of entries (MAXLEN ~),
+    # so it may keep more
     for i in range(2000):
         say(b, room, f"flood {i}")
         if i >= 400 and i % 50 == 0 and not holds(small_log, a.offset):
@@ -375,11 +391,12 @@ def test_an_offset_the_log_no_longer_holds_gives_a_fresh_session(small_log, clie
 
 
 def holds(deploy, offset):
-    """Whether the event log still holds `offset` (without Redis: 400 messages, 1200 entries,
-    are more than a log of 1000 keeps)."""
+    """Whether the offset's channel still holds it (without Redis: 400 messages, 800 entries
+    in a's channel, are more than a history of 100 keeps)."""
     if deploy.cluster is None:
         return False
-    return bool(deploy.cluster.client().xrange(redis_keys.EVENT_LOG, offset, offset))
+    entry_id, _, channel = offset.partition("@")
+    return bool(deploy.cluster.client().xrange(redis_keys.history(channel), entry_id, entry_id))
 
 
 @pytest.fixture(scope="module", params=["memory", "redis"])
@@ -546,7 +563,7 @@ def test_socket_io_client_recovers_what_it_missed_after_a_drop(deploy, clients):
                             *everything("after")]
         offsets = [o for (e, _), o in zip(a.events, a.offsets) if e in CHAT]
         assert None not in offsets
-        assert sorted(offsets, key=lambda o: tuple(map(int, o.split("-")))) == offsets
+        assert_growing_per_channel(offsets)
         assert len(set(offsets)) == len(offsets)
         assert presence_of(b, a_id) == []  # b came after a's Add: no Remove, no Add since
     finally:

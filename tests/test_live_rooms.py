@@ -1,7 +1,7 @@
 """chatRoom.join and chatRoom.leave: members only, and they decide who sees messageRoom."""
 import pytest
 
-from homeapp.cluster.redis_keys import queue_room
+from homeapp.cluster.redis_keys import queue_channel
 from homeapp.services.rooms import room_channel
 from tests import payloads
 from tests.conftest import FAST
@@ -58,8 +58,8 @@ def test_a_join_past_max_rooms_is_rate_limited_and_subscribes_to_nothing(capped_
         assert_refused(me, "chatRoom.join", extra, "RATE_LIMITED", others)
         client = redis_server.client()
         channels = client.pubsub_channels() + client.pubsub_shardchannels()  # Redis 7 shards them
-        assert queue_room("/", room_channel(room_ids[0])) in channels
-        assert queue_room("/", room_channel(extra)) not in channels
+        assert queue_channel(room_channel(room_ids[0])) in channels
+        assert queue_channel(room_channel(extra)) not in channels
         me.clear()
         assert extra_peer.call("message", payloads.message(extra_peer.user_id, extra, "one"))["ok"]
         settle(me, extra_peer)

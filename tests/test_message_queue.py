@@ -78,13 +78,13 @@ def listeners(manager, channel):
 
 
 def room_channel(room):
-    return redis_keys.queue_room(NS, room)
+    return redis_keys.queue_channel(room)
 
 
 def test_a_process_listens_to_a_room_from_its_first_local_socket_in_it_to_its_last(processes):
     here, there = processes(2)
-    channel = room_channel(f"room:{uuid.uuid4().hex}")
-    room = channel.rpartition("#")[2]
+    room = f"room:{uuid.uuid4().hex}"
+    channel = room_channel(room)
 
     def heard_by(count):
         wait_until(lambda: listeners(here.manager, channel) == count, 10,

@@ -1,5 +1,6 @@
-"""Recovery's parts on their own: the session stores, the event logs, which emits are logged,
-and its settings. The wire is tests/test_live_recovery.py's."""
+"""Recovery's parts on their own: the session stores, the channels' histories, where a socket is
+in each channel from its one offset, which emits are logged, and its settings. The wire is
+tests/test_live_recovery.py's."""
 import json
 import time
 
@@ -8,12 +9,20 @@ import pytest
 from homeapp.cluster import redis_keys
 from homeapp.config import ConfigError, load_config
 from homeapp.recovery.channels import logged
-from homeapp.recovery.log import MemoryLog, RedisLog
+from homeapp.engine.history import Appender, Budget, MemoryHistory, NotHeld, OverBudget, RedisHistory
+from homeapp.engine.positions import Positions, locate, parse_offset
 from homeapp.recovery.sessions import MemorySessions, RedisSessions, Session, new_pid
 
 
 def session(sid="s1", user="7"):
-    return Session(sid, user, f"user{user}", True, [f"user:{user}", "room:7:8"])
+    channels = {c: ["1-0", "1-0", []] for c in ("*", f"user:{user}", "room:7:8")}
+    return Session(sid, user, f"user{user}", True, channels)
+
+
+def claim(store, pid):
+    """What a reconnect does: find, then consume."""
+    found = store.find(pid)
+    return found if found is not None and store.consume(found) else None
 
 
 # --- settings -------------------------------------------------------------------------------
@@ -26,7 +35,8 @@ def test_recovery_is_off_by_default_with_a_five_second_grace():
 @pytest.mark.parametrize("name, value", [
     ("HOMEAPP_RECOVERY_SECONDS", "-1"), ("HOMEAPP_RECOVERY_SECONDS", "inf"),
     ("HOMEAPP_RECOVERY_SECONDS", "nan"), ("HOMEAPP_RECOVERY_SECONDS", "two minutes"),
-    ("HOMEAPP_PRESENCE_GRACE", "-5"), ("HOMEAPP_EVENT_LOG_MAX_ENTRIES", "10"),
+    ("HOMEAPP_PRESENCE_GRACE", "-5"), ("HOMEAPP_HISTORY_SIZE", "5"),
+    ("HOMEAPP_RECOVERY_CONCURRENCY", "0"), ("HOMEAPP_RECOVERY_MAX_ENTRIES", "many"),
 ])
 def test_bad_recovery_settings_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
@@ -61,19 +71,29 @@ def sessions(request, redis_server):
 def test_a_session_is_claimed_once_and_only_with_its_pid(sessions):
     pid = new_pid()
     sessions.save(pid, session())
-    assert sessions.claim(new_pid()) is None
-    assert sessions.claim(pid[:-1]) is None
-    claimed = sessions.claim(pid)
+    assert claim(sessions, new_pid()) is None
+    assert claim(sessions, pid[:-1]) is None
+    claimed = claim(sessions, pid)
     assert (claimed.sid, claimed.user_id, claimed.username, claimed.live, claimed.rooms) == \
         ("s1", "7", "user7", True, ["user:7", "room:7:8"])
-    assert sessions.claim(pid) is None  # a second reconnect with the same pid starts afresh
+    assert claim(sessions, pid) is None  # a second reconnect with the same pid starts afresh
+
+
+def test_a_found_session_stays_until_consumed_and_only_one_of_two_finders_consumes_it(sessions):
+    pid = new_pid()
+    sessions.save(pid, session())
+    first, second = sessions.find(pid), sessions.find(pid)  # found: nothing taken yet
+    assert first is not None and second is not None
+    assert sessions.consume(first) is True
+    assert sessions.consume(second) is False
+    assert sessions.find(pid) is None
 
 
 def test_a_session_ends_with_its_window(sessions):
     pid = new_pid()
     sessions.save(pid, session())
     time.sleep(1.2)
-    assert sessions.claim(pid) is None
+    assert claim(sessions, pid) is None
 
 
 def test_pids_are_long_random_and_unrelated():
@@ -96,7 +116,7 @@ def test_the_memory_store_keeps_at_most_its_capacity():
     pids = [new_pid() for _ in range(5)]
     for number, pid in enumerate(pids):
         store.save(pid, session(sid=f"s{number}"))
-    assert [store.claim(pid) is None for pid in pids] == [True, True, False, False, False]
+    assert [claim(store, pid) is None for pid in pids] == [True, True, False, False, False]
 
 
 def test_a_value_this_server_did_not_write_is_no_session(redis_server):
@@ -107,65 +127,155 @@ def test_a_value_this_server_did_not_write_is_no_session(redis_server):
     key = next(k for k in client.scan_iter(f"{redis_keys.recovery_session('')}*")
                if json.loads(client.get(k))["sid"] == "s1")
     client.set(key, "not json")
-    assert store.claim(pid) is None
+    assert claim(store, pid) is None
 
 
-# --- the event log ------------------------------------------------------------------------------
+# --- the channels' histories ---------------------------------------------------------------------
 
-def message(number):
-    return {"method": "emit", "event": "messageRoom", "data": [{"n": number}], "room": "room:1:2",
-            "namespace": "/"}
-
-
-def test_the_memory_log_gives_what_came_after_an_offset_it_holds():
-    log = MemoryLog(seconds=60, capacity=1000)
-    offsets = [log.append(message(n)) for n in range(5)]
-    assert len(set(offsets)) == 5 and offsets == sorted(offsets, key=lambda o: tuple(map(int, o.split("-"))))
-    assert [m["data"][0]["n"] for _, m in log.after(offsets[1])] == [2, 3, 4]
-    assert log.after(offsets[-1]) == []
+def message(number, room="room:1:2"):
+    return json.dumps({"method": "emit", "event": "messageRoom", "data": [{"n": number}],
+                       "room": room, "namespace": "/"})
 
 
-@pytest.mark.parametrize("offset", ["1-0", "", "abc", "1-2-3", "9" * 30 + "-0", 12, None, ["1-0"]])
-def test_the_memory_log_holds_no_offset_it_never_gave(offset):
-    log = MemoryLog(seconds=60, capacity=1000)
-    log.append(message(0))
-    assert log.after(offset) is None
+def numbers(entries):
+    return [json.loads(text.split(" ", 2)[2])["data"][0]["n"] for _, text in entries]
 
 
-def test_the_memory_log_forgets_past_its_capacity():
-    log = MemoryLog(seconds=60, capacity=3)
-    offsets = [log.append(message(n)) for n in range(5)]
-    assert log.after(offsets[0]) is None and log.after(offsets[1]) is None
-    assert [m["data"][0]["n"] for _, m in log.after(offsets[2])] == [3, 4]
+def append(client, channel, text):
+    """Append as the message queue does; returns the entry's id."""
+    pipe = client.pipeline(transaction=False)
+    Appender(client, window_seconds=60, size=10000).append(pipe, text, [channel], "PUBLISH")
+    pipe.execute()
+    return client.xrevrange(redis_keys.history(channel), count=1)[0][0]
 
 
-def xadd(client, sender, number, data):
-    return client.xadd(redis_keys.EVENT_LOG, {"c": "x", "m": f"{sender} {number} {json.dumps(data)}"})
+def unbounded():
+    return Budget(10 ** 9, 10 ** 12)
 
 
-def test_the_redis_log_pages_through_and_skips_copies_of_a_retried_publish(redis_server):
+def test_the_memory_history_gives_each_channel_what_came_after_its_position():
+    history = MemoryHistory(seconds=60, size=1000)
+    ids = [history.append("room:1:2", f"a {n} {message(n)}") for n in range(5)]
+    other = history.append("room:3:4", f"a 9 {message(9, 'room:3:4')}")
+    assert len(set(ids)) == 5
+    found = history.read({"room:1:2": ids[1], "room:3:4": "0-0"}, unbounded())
+    assert numbers(found["room:1:2"]) == [2, 3, 4] and numbers(found["room:3:4"]) == [9]
+    assert history.read({"room:3:4": other}, unbounded()) == {"room:3:4": []}
+    assert history.newest(["room:1:2", "room:5:6"]) == {"room:1:2": ids[-1], "room:5:6": "0-0"}
+
+
+def test_the_memory_history_holds_no_position_past_which_it_forgot():
+    history = MemoryHistory(seconds=60, size=3)
+    ids = [history.append("room:1:2", f"a {n} {message(n)}") for n in range(5)]
+    with pytest.raises(NotHeld):
+        history.read({"room:1:2": ids[0]}, unbounded())
+    assert numbers(history.read({"room:1:2": ids[1]}, unbounded())["room:1:2"]) == [2, 3, 4]
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_a_read_past_its_budget_stops(kind, redis_server):
+    history = MemoryHistory(60, 1000) if kind == "memory" else RedisHistory(redis_server.client())
+    channel = f"room:budget-{kind}:x"
+    redis_server.client().delete(redis_keys.history(channel))
+    for n in range(20):
+        text = f"a {n} {message(n, channel)}"
+        if kind == "memory":
+            history.append(channel, text)
+        else:
+            append(redis_server.client(), channel, text)
+    assert len(history.read({channel: "0-0"}, Budget(20, 10 ** 6))[channel]) == 20
+    with pytest.raises(OverBudget):
+        history.read({channel: "0-0"}, Budget(19, 10 ** 6))
+    with pytest.raises(OverBudget):
+        history.read({channel: "0-0"}, Budget(100, 100))
+
+
+def test_the_redis_history_pages_through_and_tells_a_trimmed_position(redis_server):
     client = redis_server.client()
-    client.delete(redis_keys.EVENT_LOG)
-    first = xadd(client, "a", 1, message(0))
-    for n in range(1, 2500):
-        xadd(client, "a", n + 1, message(n))
-    xadd(client, "a", 2500, message(2499))  # the same message again: a publish that was retried
-    xadd(client, "b", 1, message(2500))
-    entries = RedisLog(client).after(first)
-    assert [m["data"][0]["n"] for _, m in entries] == list(range(1, 2501))
-    assert RedisLog(client).after("1-0") is None  # not held: a recovery would leave a gap
-    assert RedisLog(client).after("junk") is None
-    client.delete(redis_keys.EVENT_LOG)
+    channel, quiet = "room:paged:x", "room:quiet:x"
+    client.delete(redis_keys.history(channel), redis_keys.history(quiet))
+    ids = [append(client, channel, f"a {n} {message(n, channel)}") for n in range(1200)]
+    history = RedisHistory(client)
+    found = history.read({channel: ids[0], quiet: "0-0"}, unbounded())
+    assert numbers(found[channel]) == list(range(1, 1200)) and found[quiet] == []
+    client.xtrim(redis_keys.history(channel), maxlen=10, approximate=False)
+    with pytest.raises(NotHeld):
+        history.read({channel: ids[0]}, unbounded())
+    assert numbers(history.read({channel: ids[-2]}, unbounded())[channel]) == [1199]
+    client.delete(redis_keys.history(channel))
+    assert history.read({channel: ids[-2]}, unbounded()) == {channel: []}  # gone with its window
 
 
-def test_the_memory_logs_start_stands_for_a_socket_connected_before_its_first_entry():
-    log = MemoryLog(seconds=60, capacity=3)
-    assert log.position() == "0-0"
-    offsets = [log.append(message(n)) for n in range(3)]
-    assert log.position() == offsets[-1]
-    assert [m["data"][0]["n"] for _, m in log.after("0-0")] == [0, 1, 2]
-    log.append(message(3))  # the first entry is forgotten: the start no longer stands for anything
-    assert log.after("0-0") is None
+def test_a_position_trimmed_with_nothing_after_it_is_still_held(redis_server):
+    """An idle room: the entry a socket joined after is trimmed when the next one comes, and
+    that next one names it."""
+    client = redis_server.client()
+    channel = "room:idle:x"
+    client.delete(redis_keys.history(channel))
+    joined_after = append(client, channel, f"a 1 {message(1, channel)}")
+    append(client, channel, f"a 2 {message(2, channel)}")
+    client.xtrim(redis_keys.history(channel), maxlen=1, approximate=False)
+    assert numbers(RedisHistory(client).read({channel: joined_after}, unbounded())[channel]) == [2]
+    client.delete(redis_keys.history(channel))
+
+
+# --- one offset, a position in every channel ----------------------------------------------------
+
+@pytest.mark.parametrize("offset", [
+    "", "abc", "1-2", "1-2@", "1-2@lobby", "1-2-3@room:1", "1-2@room:1\n", 12, None, ["1-0@*"],
+    "9" * 21 + "-0@*", "18446744073709551616-0@*", "0-18446744073709551616@*",
+    "1-0@room:" + "x" * 300,
+])
+def test_an_offset_is_an_id_redis_could_hold_and_a_channel(offset):
+    assert parse_offset(offset) is None
+
+
+def test_an_offset_at_the_largest_id_is_one():
+    assert parse_offset("18446744073709551615-18446744073709551615@*") == \
+        ("18446744073709551615-18446744073709551615", "*")
+
+
+def test_a_socket_s_positions_follow_from_the_last_copy_it_got():
+    bases = {"room:a": "10-0", "room:b": "20-0", "*": "5-0"}
+    positions = Positions(bases.get, keep_seconds=60, size=100)
+    for channel in bases:
+        positions.joined("s", channel)
+    positions.delivered("room:a", "11-0")   # 1
+    positions.delivered("room:b", "21-0")   # 2
+    positions.delivered("room:a", "12-0")   # 3
+    kept = positions.snapshot("s")
+    assert kept["room:a"] == ["10-0", "10-0", [[1, "11-0"], [3, "12-0"]]]
+    # it got room:b's copy: room:a's first copy before it, nothing of everyone's
+    assert locate(kept, None, "21-0@room:b") == {"room:a": "11-0", "room:b": "21-0", "*": "5-0"}
+    assert locate(kept, None, "12-0@room:a") == {"room:a": "12-0", "room:b": "21-0", "*": "5-0"}
+    assert locate(kept, None, None) == bases  # it was sent nothing: everything since it joined
+    for unknown in ("13-0@room:a", "11-0@room:b", "11-0@room:c", "10-0@room:a"):
+        assert locate(kept, None, unknown) is None
+
+
+def test_copies_forgotten_long_before_the_drop_count_as_received():
+    bases = {"room:a": "10-0", "*": "5-0"}
+    positions = Positions(bases.get, keep_seconds=0.05, size=100)
+    for channel in bases:
+        positions.joined("s", channel)
+    positions.delivered("room:a", "11-0")
+    time.sleep(0.1)
+    positions.delivered("*", "6-0")
+    kept = positions.snapshot("s")
+    assert kept["room:a"] == ["10-0", "11-0", []]
+    assert locate(kept, None, "11-0@room:a") == {"room:a": "11-0", "*": "5-0"}
+    assert locate(kept, None, "6-0@*") == {"room:a": "11-0", "*": "6-0"}
+
+
+def test_copies_forgotten_for_room_soon_before_the_drop_leave_no_start():
+    positions = Positions({"room:a": "10-0"}.get, keep_seconds=60, size=2)
+    positions.joined("s", "room:a")
+    for n in range(1, 4):
+        positions.delivered("room:a", f"1{n}-0")
+    kept = positions.snapshot("s")
+    assert kept["room:a"] == ["10-0", None, [[2, "12-0"], [3, "13-0"]]]
+    assert locate(kept, None, "11-0@room:a") is None  # it may not have had 12-0
+    assert locate(kept, None, "12-0@room:a") == {"room:a": "12-0"}
 
 
 # --- delivery while a socket is restored ----------------------------------------------------------
@@ -181,7 +291,9 @@ def test_an_emit_to_a_socket_being_restored_waits_and_others_get_it_at_once():
                              logger=logging.getLogger("tests.recovery"))
     sent = []
     server._send_eio_packet = lambda eio_sid, packet: sent.append((eio_sid, packet.data))
-    manager.recovery = Recovery(None, MemoryLog(60, 1000), MemorySessions(60), 5)
+    manager.history = MemoryHistory(60, 1000)
+    manager.recovery = Recovery(None, manager.history, MemorySessions(60), 5)
+    manager.recovery.positions = Positions(manager.last_id, 60, 1000)
     restored = manager.connect("eio-restored", "/")
     other = manager.connect("eio-other", "/")
     for sid in (restored, other):
@@ -190,22 +302,11 @@ def test_an_emit_to_a_socket_being_restored_waits_and_others_get_it_at_once():
     manager.emit("messageRoom", {"message": "hi"}, "/", room="room:1:2")
     manager.emit("messageRoom", {"message": "not to it"}, "/", room="room:1:2", skip_sid=restored)
     assert [eio for eio, _ in sent] == ["eio-other", "eio-other"]
-    assert [(m["event"], m["data"]) for _, m in held] == [("messageRoom", [{"message": "hi"}])]
-    offset = held[0][0]
+    assert [(channel, m["event"], m["data"]) for channel, _, _, m in held] == \
+        [("room:1:2", "messageRoom", [{"message": "hi"}])]
+    offset = f"{held[0][1]}@room:1:2"
     assert sent[0][1].endswith(json.dumps(offset) + "]")  # the offset is the last argument
-    logged_after = manager.recovery.events.after("0-0")
-    assert [(m["data"], m["skip_sid"]) for _, m in logged_after] == \
-        [([{"message": "hi"}], None), ([{"message": "not to it"}], restored)]
-    assert logged_after[0][0] == offset
-
-
-def test_the_redis_logs_start_stands_for_a_socket_connected_before_its_first_entry(redis_server):
-    client = redis_server.client()
-    client.delete(redis_keys.EVENT_LOG)
-    assert RedisLog(client).after("0-0") == []  # no log yet: nothing missed, nothing lost
-    for n in range(3):
-        xadd(client, "a", n + 1, message(n))
-    assert [m["data"][0]["n"] for _, m in RedisLog(client).after("0-0")] == [0, 1, 2]
-    client.xtrim(redis_keys.EVENT_LOG, maxlen=2, approximate=False)  # an entry is gone: the start stands for nothing
-    assert RedisLog(client).after("0-0") is None
-    client.delete(redis_keys.EVENT_LOG)
+    logged_after = manager.history.read({"room:1:2": "0-0"}, unbounded())["room:1:2"]
+    assert [json.loads(text.split(" ", 2)[2])["skip_sid"] for _, text in logged_after] == \
+        [None, restored]
+    assert logged_after[0][0] == held[0][1]

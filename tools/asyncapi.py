@@ -48,7 +48,7 @@ event is acknowledged with `{"ok": true}`; a refused one changes nothing, and th
 dropped, never forwarded. Events the server does not know are ignored, but acknowledged with
 code UNKNOWN_EVENT when the client asked for an acknowledgement. With connection state
 recovery on (HOMEAPP_RECOVERY_SECONDS, docs/recovery.md), every event sent to a channel carries
-one more, last, argument: its offset in the event log, a string; the payloads below are the
+one more, last, argument: its offset, an opaque string; the payloads below are the
 first argument. Limits are shown at their defaults; each is a setting named in its description."""
 
 # client event -> (summary, what the server does)

@@ -1,73 +1,75 @@
 """The Socket.IO message queue between processes: python-socketio's Redis manager, with a channel
-per room and outage-aware.
+per room, a history per channel, and outage-aware.
 
 python-socketio's RedisManager publishes every emit on one channel that every process
 listens to, so each process decodes every emit of every other one, even when none of its
 sockets is a recipient: the cost per process grows with the number of processes. Here
-(docs/scale-out.md):
+(docs/scale-out.md, docs/recovery.md):
 
-- each Socket.IO room has its own channel (redis_keys.queue_room), and a process listens
-  on the channels of the rooms where it has sockets: subscribed when its first socket
-  joins, unsubscribed when its last one leaves or disconnects. One more channel
-  (redis_keys.QUEUE), which every process listens to, carries emits to everyone and
-  the manager's messages about one socket (disconnect it, make it join or leave a room,
-  an acknowledgement), which may be on any process;
-- an emit to several rooms is published once on each room's channel; a process that
-  hears it on several delivers it once, to every local socket of every room: each copy
-  starts with its sender's id and sequence number, and only a higher number than the last
-  one handled from that sender is delivered (a process's own messages are skipped on that
-  prefix too, before any JSON is decoded). One connection carries all of a process's
-  subscriptions, so one sender's messages arrive in the order sent, whichever channels
-  they came by;
-- subscription changes do not wait for Redis: they are queued to a task that writes them
-  on the listener's connection (the listener itself is busy reading);
+- each channel (the app's rooms user:{id} and room:{id}) has its own pub/sub channel
+  (redis_keys.queue_channel), and a process listens on the channels where it has sockets:
+  subscribed when its first socket joins, unsubscribed when its last one leaves or
+  disconnects. Everyone's channel ("*"), which every process listens to, carries emits to
+  everyone and the manager's messages about one socket (disconnect it, make it join or leave a
+  room, an acknowledgement), which may be on any process;
+- every message is appended to its channel's history (homeapp.engine.history: a stream per
+  channel, bounded by the window and HOMEAPP_HISTORY_SIZE) and published on its pub/sub
+  channel prefixed with the id it got there, in one script whose keys share a hash slot. An emit
+  to several channels is appended to each, each copy with its own id; a socket in several of
+  them gets it once, by the copy of the first of them it is in (homeapp.engine.copies);
+- each copy also starts with its sender's id and number: a process's own messages are skipped
+  on that prefix before any JSON is decoded, and a copy that landed twice in one channel (a
+  publish retried after a failure) is skipped by its number there;
+- subscription changes do not wait for Redis: they are queued to a task that writes them on
+  the listener's connection (the listener itself is busy reading). A channel new to the process
+  first has its newest id read: where its sockets start;
 - sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7), with which Redis Cluster spreads channels
   over its shards, is used when the server has it; plain PUBLISH/SUBSCRIBE otherwise.
 
-Every message is also appended to the event log (homeapp.cluster.event_log), in the same
-script that publishes it, and each copy starts with its offset there. The log is what makes
-delivery survive Redis (docs/recovery.md):
+The histories are what make delivery survive Redis:
 
-- a listener remembers the last offset it handled; when it connects again (Redis restarted,
-  stalled, failed over, or only this process's connection broke) it subscribes first, then reads
-  the log from there for the channels it listens to, then goes on with pub/sub, skipping
-  what it already handled: nothing lost, nothing twice, in order;
+- a listener remembers, per channel, the last id it handled; when it connects again (Redis
+  restarted, stalled, failed over, or only this process's connection broke) it subscribes
+  first, then reads each channel's history from there, then goes on with pub/sub, skipping
+  what it already handled: nothing lost, nothing twice, in order within each channel;
 - publishing never drops while Redis is down: messages wait in order (homeapp.cluster.outbox),
-  retried until Redis takes them, within the log's window; a publish retried after a failure
-  may land twice, and its copies are skipped by their sender's number;
+  retried until Redis takes them, within the window;
 - with recovery on (homeapp.recovery), an emit to a channel reaches this process's own sockets
-  through the listener too, with its offset, so that every socket gets its events in the
-  log's order; while Redis is unreachable they get it at once, without one.
+  through the listener too, with its offset, so that every socket gets its events in their
+  channels' order; while Redis is unreachable they get it at once, without one.
 
-Failures are reported to RedisHealth, which logs each outage once.
+Failures to reach Redis are reported to RedisHealth, which logs each outage once; Redis
+refusing one message (a script error) is that message's failure, not an outage.
 """
 import bisect
 import itertools
 import logging
 import time
-from collections import OrderedDict
 
 import redis
 import socketio
 
-from homeapp.cluster import event_log, redis_keys
+from homeapp.cluster import redis_client, redis_keys
 from homeapp.cluster.outbox import MAX_OUTBOX, Outbox, Queued
-from homeapp.cluster import redis_client
-from homeapp.cluster.redis_client import connect, is_cluster
+from homeapp.cluster.redis_keys import EVERYONE, channel_of_queue
+from homeapp.engine import history
+from homeapp.engine.copies import channels_of, copy_for
 from homeapp.recovery import MIN_LOG_SECONDS
-from homeapp.recovery.channels import has_channel, logged
+from homeapp.recovery.channels import NAMESPACE, has_channel, logged, rooms_of
 
 log = logging.getLogger("homeapp.cluster.message_queue")
 
 LISTEN_RETRY_SECONDS = 1.0
-# senders whose last sequence number is remembered; one per process start, so old ones go
-MAX_SENDERS = 1024
+# senders whose last number is remembered per channel; one per process start, so old ones go
+MAX_SENDERS = 64
+# channels whose history is read per round trip when the listener catches up
+CATCH_UP_BATCH = 100
 # what the listener reads: messages of both kinds of pub/sub
 _PUBLISHED = ("message", "smessage")
 # what tells the listener a subscription has begun or ended
 _CONFIRMATIONS = ("subscribe", "ssubscribe", "unsubscribe", "sunsubscribe")
 # the manager's messages that concern a room, published on its channel; all others on everyone's
-_ROOM_METHODS = ("emit", "close_room")
+_ROOM_METHODS = ("emit", "close_room", "cut")
 
 
 def has_sharded_pubsub(client):
@@ -79,25 +81,60 @@ def has_sharded_pubsub(client):
         return False
 
 
+def _channel_of_room(namespace, room):
+    """The channel a Socket.IO room of this process is in, or None (a socket's own room)."""
+    if namespace != NAMESPACE:
+        return None
+    if room is None:
+        return EVERYONE
+    return room if has_channel(room) else None
+
+
+class _Heard:
+    """What the listener handled of one channel: the last id, and each sender's last number."""
+
+    __slots__ = ("key", "id", "senders")
+
+    def __init__(self, entry_id):
+        self.id = entry_id
+        self.key = None if entry_id is None else history.id_key(entry_id)
+        self.senders = {}
+
+    def first_hearing(self, key, entry_id, sender, number):
+        """Whether a copy is new here: a later id, and a higher number than its sender's last
+        (a publish retried after a failure lands twice, with two ids)."""
+        if self.key is not None and key <= self.key:
+            return False
+        self.key, self.id = key, entry_id
+        if number <= self.senders.get(sender, 0):
+            return False
+        self.senders.pop(sender, None)
+        self.senders[sender] = number
+        if len(self.senders) > MAX_SENDERS:
+            del self.senders[next(iter(self.senders))]
+        return True
+
+
 class QueueManager(socketio.RedisManager):
-    def __init__(self, url, health, timeout, log_seconds=MIN_LOG_SECONDS, log_entries=100_000):
-        """`log_seconds` and `log_entries`: how long, and how many, the event log keeps entries."""
+    def __init__(self, url, health, timeout, log_seconds=MIN_LOG_SECONDS, history_size=10000):
+        """`log_seconds` and `history_size`: how long, and how many per channel, the histories
+        keep entries."""
         super().__init__(url, channel=redis_keys.QUEUE)
         self._health = health
         self._timeout = timeout
         self._log_seconds = log_seconds
-        self._log_entries = log_entries
+        self._history_size = history_size
         self.recovery = None     # homeapp.recovery's Recovery, set by create_app when it is on
         self._client = None      # for publishing and probing, with timeouts
-        self._appender = None    # event_log.Appender on _client
+        self._appender = None    # history.Appender on _client
         self._sharded = None     # SPUBLISH/SSUBSCRIBE, once a probe found them
         self._outbox = None      # the Outbox, once the server is known
         self._numbers = itertools.count(1)  # this process's messages, in the order published
-        self._own_heard = 0      # number of this process's last message the listener heard
-        self._given = set()      # numbers of its logged emits given to its sockets unlogged
+        self._own_heard = 0      # highest number of this process's messages the listener heard
+        self._given = {}         # numbers of its logged emits given to its sockets unlogged -> when
         self._given_upto = 0     # and the highest of them
-        self._heard = OrderedDict()  # sender's id -> number of its last message handled here
-        self._position = event_log.Position()  # the last log entry handled here
+        self._heard = {}         # channel -> _Heard
+        self._run_id = None      # of the Redis server the listener last connected to
         self._listener = None    # the listener's PubSub while it is connected
         self._subscribed = set()  # channels of the listener's connection
         self._active = set()     # and those whose subscription Redis has confirmed
@@ -111,39 +148,54 @@ class QueueManager(socketio.RedisManager):
         """Where a message is published: its rooms' channels, none for this process's own
         sockets, and everyone's for emits to everyone and messages about one socket."""
         room = message.get("room")
-        if room is None or message["method"] not in _ROOM_METHODS:
-            return [self.channel]
-        namespace = message["namespace"]
+        if room is None or message["method"] not in _ROOM_METHODS \
+                or message["namespace"] not in (None, NAMESPACE):
+            return [EVERYONE]
         # a socket's own room exists on its process only: an emit to it is already delivered
-        sids = self.rooms.get(namespace, {}).get(None, ())
-        if isinstance(room, str) or not hasattr(room, "__len__"):  # one room, as python-socketio tells
-            room = (room,)
-        return list(dict.fromkeys(self._channel_of(namespace, r) for r in room if r not in sids))
-
-    def _channel_of(self, namespace, room):
-        """The channel of one room. Only the app's own rooms (user:, room:) have channels of
-        their own; any other is another process's socket (an emit to its id, as the Admin UI's
-        development mode makes), which only everyone's channel reaches."""
-        return redis_keys.queue_room(namespace, room) if has_channel(room) else self.channel
+        sids = self.rooms.get(message["namespace"] or NAMESPACE, {}).get(None, ())
+        return channels_of([r for r in rooms_of(room) if r not in sids])
 
     def _wanted(self):
         """Every channel this process must listen to now: everyone's and its rooms'."""
-        wanted = [self.channel]
-        for namespace, rooms in self.rooms.items():
-            wanted += [redis_keys.queue_room(namespace, room) for room in rooms if has_channel(room)]
-        return wanted
+        return [EVERYONE, *(room for room in self.rooms.get(NAMESPACE, {}) if has_channel(room))]
+
+    def last_id(self, channel):
+        """The id of the last entry of `channel` handled here: a socket joining it now gets
+        what comes after. None when not known (Redis was unreachable)."""
+        heard = self._heard.get(channel)
+        return heard.id if heard is not None else None
 
     def basic_enter_room(self, sid, namespace, room, eio_sid=None):
-        first = has_channel(room) and room not in self.rooms.get(namespace, {})
+        channel = _channel_of_room(namespace, room)
+        first = channel is not None and room not in self.rooms.get(namespace, {})
+        if first and channel not in self._heard:
+            self._start(channel)
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
-        if first:
-            self._follow(redis_keys.queue_room(namespace, room), True)
+        if channel is not None and self.recovery is not None:
+            self.recovery.positions.joined(sid, channel)
+        if first and channel != EVERYONE:
+            self._follow(channel, True)
 
     def basic_leave_room(self, sid, namespace, room):
-        held = has_channel(room) and room in self.rooms.get(namespace, {})
+        channel = _channel_of_room(namespace, room)
+        held = channel is not None and room in self.rooms.get(namespace, {})
         super().basic_leave_room(sid, namespace, room)
-        if held and room not in self.rooms.get(namespace, {}):
-            self._follow(redis_keys.queue_room(namespace, room), False)
+        if channel is not None and self.recovery is not None:
+            self.recovery.positions.left(sid, channel)
+        if held and channel != EVERYONE and room not in self.rooms.get(namespace, {}):
+            self._follow(channel, False)
+
+    def _start(self, channel):
+        """Where this process starts in a channel new to it: its newest entry, read before
+        subscribing, so that what is published after is either heard or read when catching up."""
+        entry_id = None
+        if not self._health.down:
+            try:
+                entry_id = history.newest(self._redis(), [channel])[channel]
+            except redis.RedisError as exc:
+                self._health.lost(exc)
+        if channel not in self._heard:
+            self._heard[channel] = _Heard(entry_id)
 
     def _follow(self, channel, subscribe):
         """Queue a subscription change for the listener's connection."""
@@ -161,13 +213,13 @@ class QueueManager(socketio.RedisManager):
 
     def _handle_emit(self, message):
         """Deliver an emit to this process's sockets. With recovery on, a logged emit goes with
-        its offset (`message["offset"]`, from the listener); this process's own wait for theirs."""
+        its offset (`message["copy"]`, from the listener); this process's own wait for theirs."""
         recovery = self.recovery
         if recovery is None or not logged(message):
             return super()._handle_emit(message)
-        offset = message.pop("offset", None)
-        if offset is not None:
-            recovery.deliver(self, message, offset)
+        copy = message.pop("copy", None)
+        if copy is not None:
+            recovery.deliver(self, message, *copy)
         # else this process's own emit: _publish queues it, and the listener delivers it
 
     # --- publishing ----------------------------------------------------------------------
@@ -178,16 +230,18 @@ class QueueManager(socketio.RedisManager):
 
     def _redis(self):
         if self._client is None:
-            self._client = connect(self.redis_url, self._timeout)
-            self._appender = event_log.Appender(self._client, self._log_seconds, self._log_entries)
+            self._client = redis_client.connect(self.redis_url, self._timeout)
+            self._appender = history.Appender(self._client, self._log_seconds, self._history_size,
+                                              one_slot=redis_client.is_cluster(self._client))
         return self._client
 
     def _sharded_pubsub(self):
         """Raises RedisError."""
         if self._sharded is None:
-            # on a cluster, the log's one stream is in one slot and its script may not SPUBLISH
-            # to others: PUBLISH, which a cluster carries to every node
-            self._sharded = not is_cluster(self._redis()) and has_sharded_pubsub(self._redis())
+            # a cluster is Redis 7 or later (docs/scale-out.md): sharded pub/sub spreads channels over
+            # its shards, and COMMAND INFO would need a node named
+            client = self._redis()
+            self._sharded = redis_client.is_cluster(client) or has_sharded_pubsub(client)
         return self._sharded
 
     def _publish(self, data):
@@ -212,18 +266,25 @@ class QueueManager(socketio.RedisManager):
         if is_logged and self._health.down:
             self._unsent()
 
+    def publish_cut(self, user_id, channel):
+        """Append to a channel's history that a user was taken out of it (homeapp.recovery)."""
+        self._publish({"method": "cut", "namespace": NAMESPACE, "room": channel, "user": user_id,
+                       "host_id": self.host_id})
+
     def _unsent(self):
         """Redis cannot take the queued messages now: give this process's own sockets, in order,
         the logged emits among them that they have not had, without an offset. The listener
         skips them when it hears them later."""
         if self.recovery is None:
             return
+        now = time.monotonic()
+        self._given = {n: at for n, at in self._given.items() if at > now - self._log_seconds}
         items = self._outbox.items
         start = bisect.bisect_right(items, max(self._given_upto, self._own_heard),
                                     key=lambda item: item.number)
         for item in items[start:]:
             if item.logged:
-                self._given.add(item.number)
+                self._given[item.number] = now
                 self.recovery.deliver_unlogged(self, self.json.loads(item.text.split(" ", 2)[2]))
         if items:
             self._given_upto = max(self._given_upto, items[-1].number)
@@ -234,21 +295,46 @@ class QueueManager(socketio.RedisManager):
         return self._outbox.flush(timeout)
 
     def _send(self, batch):
-        """Log and publish a batch in one round trip. Returns False when Redis did not take it,
-        else the script's result for each message (None: refused, past its deadline)."""
+        """Append and publish a batch: on one server in one round trip, on a cluster one script
+        call per slot (a cluster's pipeline does not load a script its node lacks). Returns False
+        when Redis did not take it (unreachable), else one result per message: None when Redis
+        refused it (past its event's deadline, or an error of its own: then it is dropped,
+        counted and logged)."""
         try:
             client = self._redis()
             command = "SPUBLISH" if self._sharded_pubsub() else "PUBLISH"
-            # a cluster's pipeline does not load a script its node lacks: one call per message
-            pipe = client if is_cluster(client) else client.pipeline(transaction=False)
-            results = [self._appender.append(pipe, item.text, item.channels, command, item.deadline)
-                       for item in batch]
-            return results if pipe is client else pipe.execute()
+            if redis_client.is_cluster(client):
+                calls = [self._append_now(client, item, command) for item in batch]
+            else:
+                pipe = client.pipeline(transaction=False)
+                queued = [len(self._appender.append(pipe, item.text, item.channels, command,
+                                                    item.deadline)) for item in batch]
+                flat = iter(pipe.execute(raise_on_error=False))
+                calls = [[next(flat) for _ in range(count)] for count in queued]
         except redis.RedisError as exc:
             self._health.lost(exc)
+            return False
         except Exception:  # the sender must outlive any one batch
             log.exception("could not publish %d messages", len(batch))
-        return False
+            return False
+        failed = [result for item_calls in calls for result in item_calls
+                  if isinstance(result, Exception)]
+        unreachable = [e for e in failed if not isinstance(e, redis.ResponseError)]
+        if unreachable:
+            self._health.lost(unreachable[0])
+            return False
+        if failed:
+            self._outbox.drop(len(failed), f"Redis refused them ({failed[0]})")
+        return [None if any(result is None or isinstance(result, Exception) for result in item_calls)
+                else True for item_calls in calls]
+
+    def _append_now(self, client, item, command):
+        """The results of appending one message on a cluster, a call per slot; a call's own
+        error (a ResponseError) is its result, as a pipeline's would be. Raises RedisError."""
+        try:
+            return self._appender.append(client, item.text, item.channels, command, item.deadline)
+        except redis.ResponseError as exc:
+            return [exc]
 
     # --- listening -----------------------------------------------------------------------
 
@@ -259,12 +345,21 @@ class QueueManager(socketio.RedisManager):
         super().initialize()
 
     def _subscribe(self, pubsub, channels):
-        (pubsub.ssubscribe if self._sharded else pubsub.subscribe)(*channels)
+        names = [redis_keys.queue_channel(c) for c in channels]
+        (pubsub.ssubscribe if self._sharded else pubsub.subscribe)(*names)
         self._subscribed.update(channels)
 
     def _unsubscribe(self, pubsub, channels):
-        (pubsub.sunsubscribe if self._sharded else pubsub.unsubscribe)(*channels)
+        names = [redis_keys.queue_channel(c) for c in channels]
+        (pubsub.sunsubscribe if self._sharded else pubsub.unsubscribe)(*names)
         self._subscribed.difference_update(channels)
+        joined = self.rooms.get(NAMESPACE, {})
+        for channel in channels:
+            if channel in joined:
+                continue  # a socket joined it again while it was written: subscribed again next
+            self._heard.pop(channel, None)
+            if self.recovery is not None:
+                self.recovery.positions.unused(channel)
 
     def close(self):
         """Stop listening, for good. A process simply exits; this is for managers that do not."""
@@ -272,11 +367,16 @@ class QueueManager(socketio.RedisManager):
         if self._changed is not None:
             self._changed.set()
         listener = self._listener
-        connection = getattr(listener, "connection", None)  # a cluster's subscriber has several
-        if connection is not None:
-            connection.disconnect()  # the listener's read fails at once, and it closes the rest
-        elif listener is not None:
-            listener.close()
+        if listener is None:
+            return
+        try:
+            connection = getattr(listener, "connection", None)  # a cluster's subscriber has several
+            if connection is not None:
+                connection.disconnect()  # the listener's read fails at once, and it closes the rest
+            else:
+                listener.close()
+        except Exception:  # closed by the listener meanwhile
+            pass
 
     def _follow_rooms(self):
         """Background task: write the queued subscription changes on the listener's connection."""
@@ -305,35 +405,79 @@ class QueueManager(socketio.RedisManager):
             except Exception:  # the task must outlive any one change
                 log.exception("could not change the message queue's subscriptions")
 
+    def _server_changed(self):
+        """Whether Redis is another server than at the last connection (a restart without the
+        data, a failover): its ids are not those handled. Raises RedisError."""
+        client = self._redis()
+        if redis_client.is_cluster(client):
+            return False
+        run_id = client.info("server").get("run_id")
+        changed = self._run_id is not None and run_id != self._run_id
+        self._run_id = run_id
+        return changed
+
     def _redis_listen_with_retries(self):
-        # No read timeout on the subscriber: it waits for messages indefinitely; a
-        # closed connection raises at once and keepalive catches a vanished peer.
         while not self._closed:
             pubsub = None
             try:
                 self._sharded = None  # the server may be another one now (a failover)
                 self._sharded_pubsub()
-                resume = self._position.resume_point(self._redis())
+                restarted = self._server_changed()
                 pubsub = redis_client.pubsub(self.redis_url, self._timeout)
                 self._changes.clear()
                 self._subscribed = set()
                 self._active = set()
-                self._subscribe(pubsub, self._wanted())  # no change is missed: nothing yields between
+                wanted = self._wanted()
+                new = [channel for channel in wanted if channel not in self._heard]
+                if new:  # where they start, read before subscribing
+                    for channel, entry_id in history.newest(self._redis(), new).items():
+                        self._heard.setdefault(channel, _Heard(entry_id))
+                self._subscribe(pubsub, wanted)
                 self._listener = pubsub
                 if self._changes:  # joins and leaves made while subscribing
                     self._changed.set()
-                # subscribed first, so that what the log gives and what pub/sub gives meet
-                yield from event_log.entries(self._redis(), resume, self._subscribed)
+                # subscribed first, so that what the histories give and what pub/sub gives meet
+                yield from self._catch_up(wanted, restarted)
                 yield from pubsub.listen()
-            except redis.RedisError as exc:
+            except Exception as exc:
                 if self._closed:
                     return
+                if not isinstance(exc, redis.RedisError):
+                    raise
                 self._health.lost(exc)
             finally:
                 self._listener = None
                 if pubsub is not None:
-                    pubsub.close()
+                    try:
+                        pubsub.close()
+                    except Exception:  # closed by close() meanwhile
+                        pass
             time.sleep(LISTEN_RETRY_SECONDS)
+
+    def _catch_up(self, channels, restarted):
+        """Each channel's entries after the last handled (all of them on another server), as
+        the pub/sub messages that carried them. Raises RedisError."""
+        pending = []
+        for channel in channels:
+            heard = self._heard.get(channel)
+            if heard is None or (heard.id is None and not restarted):
+                continue
+            if restarted:
+                heard.key = None
+            pending.append((channel, history.START if restarted else heard.id))
+        while pending:
+            batch, pending = pending[:CATCH_UP_BATCH], pending[CATCH_UP_BATCH:]
+            pipe = self._redis().pipeline(transaction=False)
+            for channel, after in batch:
+                pipe.xrange(redis_keys.history(channel),
+                            "-" if after == history.START else f"({after}", "+", count=history.PAGE)
+            for (channel, _), page in zip(batch, pipe.execute()):
+                name = redis_keys.queue_channel(channel).encode()
+                for entry_id, fields in page:
+                    yield {"type": "message", "channel": name,
+                           "data": entry_id + b" " + fields.get(b"m", b"")}
+                if len(page) == history.PAGE:
+                    pending.append((channel, page[-1][0].decode()))
 
     def _listen(self):
         own = self.host_id.encode()
@@ -344,31 +488,36 @@ class QueueManager(socketio.RedisManager):
             if message["type"] not in _PUBLISHED:
                 continue
             try:
-                offset, sender, number, body = message["data"].split(b" ", 3)
-                offset = offset.decode()
+                channel = channel_of_queue(message["channel"])
+                entry_id, sender, number, body = message["data"].split(b" ", 3)
+                entry_id = entry_id.decode()
+                key = history.id_key(entry_id)
                 number = int(number)
-                if not self._position.handled(offset):
-                    continue  # another copy of one handled
             except ValueError:  # not published by this server
                 continue
-            if sender == own:
-                if self.recovery is None or number <= self._own_heard:
-                    continue  # delivered when emitted, or another copy
-                self._own_heard = number
-                if self._given:
-                    given = number in self._given
-                    self._given = {n for n in self._given if n > number}
-                    if given:
-                        continue  # its sockets got it while Redis could not take it
-            elif not self._first_hearing(sender, number):
+            heard = self._heard.get(channel)
+            if heard is None:
+                continue  # a channel just left: no socket here is in it
+            if not heard.first_hearing(key, entry_id, sender, number):
                 continue
+            if sender == own:
+                if self.recovery is None:
+                    continue  # delivered when emitted
+                self._own_heard = max(self._own_heard, number)
+                if number in self._given:
+                    continue  # its sockets got it while Redis could not take it
             try:
                 data = self.json.loads(body)
             except ValueError:
                 continue
             if not isinstance(data, dict):
                 continue
-            data["offset"] = offset
+            if data.get("method") == "emit" and data.get("namespace") in (None, NAMESPACE):
+                data = copy_for(self, data, channel)
+                if data is None:
+                    continue
+                if self.recovery is not None:
+                    data["copy"] = (channel, entry_id, (sender.decode(), number))
             if sender != own:
                 yield data
             elif logged(data):  # python-socketio's loop skips a process's own messages
@@ -378,29 +527,20 @@ class QueueManager(socketio.RedisManager):
                     log.exception("could not deliver an emit of this process")
 
     def _confirmed(self, message):
-        channel = message["channel"].decode()
+        try:
+            channel = channel_of_queue(message["channel"])
+        except ValueError:
+            return
         if message["type"].endswith("unsubscribe"):
             self._active.discard(channel)
         else:
             self._active.add(channel)
 
-    def log_position(self):
-        """Where a socket connecting now is in the log: every event it will be sent through the
-        listener has a later offset. Before the listener first connected, the log's newest
-        entry. None when that cannot be read."""
-        if self._position.offset is not None:
-            return self._position.offset
-        try:
-            return event_log.newest(self._redis())
-        except redis.RedisError as exc:
-            self._health.lost(exc)
-            return None
-
     def wait_until_following(self, rooms, timeout):
         """Wait, at most `timeout` seconds, until Redis has confirmed this process's subscription
         to the channels of `rooms`: from then on, nothing published to them is missed here.
         Returns whether it did."""
-        channels = {redis_keys.queue_room("/", room) for room in rooms if has_channel(room)}
+        channels = {room for room in rooms if has_channel(room)}
         if channels <= self._active or self._health.down:  # an outage: no use waiting
             return channels <= self._active
         deadline = time.monotonic() + timeout
@@ -408,15 +548,4 @@ class QueueManager(socketio.RedisManager):
             if time.monotonic() >= deadline:
                 return False
             self.server.sleep(0.005)
-        return True
-
-    def _first_hearing(self, sender, number):
-        """False when a message of this sender numbered as high has been handled here: another
-        copy of one published on several channels, or published twice by a retry."""
-        if number <= self._heard.get(sender, 0):
-            return False
-        self._heard[sender] = number
-        self._heard.move_to_end(sender)
-        if len(self._heard) > MAX_SENDERS:
-            self._heard.popitem(last=False)
         return True

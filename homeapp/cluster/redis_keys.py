@@ -53,32 +53,50 @@ def idempotency(key):
     return f"{_PREFIX}api:idempotency:{key}"
 
 
-# Pub/sub channels of the message queue between processes (homeapp.cluster.message_queue).
-# Every process listens on this one: emits to everyone (presence announcements) and the
-# queue's own messages about one socket, which may be on any process.
-QUEUE = f"{_PREFIX}queue"
+# The delivery engine's channels (homeapp.cluster.message_queue, homeapp.engine): the app's
+# Socket.IO rooms user:{id} and room:{id}, and everyone, written "*". Each has its own history
+# (a Redis stream) and its own pub/sub channel; the braces are a Redis Cluster hash tag, so that
+# both live in one hash slot and one script can append to the one and publish on the other.
+EVERYONE = "*"
+_HISTORY = f"{_PREFIX}h:"
+_QUEUE = f"{_PREFIX}q:"
 
 
-def queue_room(namespace, room):
-    """Channel of one Socket.IO room: only processes with a socket in the room listen on it."""
-    return f"{QUEUE}#{namespace}#{room}"
+def history(channel):
+    """Stream of what was sent to one channel, for the recovery window (docs/recovery.md)."""
+    return f"{_HISTORY}{{{channel}}}"
 
 
-# The event log (a Redis stream): every message of the queue, in order, with its offset (the
-# entry's id). A process that lost Redis resumes reading it where it stopped; a recovering
-# socket gets what it missed from it (homeapp.recovery).
-EVENT_LOG = f"{_PREFIX}events"
+def queue_channel(channel):
+    """Pub/sub channel of one channel: only processes with a socket in it listen on it, and
+    every process listens on everyone's."""
+    return f"{_QUEUE}{{{channel}}}"
 
 
-def sent_mark(sender):
-    """The number of a process's last message appended to the event log, for the log's window:
-    another copy of one appended is not appended again."""
-    return f"{{{EVENT_LOG}}}:sent:{sender}"  # in the log's slot: one script touches both
+def channel_of_queue(name):
+    """The channel a pub/sub channel name (str or bytes) belongs to; raises ValueError."""
+    if isinstance(name, bytes):
+        name = name.decode()
+    if not (name.startswith(_QUEUE + "{") and name.endswith("}")):
+        raise ValueError(name)
+    return name[len(_QUEUE) + 1:-1]
 
 
-def sent_refused(sender):
-    """Set of the numbers of a process's messages the log refused, past their deadline."""
-    return f"{{{EVENT_LOG}}}:refused:{sender}"
+# Everyone's pub/sub channel: emits to everyone (presence announcements) and the queue's own
+# messages about one socket, which may be on any process.
+QUEUE = queue_channel(EVERYONE)
+
+
+def sent_mark(channel, sender):
+    """The number of a process's last message appended to one channel's history, for the window:
+    another copy of one appended (a retry) is not appended again. In the channel's slot."""
+    return f"{history(channel)}:sent:{sender}"
+
+
+def sent_refused(channel, sender):
+    """Set of the numbers of a process's messages one channel's history refused, past their
+    deadline (their event was answered UNAVAILABLE). In the channel's slot."""
+    return f"{history(channel)}:refused:{sender}"
 
 
 def recovery_session(digest):

@@ -1,4 +1,5 @@
 """Group chats: create, add a member, kick a member, delete. Each notification reaches only its addressee."""
+from homeapp import engine
 from homeapp.events import names
 from homeapp.events.dispatch import handles
 from homeapp.schemas import groups as schemas
@@ -74,6 +75,7 @@ def kick_user_from_group(hub, conn, payload):
              to=_channels(recipients))
     for sid in kicked_sids:
         hub.server.leave_room(sid, room_channel(room_id))
+    engine.cut(hub, kicked, room_channel(room_id))  # a session of theirs that dropped, too
 
 
 @handles(names.DELETE_USER_ROOM, schema=schemas.delete_room_schema)
@@ -85,3 +87,4 @@ def delete_user_room(hub, conn, payload):
                  lambda n: dict(n, roomID=room_id))
     hub.emit(names.DELETE_ROOM_CHANGE, {"roomID": room_id}, to=_channels(recipients))
     hub.server.close_room(room_channel(room_id))
+    engine.cut(hub, None, room_channel(room_id))  # everyone's sessions that dropped, too

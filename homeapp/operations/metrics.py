@@ -134,12 +134,18 @@ REDIS_ERRORS = Counter(
 QUEUE_DROPPED = Counter(
     "homeapp_queue_dropped_total",
     "Emits to other processes that could not be kept for them: waiting for Redis longer than the "
-    "event log's window, or past the queue's backlog bound.")
+    "histories' window, or past the queue's backlog bound.")
 RECOVERIES = Counter(
     "homeapp_recoveries_total",
-    "Reconnects that presented a recovery session, by outcome: recovered, or fresh (a new "
-    "session: unknown or expired, another identity, offset not held, Redis unreachable).",
+    "Reconnects that presented a recovery session, by outcome: recovered, fresh (a new "
+    "session: unknown or expired, another identity, offset not held, Redis unreachable), or "
+    "budget (a new session: restores under way or entries to read past their bounds).",
     ["outcome"])
+RECOVERY_READ_ENTRIES = Counter(
+    "homeapp_recovery_read_entries_total",
+    "History entries read by restores (each channel of a recovering socket, after its position).")
+RECOVERY_READ_BYTES = Counter(
+    "homeapp_recovery_read_bytes_total", "Bytes of history entries read by restores.")
 REDIS_OUTAGE = Gauge(
     "homeapp_redis_outage", "1 while this process considers Redis unreachable, else 0.")
 CONNECTED_SOCKETS = Gauge(

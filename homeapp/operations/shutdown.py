@@ -103,6 +103,8 @@ def shutdown(hub, grace, http=None):
             _drop(hub.server.eio, eio_sid)
         if hub.keeper is not None:
             hub.keeper.stop()
+        if hub.recovery is not None:  # their sessions must be there before their clients are
+            hub.recovery.keep_all()
         for sid in sids:
             pool.spawn(_close, hub, sid)
         pool.join()

@@ -14,12 +14,19 @@ With HOMEAPP_RECOVERY_SECONDS above 0:
 - a user whose last socket dropped stays online for HOMEAPP_PRESENCE_GRACE seconds, so that a
   recovery announces nothing.
 """
+import json
 import logging
+from collections import deque
+from contextlib import contextmanager
 
+import redis
 from socketio import manager as socketio_manager
 
-from homeapp.recovery.channels import NAMESPACE, addressed, has_channel, skipped
-from homeapp.recovery.log import MemoryLog, RedisLog
+from homeapp.cluster.redis_keys import EVERYONE
+from homeapp.engine.history import Budget, MemoryHistory, NotHeld, OverBudget, RedisHistory, id_key
+from homeapp.engine.positions import Positions, locate, offset_of, parse_offset
+from homeapp.operations import metrics
+from homeapp.recovery.channels import NAMESPACE, addressed, logged, rooms_of, skipped
 from homeapp.recovery.sessions import MemorySessions, RedisSessions, Session, digest
 
 log = logging.getLogger(__name__)
@@ -29,44 +36,147 @@ DROPS = frozenset({"transport close", "transport error", "ping timeout"})
 # at least this long, whatever the recovery window: an emit between processes made while Redis
 # is unreachable is still delivered when it is back within it
 MIN_LOG_SECONDS = 60.0
+# how long a restore waits for its turn when HOMEAPP_RECOVERY_CONCURRENCY are under way, and
+# how many may wait per turn: a deploy's storm is served in turn, a larger one turned away at once
+SLOT_WAIT_SECONDS = 30.0
+WAITING_PER_SLOT = 64
+# the most bytes of history one restore reads
+MAX_RESTORE_BYTES = 2 * 1024 * 1024
+# beyond a ping interval and timeout (a dead connection is noticed within them): how long before
+# a drop a copy must have been written to be taken as received
+DELIVERY_MARGIN_SECONDS = 10.0
+# errors of Redis that say it cannot be reached, rather than that it refused one request
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 def log_seconds(config):
-    """How long the event log keeps an entry."""
+    """How long the channels' histories keep an entry."""
     return max(config["RECOVERY_SECONDS"], MIN_LOG_SECONDS)
 
 
-class Recovery:
-    """Sessions of dropped sockets, the event log, and what sockets are being restored."""
+class Refused(Exception):
+    """A reconnect cannot recover; its `outcome` is counted (fresh, or budget)."""
 
-    def __init__(self, hub, events, sessions, grace):
+    def __init__(self, outcome="fresh", why=""):
+        super().__init__(outcome, why)
+        self.outcome = outcome
+        self.why = why
+
+
+class Replay:
+    """What a recovering socket is sent: its channels' entries after its positions, merged by
+    time and each sender's order, each emit once, without what it skipped or what came after a cut of its user."""
+
+    def __init__(self, session, positions):
+        self.session = session
+        self.positions = positions
+        self.read_to = dict(positions)  # channel -> id of the last entry read
+        self.cut = set()               # channels its user was taken out of meanwhile
+        self.entries = []              # (channel, id, origin, message), not yet sent
+        self.seen = set()              # (sender, number) of the emits sent or to be sent
+
+    def add(self, found):
+        """Take in history.read()'s {channel: [(id, text)]}."""
+        new = []
+        user = self.session.user_id
+        for channel, entries in found.items():
+            for entry_id, text in entries:
+                self.read_to[channel] = entry_id
+                if channel in self.cut:
+                    continue
+                try:
+                    sender, number, body = text.split(" ", 2)
+                    message = json.loads(body)
+                    origin = (sender, int(number))
+                except ValueError:
+                    continue
+                if not isinstance(message, dict):
+                    continue
+                if message.get("method") == "cut":
+                    if message.get("user") in (None, user):
+                        self.cut.add(channel)
+                    continue
+                if not logged(message) or self.session.sid in skipped(message):
+                    continue
+                room = message.get("room")
+                if channel == EVERYONE and room is not None \
+                        and self.session.sid not in rooms_of(room):
+                    continue  # to another process's socket, by everyone's channel
+                # ids of different channels only compare by their time; one sender's emits
+                # by its numbers
+                new.append(((id_key(entry_id)[0], *origin), channel, entry_id, origin, message))
+        new.sort(key=lambda entry: entry[0])
+        for _, channel, entry_id, origin, message in new:
+            if origin not in self.seen:
+                self.seen.add(origin)
+                self.entries.append((channel, entry_id, origin, message))
+
+    def fresh_copy(self, channel, entry_id, origin):
+        """Whether a copy delivered live while restoring was not read here already."""
+        if origin in self.seen or channel in self.cut:
+            return False
+        read = self.read_to.get(channel)
+        return read is None or id_key(entry_id) > id_key(read)
+
+
+class Recovery:
+    """Sessions of dropped sockets, the channels' histories, and what sockets are being restored."""
+
+    def __init__(self, hub, history, sessions, grace, concurrency=32, max_entries=5000):
         self._hub = hub
-        self.events = events        # MemoryLog or RedisLog
+        self.history = history      # MemoryHistory or RedisHistory
         self.sessions = sessions    # MemorySessions or RedisSessions
+        self.positions = None       # homeapp.engine.positions.Positions, set by build_recovery
         self.grace = grace
-        self.restoring = {}         # sid -> [(offset, message)] sent live while it is restored
+        self.concurrency = concurrency
+        self.max_entries = max_entries
+        self.under_way = 0          # restores running now
+        self._waiting = deque()     # Events of the restores waiting for a turn, first come first
+        self.restoring = {}         # sid -> [(channel, id, origin, message)] sent live meanwhile
+        # sid -> {channel: id key}: what a restore read; the listener may hear it after (it lags
+        # behind Redis), and the socket must not get it twice
+        self.settling = {}
         self.unanchored = set()     # sids given events without an offset (Redis was down)
         self.in_grace = {}          # sid -> user id: dropped, still counted online for the grace
         self.live = {}              # digest of a connected socket's pid -> its sid
         self._superseded = set()    # sids ended because their client reconnected meanwhile
+        self._kept_early = None     # at shutdown: sids whose sessions were kept before closing
 
     # --- delivery ------------------------------------------------------------------------
 
-    def deliver(self, manager, message, offset):
-        """Send a logged emit to this process's sockets, with its offset as the last argument.
-
-        A socket being restored gets it later, in order after what it missed."""
+    def deliver(self, manager, message, channel, entry_id, origin):
+        """Send a copy of a logged emit to this process's sockets, with its offset as the last
+        argument. A socket being restored gets it later, in order after what it missed."""
+        if self._kept_early is not None:
+            return  # shutting down: its sockets get it where they recover, from their sessions
+        self.positions.delivered(channel, entry_id)
         room = message.get("room")
         skip = message.get("skip_sid")
-        if self.restoring:
+        if self.restoring or self.settling:
             skip = skipped(message)
             for sid, held in self.restoring.items():
                 if sid not in skip and addressed(manager, room, sid):
-                    held.append((offset, message))
+                    held.append((channel, entry_id, origin, message))
                     skip.append(sid)
-        args = (*(message.get("data") or ()), offset)
+            if self.settling:
+                self._settle(channel, id_key(entry_id), skip)
+        args = (*(message.get("data") or ()), offset_of(entry_id, channel))
         socketio_manager.Manager.emit(manager, message["event"], args, NAMESPACE, room=room,
                                       skip_sid=skip)
+
+    def _settle(self, channel, key, skip):
+        """Skip the recovered sockets that were sent this entry by their restore; forget a
+        socket's mark in a channel once the listener is past it."""
+        for sid, read in list(self.settling.items()):
+            upto = read.get(channel)
+            if upto is None:
+                continue
+            if key <= upto:
+                skip.append(sid)
+                continue
+            del read[channel]
+            if not read:
+                del self.settling[sid]
 
     def deliver_unlogged(self, manager, message):
         """Send a logged emit that has no offset yet (Redis is unreachable): its recipients can
@@ -78,6 +188,11 @@ class Recovery:
                 self.unanchored.add(sid)
         socketio_manager.Manager.emit(manager, message["event"], tuple(message.get("data") or ()),
                                       NAMESPACE, room=room, skip_sid=skip)
+
+    def cut(self, user_id, channel):
+        """A user was taken out of a channel by the server: a session of theirs recovers
+        without it, and with nothing sent to it after (docs/recovery.md)."""
+        self._hub.server.manager.publish_cut(user_id, channel)
 
     # --- a socket drops --------------------------------------------------------------------
 
@@ -98,18 +213,41 @@ class Recovery:
         this process is shutting down: a deploy). Returns whether it was kept."""
         unanchored = conn.sid in self.unanchored
         self.unanchored.discard(conn.sid)
+        self.settling.pop(conn.sid, None)
         if conn.pid is not None:
             self.live.pop(digest(conn.pid), None)
         if conn.pid is None or unanchored or not may_return:
             return False
-        rooms = [room for room in self._hub.server.rooms(conn.sid) if has_channel(room)]
-        session = Session(conn.sid, conn.user_id, conn.username, conn.live, rooms, conn.since)
+        if self._kept_early is not None and conn.sid in self._kept_early:
+            return True
         try:
-            self.sessions.save(conn.pid, session)
+            self.sessions.save_all([(conn.pid, self._session(conn))])
         except Exception as exc:  # Redis is unreachable: the socket will get a fresh session
             self._hub.health.lost(exc)
             return False
         return True
+
+    def _session(self, conn):
+        rooms = set(self._hub.server.rooms(conn.sid))
+        channels = {channel: kept for channel, kept in self.positions.snapshot(conn.sid).items()
+                    if channel == EVERYONE or channel in rooms}
+        return Session(conn.sid, conn.user_id, conn.username, conn.live, channels, conn.since)
+
+    def keep_all(self):
+        """At shutdown, before the sockets are told to go: keep every session now (each is kept
+        again as its socket closes), so that a client reconnecting to another process at once
+        does not get there before its session. From then on nothing more is sent to them: what
+        comes is theirs where they recover."""
+        kept = [(conn.pid, self._session(conn)) for conn in map(self._hub.connections.get,
+                                                                  self._hub.connections.sids())
+                if conn is not None and conn.pid is not None and conn.sid not in self.unanchored]
+        # nothing more is sent to them from here on, while Redis takes their sessions either
+        self._kept_early = {session.sid for _, session in kept}
+        try:
+            self.sessions.save_all(kept)
+        except Exception as exc:  # each is kept as it closes, if it can be
+            self._hub.health.lost(exc)
+            self._kept_early = set()
 
     def hold_presence(self, user_id, sid):
         """Keep a dropped live socket online for the grace; take it out after, unless it came back."""
@@ -124,36 +262,98 @@ class Recovery:
 
     # --- a socket comes back ---------------------------------------------------------------
 
-    def position(self):
-        """Where the log is for a socket connecting now: every event it will be sent has a
-        later offset. None when that is not known."""
-        return self.events.position()
+    @contextmanager
+    def slot(self):
+        """A turn to restore, waited for at most SLOT_WAIT_SECONDS behind at most
+        WAITING_PER_SLOT others per turn; yields whether it came. Bounds the memory, the Redis
+        reads and the connections that a storm of reconnects takes at once."""
+        if self.under_way >= self.concurrency:
+            if len(self._waiting) >= self.concurrency * WAITING_PER_SLOT:
+                yield False
+                return
+            turn = self._hub.server.eio.create_event()
+            self._waiting.append(turn)
+            turn.wait(SLOT_WAIT_SECONDS)
+            if not turn.is_set():  # gave up: its turn goes to the next
+                self._waiting.remove(turn)
+                yield False
+                return
+        else:
+            self.under_way += 1
+        try:
+            yield True
+        finally:
+            if self._waiting:  # handed on: still under way
+                self._waiting.popleft().set()
+            else:
+                self.under_way -= 1
 
     def claim(self, pid, offset, identity, open_mode):
-        """(session, missed entries, the offset they follow) for a reconnect presenting `pid`
-        and `offset`, or None when it cannot recover (then it gets a fresh session). A client
-        that was sent no event has no offset: the session's position at its connect stands for
-        it. Never raises."""
+        """A Replay of what a reconnect presenting `pid` and `offset` missed, its session
+        consumed; raises Refused when it cannot recover (then it gets a fresh session). The
+        identity is checked before the session is consumed: a wrong one leaves it to its owner.
+        The offset is checked before anything touches Redis."""
         if not isinstance(pid, str) or len(pid) > 128:
-            return None
+            raise Refused(why="malformed pid")
+        if offset is not None and parse_offset(offset) is None:
+            raise Refused(why="malformed offset")
         try:
-            session = self.sessions.claim(pid)
+            session = self.sessions.find(pid)
             if session is None and self._supersede(pid, identity, open_mode):
-                session = self.sessions.claim(pid)
+                session = self.sessions.find(pid)
             if session is None:
-                return None
+                raise Refused(why="no session")
             if not _same_user(identity, session.user_id, open_mode):
                 log.info("refused a recovery: another identity presented a session's private id")
-                return None
-            if offset is None:
-                offset = session.since
-            missed = self.events.after(offset)
-        except Exception as exc:  # Redis is unreachable
+                raise Refused(why="another identity")
+            positions = locate(session.channels, session.anchor, offset)
+            if positions is None:
+                raise Refused(why="offset not among what it was sent")
+            if not self.sessions.consume(session):
+                raise Refused(why="claimed by another reconnect")
+            replay = Replay(session, positions)
+            self.read(replay, Budget(self.max_entries, MAX_RESTORE_BYTES), check=True)
+            return replay
+        except NotHeld:
+            raise Refused(why="history trimmed past its position")
+        except (ValueError, TypeError):
+            raise Refused(why="a session this server did not write")
+        except UNREACHABLE as exc:
             self._hub.health.lost(exc)
-            return None
-        if missed is None:
-            return None
-        return session, missed, offset
+            raise Refused(why="Redis unreachable")
+        except redis.RedisError as exc:  # refused for this request only: not an outage
+            log.warning("a recovery failed: Redis refused a read (%s)", exc)
+            raise Refused(why="Redis refused a read")
+
+    def read(self, replay, budget, check=False):
+        """Read each of a replay's channels after what it read. Raises OverBudget as Refused,
+        and what history.read() raises."""
+        channels = {c: p for c, p in replay.read_to.items() if c not in replay.cut}
+        try:
+            found = self.history.read(channels, budget, check=check)
+        except OverBudget:
+            raise Refused("budget", "more to read than a restore may")
+        finally:
+            metrics.RECOVERY_READ_ENTRIES.inc(budget.entries)
+            metrics.RECOVERY_READ_BYTES.inc(budget.bytes)
+            budget.entries = budget.bytes = 0
+        replay.add(found)
+
+    def catch_up(self, replay, budget):
+        """Read what was sent to a replay's channels while it rejoined them. Returns False when
+        that cannot be read."""
+        try:
+            self.read(replay, budget)
+            return True
+        except Refused:
+            return False
+        except (ValueError, TypeError):
+            return False
+        except UNREACHABLE as exc:
+            self._hub.health.lost(exc)
+            return False
+        except redis.RedisError:
+            return False
 
     def _supersede(self, pid, identity, open_mode):
         """A client reconnecting with the pid of a socket still open here has lost that
@@ -169,15 +369,6 @@ class Recovery:
         self._hub.server.disconnect(conn.sid)
         return True
 
-    def catch_up(self, offset):
-        """What was logged after `offset`, for a socket that has joined its channels again.
-        Returns None when that cannot be read."""
-        try:
-            return self.events.after(offset)
-        except Exception as exc:
-            self._hub.health.lost(exc)
-            return None
-
 
 def _same_user(identity, user_id, open_mode):
     """Whether a reconnect's proven identity is that of `user_id`'s socket. Without one (open
@@ -190,12 +381,18 @@ def build_recovery(hub, config, redis_client):
     seconds = config["RECOVERY_SECONDS"]
     if seconds <= 0:
         return None
+    manager = hub.server.manager
     if redis_client is not None:
-        # every event a socket of this process is sent comes through its queue's listener, in
-        # the log's order: what it handled last is where a socket connecting now starts
-        events = RedisLog(redis_client, hub.server.manager.log_position)
+        history = RedisHistory(redis_client)
         sessions = RedisSessions(redis_client, seconds)
+        base = manager.last_id
     else:
-        events = MemoryLog(log_seconds(config), config["EVENT_LOG_MAX_ENTRIES"])
+        history = MemoryHistory(log_seconds(config), config["HISTORY_SIZE"])
         sessions = MemorySessions(seconds)
-    return Recovery(hub, events, sessions, config["PRESENCE_GRACE"])
+        manager.history = history
+        base = manager.last_id
+    recovery = Recovery(hub, history, sessions, config["PRESENCE_GRACE"],
+                        config["RECOVERY_CONCURRENCY"], config["RECOVERY_MAX_ENTRIES"])
+    keep = config["PING_INTERVAL"] + config["PING_TIMEOUT"] + DELIVERY_MARGIN_SECONDS
+    recovery.positions = Positions(base, keep, config["HISTORY_SIZE"])
+    return recovery

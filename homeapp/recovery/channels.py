@@ -22,7 +22,7 @@ def rooms_of(room):
 
 
 def logged(message):
-    """Whether an emit goes into the event log: one to a channel or to everyone on the app's
+    """Whether an emit is recoverable (and carries an offset): one to a channel or to everyone on the app's
     namespace, without an acknowledgement asked of its recipients."""
     if message.get("method", "emit") != "emit" or message.get("callback"):
         return False

@@ -13,10 +13,13 @@ import logging
 from socketio import exceptions, packet
 from bidict import ValueDuplicationError
 
+from homeapp.cluster.redis_keys import EVERYONE
+from homeapp.engine.history import Budget, id_key
+from homeapp.engine.positions import offset_of
 from homeapp.events import lifecycle
 from homeapp.operations import metrics
-from homeapp.recovery.channels import NAMESPACE, event_packet, for_session
-from homeapp.recovery.log import offset_key
+from homeapp.recovery import MAX_RESTORE_BYTES, Refused
+from homeapp.recovery.channels import NAMESPACE, event_packet
 from homeapp.recovery.sessions import new_pid
 
 log = logging.getLogger(__name__)
@@ -53,22 +56,58 @@ def _identity(hub, environ, auth):
 
 def connect(server, hub, eio_sid, data):
     """Handle the namespace CONNECT of Engine.IO session `eio_sid` with payload `data`: recover
-    its session when it can, else connect it afresh; or refuse it as the connect handler says."""
+    its session when it can, else connect it afresh; or refuse it as the connect handler says.
+    A recovery runs in one of HOMEAPP_RECOVERY_CONCURRENCY slots, or not at all."""
     auth, pid, offset = _split(data)
-    presented = pid is not None
+    if pid is None or hub.draining:  # a draining process refuses it: leave it to another
+        outcome = _connect(server, hub, eio_sid, auth, None, pid)
+        if outcome is not None:
+            metrics.RECOVERIES.labels(outcome).inc()
+        return
+    with hub.recovery.slot() as turn:
+        replay = None
+        if not turn:
+            outcome = "budget"
+            log.debug("a reconnect gets a fresh session: no turn to restore in time")
+        else:
+            try:
+                replay = hub.recovery.claim(pid, offset, _identity(hub, server.environ[eio_sid], auth),
+                                            hub.config["AUTH_MODE"] == "open")
+                outcome = "recovered"
+            except Refused as refused:
+                outcome = refused.outcome
+                log.debug("a reconnect gets a fresh session: %s", refused.why)
+        outcome = _connect(server, hub, eio_sid, auth, replay, pid, offset, outcome)
+    if outcome is not None:
+        metrics.RECOVERIES.labels(outcome).inc()
+
+
+def _connect(server, hub, eio_sid, auth, replay, pid, offset=None, outcome="fresh"):
+    """Connect afresh, or restore `replay` under the `pid` presented. Returns the outcome to
+    count, None when none was presented or the CONNECT was refused."""
     environ = server.environ[eio_sid]
-    claimed = None
-    if pid is not None and not hub.draining:  # a draining process refuses it: leave it to another
-        claimed = hub.recovery.claim(pid, offset, _identity(hub, environ, auth),
-                                     hub.config["AUTH_MODE"] == "open")
-    session, missed, offset = claimed or (None, None, None)
+    session = replay.session if replay is not None else None
+    if session is None:
+        return _connect_as(server, hub, eio_sid, environ, auth, None, pid, offset, outcome)
+    # what is sent to its channels from the moment it is back in any of them waits (Recovery.deliver)
+    hub.recovery.restoring[session.sid] = []
+    try:
+        return _connect_as(server, hub, eio_sid, environ, auth, replay, pid, offset, outcome)
+    finally:
+        hub.recovery.restoring.pop(session.sid, None)
+
+
+def _connect_as(server, hub, eio_sid, environ, auth, replay, pid, offset, outcome):
+    presented = pid is not None
+    session = replay.session if replay is not None else None
     sid = _pre_connect(server.manager, eio_sid, session.sid if session else None)
     if sid is None:
         server._send_packet(eio_sid, server.packet_class(
             packet.CONNECT_ERROR, data="Unable to connect", namespace=NAMESPACE))
-        return
+        return None
     if session is not None and sid != session.sid:  # its id is taken here: start afresh
-        session = None
+        hub.recovery.restoring.pop(session.sid, None)
+        session, outcome = None, "fresh"
     fail_reason = None
     try:
         if server._trigger_event("connect", NAMESPACE, sid, environ, auth) is False:
@@ -83,22 +122,20 @@ def connect(server, hub, eio_sid, data):
             packet.CONNECT_ERROR, data=fail_reason or exceptions.ConnectionRefusedError().error_args,
             namespace=NAMESPACE))
         server.manager.disconnect(sid, NAMESPACE, ignore_queue=True)
-        return
+        return None
     if session is None:
         pid = new_pid()
-        conn.since = hub.recovery.position()
-    elif _restore(server, hub, conn, session, missed, offset, eio_sid):
-        conn.since = offset  # what came after it has been sent: a client without an offset had it all
-    else:
-        server.disconnect(sid)  # the log became unreadable midway: it reconnects afresh
-        return
-    if presented:
-        metrics.RECOVERIES.labels("recovered" if session is not None else "fresh").inc()
+    elif not _restore(server, hub, conn, replay, eio_sid, offset):
+        server.disconnect(sid)  # the histories became unreadable midway: it reconnects afresh
+        return "fresh"
     conn.pid = pid
     hub.recovery.connected(conn)
     server._send_packet(eio_sid, server.packet_class(
         packet.CONNECT, {"sid": sid, "pid": pid}, namespace=NAMESPACE))
     server.manager.connect(sid, NAMESPACE)
+    if not presented:
+        return None
+    return "recovered" if session is not None else outcome if outcome != "recovered" else "fresh"
 
 
 def _pre_connect(manager, eio_sid, sid):
@@ -115,37 +152,47 @@ def _pre_connect(manager, eio_sid, sid):
     return sid
 
 
-def _restore(server, hub, conn, session, missed, offset, eio_sid):
+def _restore(server, hub, conn, replay, eio_sid, offset):
     """Give a recovered socket its state, channels and missed events, in order. What is sent to
     its channels meanwhile is held (Recovery.deliver) and sent after, without duplicates.
-    Returns False when the log could not be read again."""
+    Returns False when the histories could not be read again."""
     recovery = hub.recovery
-    held = recovery.restoring[conn.sid] = []
+    session = replay.session
+    held = recovery.restoring[conn.sid]
     try:
         lifecycle.reinstate(hub, conn, session)
-        # the log read next must reach up to where pub/sub takes over
-        hub.enter_channels(conn.sid, session.rooms)
-        last = missed[-1][0] if missed else offset
-        tail = recovery.catch_up(last)  # logged while it rejoined
-        if tail is None:
+        rooms = [room for room in session.rooms if room not in replay.cut]
+        # the histories read next must reach up to where pub/sub takes over
+        hub.enter_channels(conn.sid, rooms)
+        if not recovery.catch_up(replay, Budget(recovery.max_entries, MAX_RESTORE_BYTES)):
             return False
-        sent = offset_key(offset)
-        for entry_offset, message in [*for_session(session, missed), *for_session(session, tail)]:
-            sent = _send_after(server, eio_sid, sent, entry_offset, message)
-        held_sent = 0
-        while held_sent < len(held):  # it may grow while a packet is written
-            sent = _send_after(server, eio_sid, sent, *held[held_sent])
-            held_sent += 1
+        for room in replay.cut.intersection(rooms):  # cut while it rejoined
+            server.leave_room(conn.sid, room)
+        sent = []
+        for channel, entry_id, _, message in replay.entries:
+            sent.append((channel, entry_id))
+            server._send_packet(eio_sid, event_packet(server, message, offset_of(entry_id, channel)))
+        done = 0
+        while done < len(held):  # it may grow while a packet is written
+            channel, entry_id, origin, message = held[done]
+            done += 1
+            if replay.fresh_copy(channel, entry_id, origin):
+                replay.seen.add(origin)
+                sent.append((channel, entry_id))
+                server._send_packet(eio_sid, event_packet(server, message,
+                                                          offset_of(entry_id, channel)))
+        # what was read may still come through the listener, which lags behind Redis
+        recovery.settling[conn.sid] = {c: id_key(i) for c, i in replay.read_to.items()
+                                       if c not in replay.cut}
+        # a later drop finds its client's positions among what it was sent here, or at the
+        # offset it presented
+        conn.since = offset
+        recovery.positions.restored(conn.sid, {c: replay.positions[c] for c in (EVERYONE, *rooms)
+                                               if c in replay.positions and c not in replay.cut},
+                                    sent)
         log.info("socket %s of user %s recovered", conn.sid, conn.user_id)
+        log.debug("socket %s restored from %s at %s: %d events", conn.sid, offset, replay.positions,
+                  len(sent))
         return True
     finally:
-        del recovery.restoring[conn.sid]
-
-
-def _send_after(server, eio_sid, sent, offset, message):
-    """Send a logged event unless its offset is not past `sent`; returns the new `sent`."""
-    key = offset_key(offset)
-    if key <= sent:
-        return sent
-    server._send_packet(eio_sid, event_packet(server, message, offset))
-    return key
+        recovery.restoring.pop(conn.sid, None)

@@ -1,14 +1,55 @@
 """The client manager of a deployment without Redis, with recovery on."""
+import itertools
+
 from socketio import manager as socketio_manager
 
-from homeapp.recovery.channels import to_channel
+from homeapp.engine.copies import channels_of, copy_for
+from homeapp.cluster.redis_keys import EVERYONE
+from homeapp.recovery.channels import NAMESPACE, has_channel, to_channel
+from homeapp.transport import jsoncodec
+
+# stands for the sender in the entries of this process's histories, which only it reads
+_SENDER = "local"
+
+
+def _channel_of_room(namespace, room):
+    if namespace != NAMESPACE:
+        return None
+    if room is None:
+        return EVERYONE
+    return room if has_channel(room) else None
 
 
 class LoggingManager(socketio_manager.Manager):
-    """The client manager of a deployment without Redis, with recovery on: it logs every emit to a
-    channel in this process's memory and sends it with its offset."""
+    """The client manager of a deployment without Redis, with recovery on: it appends every emit
+    to a channel to the channel's history in this process's memory (homeapp.engine.history),
+    and sends each copy with its offset."""
 
     recovery = None  # set by create_app
+    history = None   # a MemoryHistory, set by homeapp.recovery.build_recovery
+
+    def __init__(self):
+        super().__init__()
+        self._numbers = itertools.count(1)
+
+    def last_id(self, channel):
+        """The id of a channel's newest entry: a socket joining it now gets what comes after."""
+        return self.history.newest([channel])[channel]
+
+    def basic_enter_room(self, sid, namespace, room, eio_sid=None):
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        channel = _channel_of_room(namespace, room)
+        if channel is not None and self.recovery is not None:
+            self.recovery.positions.joined(sid, channel)
+
+    def basic_leave_room(self, sid, namespace, room):
+        held = room in self.rooms.get(namespace, {})
+        super().basic_leave_room(sid, namespace, room)
+        channel = _channel_of_room(namespace, room)
+        if channel is not None and self.recovery is not None:
+            self.recovery.positions.left(sid, channel)
+            if held and room not in self.rooms.get(namespace, {}) and channel != EVERYONE:
+                self.recovery.positions.unused(channel)
 
     def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None,
              **kwargs):
@@ -19,4 +60,17 @@ class LoggingManager(socketio_manager.Manager):
         message = {"method": "emit", "event": event, "namespace": namespace, "room": room,
                    "skip_sid": skip_sid,
                    "data": list(data) if isinstance(data, tuple) else [] if data is None else [data]}
-        self.recovery.deliver(self, message, self.recovery.events.append(message))
+        origin = (_SENDER, next(self._numbers))
+        text = f"{_SENDER} {origin[1]} {jsoncodec.dumps(message)}"
+        if isinstance(room, str):  # one channel: the copy is the message
+            self.recovery.deliver(self, message, room, self.history.append(room, text), origin)
+            return
+        for channel in channels_of(room):
+            copy = copy_for(self, message, channel)
+            if copy is not None:
+                self.recovery.deliver(self, copy, channel, self.history.append(channel, text), origin)
+
+    def publish_cut(self, user_id, channel):
+        """Append to a channel's history that a user was taken out of it (homeapp.recovery)."""
+        message = {"method": "cut", "namespace": NAMESPACE, "room": channel, "user": user_id}
+        self.history.append(channel, f"{_SENDER} {next(self._numbers)} {jsoncodec.dumps(message)}")

@@ -4,7 +4,10 @@ The private id (`pid`) is a bearer secret: whoever presents it within the window
 identity, gets the socket back. It is never logged and never stored: a session is kept under the
 SHA-256 of its pid, so a lookup, timed or not, tells nothing about a pid, and the digest found is
 compared in constant time. A session is claimed once: the first reconnect that presents its pid
-takes it (read and deleted in one step), so two reconnects racing with one pid cannot both recover.
+takes it, and only after its identity was checked: a session is read, the reconnect's identity
+compared with its user's, and only then consumed, atomically (deleted only if it still holds what
+was read), so that a reconnect with the wrong identity leaves it to its owner, and two reconnects
+racing with one pid cannot both recover.
 """
 import hashlib
 import hmac
@@ -15,6 +18,7 @@ from collections import OrderedDict
 
 
 from homeapp.cluster import redis_keys
+from homeapp.cluster.redis_keys import EVERYONE
 
 PID_BYTES = 24  # 192 random bits, in 32 URL-safe characters
 
@@ -28,31 +32,43 @@ def digest(pid):
 
 
 class Session:
-    """What a dropped socket had: its id, who it was, whether it counted for presence, and the
-    channels (user:, room:) it had joined."""
+    """What a dropped socket had: its id, who it was, whether it counted for presence, and where
+    it was in each of its channels (homeapp.engine.positions: {channel: [base, start, tail]},
+    everyone's "*" among them), and the offset a recovery last left its client with."""
 
-    __slots__ = ("sid", "user_id", "username", "live", "rooms", "since", "key")
+    __slots__ = ("sid", "user_id", "username", "live", "channels", "anchor", "key", "text")
 
-    def __init__(self, sid, user_id, username, live, rooms, since=None, key=None):
+    def __init__(self, sid, user_id, username, live, channels, anchor=None, key=None):
         self.sid = sid
         self.user_id = user_id
         self.username = username
         self.live = live
-        self.rooms = list(rooms)
-        self.since = since  # the log's position when it connected
+        self.channels = channels
+        self.anchor = anchor
         self.key = key  # the digest of its pid
+        self.text = None  # as stored, for the compare-and-delete
+
+    @property
+    def rooms(self):
+        """The app's rooms it was in (its channels but everyone's)."""
+        return [channel for channel in self.channels if channel != EVERYONE]
 
     def dumps(self):
         return json.dumps({"sid": self.sid, "user": self.user_id, "name": self.username,
-                           "live": self.live, "rooms": self.rooms, "since": self.since,
-                           "key": self.key})
+                           "live": self.live, "channels": self.channels, "anchor": self.anchor,
+                           "key": self.key}, separators=(",", ":"))
 
     @classmethod
     def loads(cls, text):
         """Raises ValueError (or KeyError, TypeError) for a value this server did not write."""
         data = json.loads(text)
-        return cls(data["sid"], data["user"], data["name"], bool(data["live"]), data["rooms"],
-                   data.get("since"), data["key"])
+        channels = data["channels"]
+        if not isinstance(channels, dict):
+            raise TypeError("channels")
+        session = cls(data["sid"], data["user"], data["name"], bool(data["live"]), channels,
+                      data.get("anchor"), data["key"])
+        session.text = text
+        return session
 
 
 def _matches(session, key):
@@ -75,13 +91,32 @@ class MemorySessions:
         while len(self._kept) > self._capacity:
             self._kept.popitem(last=False)
 
-    def claim(self, pid):
-        """The session of `pid`, taken out of the store; None when unknown or expired."""
+    def save_all(self, sessions):
+        for pid, session in sessions:
+            self.save(pid, session)
+
+    def find(self, pid):
+        """The session of `pid`, left in the store; None when unknown or expired."""
         key = digest(pid)
-        deadline, session = self._kept.pop(key, (0, None))
+        deadline, session = self._kept.get(key, (0, None))
         if deadline < time.monotonic() or not _matches(session, key):
             return None
         return session
+
+    def consume(self, session):
+        """Take a found session out of the store; False when another reconnect took it first."""
+        kept = self._kept.get(session.key)
+        if kept is None or kept[1] is not session:
+            return False
+        del self._kept[session.key]
+        return True
+
+
+# Deletes a session only if it still holds what was read. KEYS: the session. ARGV: its value.
+_CONSUME = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 class RedisSessions:
@@ -90,14 +125,23 @@ class RedisSessions:
     def __init__(self, client, seconds):
         self._redis = client
         self._ms = max(1, int(seconds * 1000))
+        self._consume = client.register_script(_CONSUME)
 
     def save(self, pid, session):
-        session.key = digest(pid)
-        self._redis.set(redis_keys.recovery_session(session.key), session.dumps(), px=self._ms)
+        self.save_all([(pid, session)])
 
-    def claim(self, pid):
+    def save_all(self, sessions):
+        """[(pid, session)], in pipelined round trips."""
+        for start in range(0, len(sessions), 500):
+            pipe = self._redis.pipeline(transaction=False)
+            for pid, session in sessions[start:start + 500]:
+                session.key = digest(pid)
+                pipe.set(redis_keys.recovery_session(session.key), session.dumps(), px=self._ms)
+            pipe.execute()
+
+    def find(self, pid):
         key = digest(pid)
-        text = self._redis.getdel(redis_keys.recovery_session(key))
+        text = self._redis.get(redis_keys.recovery_session(key))
         if text is None:
             return None
         try:
@@ -105,3 +149,7 @@ class RedisSessions:
         except (ValueError, KeyError, TypeError):
             return None
         return session if _matches(session, key) else None
+
+    def consume(self, session):
+        return self._consume(keys=[redis_keys.recovery_session(session.key)],
+                             args=[session.text]) == 1

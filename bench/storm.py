@@ -1,0 +1,83 @@
+"""The reconnect storm of a deploy, with recovery on (docs/recovery.md, bench/recovery.md).
+
+Two server processes on a private redis-server, HOMEAPP_RECOVERY_SECONDS=120; `--sockets`
+sockets in private rooms of two, one member of each on either process; the members on the
+process that stays send `message` at `--rate` a second in all, for `--seconds`; then the other
+process is stopped (SIGTERM, as a deploy does) and every one of its sockets reconnects to the one
+that stays at once (bench/storm.js, socket.io-client 4.8). Reported: how many recovered, whether
+each got every message once and in order, the surviving process's peak RSS growth, a bystander's
+acknowledgement times during the storm, and whether a process declared Redis unreachable.
+
+    .venv/bin/python -m bench.storm --sockets 2000 --rate 500 --seconds 60
+    .venv/bin/python -m bench.storm --tree /tmp/old-tree     # the servers of another checkout
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.targets import BENCH, LOADGEN_CORE, TARGETS, PrivateRedis, RunningServer, stop, with_redis
+
+SERVER = with_redis(TARGETS["homeapp"])
+OUTAGE = "Redis is unreachable"
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sockets", type=int, default=2000, help="receivers and senders, 2 a room")
+    parser.add_argument("--rate", type=float, default=500.0, help="messages a second, in all")
+    parser.add_argument("--seconds", type=float, default=60.0, help="traffic before the storm")
+    parser.add_argument("--after", type=float, default=10.0, help="traffic after the reconnects")
+    parser.add_argument("--tree", type=Path, default=Path(__file__).resolve().parent.parent,
+                        help="the checkout whose app.py the servers run")
+    parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the servers")
+    parser.add_argument("--base", type=int, default=700_000_000, help="first user id")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault("HOMEAPP_RECOVERY_SECONDS", "120")
+    for pair in args.env:
+        name, _, value = pair.partition("=")
+        os.environ[name] = value
+    logs = Path(tempfile.mkdtemp(prefix="homeapp-storm-"))
+    with PrivateRedis(logs / "redis.log") as redis:
+        with RunningServer(SERVER, logs / "a.log", redis.url, cwd=args.tree) as a, \
+                RunningServer(SERVER, logs / "b.log", redis.url, cwd=args.tree) as b:
+            config = {"url_a": a.url, "url_b": b.url, "pid_b": b.pid, "rooms": args.sockets // 2,
+                      "rate": args.rate, "after": args.after, "storm_timeout": 60,
+                      "base": args.base}
+            driver = subprocess.Popen(
+                ["taskset", "-c", LOADGEN_CORE, "node", str(BENCH / "storm.js"), json.dumps(config)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=BENCH)
+            result, measured = {}, {}
+            for line in driver.stdout:
+                message = json.loads(line)
+                print(json.dumps(message), flush=True)
+                if message["type"] == "ready":
+                    time.sleep(args.seconds)
+                    stopped = time.monotonic()
+                    stop(a.process, timeout=30)
+                    print(json.dumps({"type": "stopped", "seconds": time.monotonic() - stopped}),
+                          flush=True)
+                    driver.stdin.write("stop\n")
+                    driver.stdin.flush()
+                elif message["type"] in ("done", "error"):
+                    result = message
+                    # what the clients' closing at the end causes is not the storm's
+                    measured = {name: (logs / name).read_text(errors="replace")
+                                for name in ("a.log", "b.log")}
+            driver.wait()
+    result["redis_down_declared"] = [name for name, text in measured.items() if OUTAGE in text]
+    result["logs"] = str(logs)
+    print(json.dumps(result), flush=True)
+    return 0 if result.get("type") == "done" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""Each channel's history: what was sent to it, for the recovery window (docs/recovery.md).
+
+A channel (redis_keys: user:{id}, room:{id}, or everyone, "*") keeps its own history, bounded by
+a window of time and a number of entries. An entry's id is `<milliseconds>-<sequence>`, as Redis
+streams number theirs, and only grows within its channel; ids of different channels are not
+comparable. An entry's text is the message queue's `<sender> <number> <json>`.
+
+With Redis a channel's history is the stream redis_keys.history(channel), which the message
+queue's append script writes (and publishes on the channel's pub/sub channel, with its id);
+without it, MemoryHistory below, in this process. Both answer read() the same way: the entries
+after a position in each channel asked for, or NotHeld when a channel lost entries after it.
+"""
+import re
+import time
+from collections import deque
+
+from homeapp.cluster import redis_keys
+
+# an id's two numbers are 64-bit in Redis: anything larger is refused, and must never reach it
+MAX_PART = 2 ** 64 - 1
+_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
+START = "0-0"
+# entries read per round trip
+PAGE = 500
+
+
+class NotHeld(Exception):
+    """A channel's history no longer holds a position: it was trimmed past it."""
+
+
+class OverBudget(Exception):
+    """A read would take more entries or bytes than it may."""
+
+
+def id_key(entry_id):
+    """An id as a comparable pair; raises ValueError for what is not one Redis could hold."""
+    match = _ID.fullmatch(entry_id) if isinstance(entry_id, str) else None
+    if match is None:
+        raise ValueError(f"not an entry id: {entry_id!r}")
+    key = int(match[1]), int(match[2])
+    if key[0] > MAX_PART or key[1] > MAX_PART:
+        raise ValueError("an entry id out of range")
+    return key
+
+
+def later(a, b):
+    """The later of two ids, None standing for nothing known."""
+    if a is None or b is None:
+        return a or b
+    return a if id_key(a) >= id_key(b) else b
+
+
+class Budget:
+    """What one read may take: entries and bytes. Counts what was read."""
+
+    def __init__(self, entries, max_bytes):
+        self.entries_left = entries
+        self.bytes_left = max_bytes
+        self.entries = self.bytes = 0
+
+    def take(self, count, size):
+        self.entries += count
+        self.bytes += size
+        self.entries_left -= count
+        self.bytes_left -= size
+        if self.entries_left < 0 or self.bytes_left < 0:
+            raise OverBudget()
+
+
+# Appends one message to the histories of its channels and publishes it on each channel's pub/sub
+# channel, prefixed with the id it got there. Each entry names the one before it (`p`): a reader
+# that finds the entry after its position naming that position knows nothing between was trimmed
+# (XTRIM leaves no trace of what it removed).
+# Acknowledged means durable (homeapp.cluster.durability): a message carries its event's deadline,
+# past which a channel refuses it, and every later copy of it too (its event was answered
+# UNAVAILABLE: it must never be delivered, even by a copy written before Redis stalled and run
+# when it resumed); a copy of one already appended (a retry) is not appended again.
+# KEYS: for each channel, three keys in its slot: its stream, its sender's mark (the number of the
+# sender's last message appended there), the numbers of the sender's messages it refused.
+# ARGV: window (ms), largest length, expiry (ms), PUBLISH or SPUBLISH, message ("<sender> <number>
+# <json>"), deadline (ms since the epoch, 0: none), then each channel's pub/sub channel.
+# Returns 0; nil when a channel refused the message.
+_APPEND = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local horizon = now_ms - tonumber(ARGV[1])
+local number = tonumber(string.match(ARGV[5], '^%S+ (%d+) '))
+local deadline = tonumber(ARGV[6])
+local refused = false
+for i = 1, #KEYS / 3 do
+  local key, mark, refusals = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local appended = redis.call('GET', mark)
+  if appended and number <= tonumber(appended) then
+    if redis.call('SISMEMBER', refusals, number) == 1 then refused = true end
+  elseif deadline > 0 and now_ms > deadline then
+    redis.call('SADD', refusals, number)
+    redis.call('PEXPIRE', refusals, ARGV[1])
+    refused = true
+  else
+    local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+    local previous = '0-0'
+    if last[1] then previous = last[1][1] end
+    local id = redis.call('XADD', key, 'MINID', '~', horizon, '*', 'p', previous, 'm', ARGV[5])
+    redis.call('XTRIM', key, 'MAXLEN', '~', ARGV[2])
+    redis.call('PEXPIRE', key, ARGV[3])
+    redis.call('SET', mark, number, 'PX', ARGV[3])
+    redis.call(ARGV[4], ARGV[6 + i], id .. ' ' .. ARGV[5])
+  end
+end
+if refused then return false end
+return 0
+"""
+
+
+class Appender:
+    """Appends messages to their channels' histories and publishes them.
+    `one_slot`: one script call per channel (a Redis Cluster: a script's keys share a slot)."""
+
+    def __init__(self, client, window_seconds, size, one_slot=False):
+        self._script = client.register_script(_APPEND)
+        self._window_ms = int(window_seconds * 1000)
+        # an idle channel's stream goes a window after its last entry; twice, so that a session
+        # kept at the end of a window still finds what came just before it
+        self._expire_ms = 2 * self._window_ms
+        self._size = size
+        self._one_slot = one_slot
+
+    def append(self, pipe, text, channels, command, deadline=0):
+        """Append `text` ("<sender> <number> <json>") to `channels` and publish it with `command`
+        (PUBLISH or SPUBLISH), refused past `deadline` (ms since the epoch; 0: never), on `pipe`: a
+        pipeline or a client. Returns a list with one element per script call: on a pipeline
+        the pipeline (the results come from its execute()), on a client the script's result."""
+        sender = text[:text.index(" ")]
+        groups = [[c] for c in channels] if self._one_slot else [channels]
+        return [self._script(keys=[key for c in group for key in (redis_keys.history(c),
+                                                                   redis_keys.sent_mark(c, sender),
+                                                                   redis_keys.sent_refused(c, sender))],
+                             args=[self._window_ms, self._size, self._expire_ms, command, text,
+                                   deadline, *(redis_keys.queue_channel(c) for c in group)],
+                             client=pipe)
+                for group in groups]
+
+
+def newest(client, channels):
+    """{channel: id of its newest entry, START when it has none}, in one round trip. Raises
+    RedisError."""
+    pipe = client.pipeline(transaction=False)
+    for channel in channels:
+        pipe.xrevrange(redis_keys.history(channel), "+", "-", count=1)
+    found = {}
+    for channel, last in zip(channels, pipe.execute()):
+        entry_id = last[0][0] if last else START
+        found[channel] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return found
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisHistory:
+    """The channels' streams, read. Raises RedisError."""
+
+    def __init__(self, client):
+        self._redis = client
+
+    def read(self, positions, budget, check=True):
+        """{channel: [(id, text)]}: each channel's entries after its position, in order.
+        Raises NotHeld when `check` and a stream was trimmed past a position, OverBudget."""
+        found = {channel: [] for channel in positions}
+        # the first page includes the position itself, or the entry after it names it: either
+        # tells that nothing after it was trimmed
+        pending = {c: (p if p != START else "-") for c, p in positions.items()}
+        first = True
+        while pending:
+            pipe = self._redis.pipeline(transaction=False)
+            order = list(pending)
+            count = max(2, min(PAGE, budget.entries_left + 2))
+            for channel in order:
+                pipe.xrange(redis_keys.history(channel), pending[channel], "+", count=count)
+            pages = pipe.execute()
+            pending = {}
+            for channel, page in zip(order, pages):
+                full = len(page) == count
+                if first and page:
+                    head_id, head = page[0]
+                    if _text(head_id) == positions[channel]:
+                        page = page[1:]
+                    elif check and _text(_field(head, "p") or START) != positions[channel]:
+                        raise NotHeld(channel)
+                entries = [(_text(i), _text(_field(fields, "m") or "")) for i, fields in page]
+                budget.take(len(entries), sum(len(t) for _, t in entries))
+                found[channel].extend(entries)
+                if full and entries:
+                    pending[channel] = f"({entries[-1][0]}"
+            first = False
+        return found
+
+
+def _field(fields, name):
+    value = fields.get(name)
+    return fields.get(name.encode()) if value is None else value
+
+
+class _Channel:
+    __slots__ = ("entries", "last", "floor", "touched")
+
+    def __init__(self):
+        self.entries = deque()  # (id key, id, text), oldest first
+        self.last = (0, 0)
+        self.floor = (0, 0)     # key of the last entry trimmed
+        self.touched = 0.0
+
+
+class MemoryHistory:
+    """The channels' histories in this process, for a deployment without Redis: the entries of
+    the last `seconds`, at most `size` per channel; a channel without an entry for a window is
+    forgotten, as a Redis stream expires. An entry is kept as its JSON text."""
+
+    SWEEP_EVERY = 1000
+
+    def __init__(self, seconds, size):
+        self._seconds = seconds
+        self._size = size
+        self._channels = {}
+        self._appends = 0
+
+    def append(self, channel, text):
+        """Add `text` to a channel's history; returns its id."""
+        now = time.time()
+        history = self._channels.get(channel)
+        if history is None:
+            history = self._channels[channel] = _Channel()
+        ms = int(now * 1000)
+        last_ms, seq = history.last
+        history.last = (ms, 0) if ms > last_ms else (last_ms, seq + 1)
+        entry_id = f"{history.last[0]}-{history.last[1]}"
+        history.entries.append((history.last, entry_id, text))
+        history.touched = now
+        horizon = (ms - self._seconds * 1000, 0)
+        entries = history.entries
+        while entries and (len(entries) > self._size or entries[0][0] < horizon):
+            history.floor = entries.popleft()[0]
+        self._appends += 1
+        if self._appends % self.SWEEP_EVERY == 0:
+            self._sweep(now)
+        return entry_id
+
+    def _sweep(self, now):
+        idle = [c for c, h in self._channels.items() if h.touched < now - 2 * self._seconds]
+        for channel in idle:
+            del self._channels[channel]
+
+    def newest(self, channels):
+        found = {}
+        for channel in channels:
+            history = self._channels.get(channel)
+            found[channel] = f"{history.last[0]}-{history.last[1]}" if history else START
+        return found
+
+    def read(self, positions, budget, check=True):
+        found = {}
+        for channel, position in positions.items():
+            history = self._channels.get(channel)
+            key = id_key(position)
+            if history is None:
+                found[channel] = []
+                continue
+            if check and history.floor > key:
+                raise NotHeld(channel)
+            entries = [(i, t) for k, i, t in history.entries if k > key]
+            budget.take(len(entries), sum(len(t) for _, t in entries))
+            found[channel] = entries
+        return found

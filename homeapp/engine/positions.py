@@ -1,0 +1,181 @@
+"""Where a socket is in each of its channels, from the one offset its client holds.
+
+An event reaches a socket with the offset of the copy it came by, `<id>@<channel>` (the id of
+the entry in that channel's history). The client only keeps the last one it got, but a socket is
+in several channels, whose ids are not comparable. So this process numbers the copies it
+delivers (one sequence for all channels) and keeps, per channel, the recent ones (`(sequence,
+id)`), and per socket the sequence at which it joined each channel. When a socket drops, its
+session keeps per channel (docs/recovery.md):
+
+- `base`: the channel's id when it joined (everything later was delivered to it after);
+- `start`: the later of `base` and the last id forgotten from the recent copies: those were
+  delivered long enough before the drop (more than a ping interval and timeout and a margin)
+  to have been received; None when copies had to be forgotten sooner (a busy channel);
+- `tail`: the recent copies delivered after it joined, `[sequence, id]`; for a socket that
+  recovered, first those its recovery sent it, numbered in the order sent.
+
+At the reconnect, the offset's copy is looked up in its channel's tail: the socket received
+every copy delivered before it, in every channel, so each channel's position is its last tail
+entry at or before that sequence, else its start. An offset older than its channel's tail
+(between base and start) means everything in the tails came after it: the starts. No offset,
+or the offset a recovered socket presented (`anchor`: it has none of what its recovery
+sent), means the bases. Anything else
+(not found, malformed, another channel): no position, a fresh session.
+"""
+import re
+import time
+from collections import deque
+
+from homeapp.cluster.redis_keys import EVERYONE
+from homeapp.engine.history import id_key, later
+from homeapp.recovery.channels import CHANNEL_PREFIXES
+
+# longest offset a client may present: an id of two 20-digit numbers and a channel's name
+MAX_OFFSET = 200
+_OFFSET = re.compile(r"(\d{1,20}-\d{1,20})@(\S+)")
+
+
+def offset_of(entry_id, channel):
+    return f"{entry_id}@{channel}"
+
+
+def parse_offset(offset):
+    """(id, channel) of an offset this server could have sent, else None."""
+    if not isinstance(offset, str) or len(offset) > MAX_OFFSET:
+        return None
+    match = _OFFSET.fullmatch(offset)
+    if match is None:
+        return None
+    entry_id, channel = match[1], match[2]
+    if channel != EVERYONE and not channel.startswith(CHANNEL_PREFIXES):
+        return None
+    try:
+        id_key(entry_id)
+    except ValueError:
+        return None
+    return entry_id, channel
+
+
+class _Recent:
+    """A channel's recently delivered copies."""
+
+    __slots__ = ("copies", "floor", "floor_seq", "unsure_until")
+
+    def __init__(self):
+        self.copies = deque()   # (sequence, id, monotonic time), oldest first
+        self.floor = None       # id of the last copy forgotten
+        self.floor_seq = 0
+        self.unsure_until = 0.0  # copies forgotten for room before they could be taken as received
+
+
+class Positions:
+    """This process's delivered copies and its sockets' joins. `base(channel)`: the id of the
+    last entry of a channel handled here (what a socket joining now comes after), or None."""
+
+    def __init__(self, base, keep_seconds, size):
+        self._base = base
+        self._keep = keep_seconds
+        self._size = size
+        self.sequence = 0
+        self._recent = {}   # channel -> _Recent
+        self._joins = {}    # sid -> {channel: (sequence, base id)}
+        self._first = {}    # sid -> [(sequence, channel, id)] a recovery sent it
+
+    def delivered(self, channel, entry_id):
+        """A copy was delivered to this process's sockets of `channel`."""
+        self.sequence += 1
+        recent = self._recent.get(channel)
+        if recent is None:
+            recent = self._recent[channel] = _Recent()
+        now = time.monotonic()
+        recent.copies.append((self.sequence, entry_id, now))
+        if len(recent.copies) > self._size:
+            seq, forgotten, at = recent.copies.popleft()
+            recent.floor, recent.floor_seq = forgotten, seq
+            recent.unsure_until = max(recent.unsure_until, at + self._keep)
+        self._prune(recent, now)
+
+    def _prune(self, recent, now):
+        horizon = now - self._keep
+        copies = recent.copies
+        while copies and copies[0][2] < horizon:
+            recent.floor_seq, recent.floor, _ = copies.popleft()
+
+    def joined(self, sid, channel):
+        self._joins.setdefault(sid, {})[channel] = (self.sequence, self._base(channel))
+
+    def left(self, sid, channel):
+        joins = self._joins.get(sid)
+        if joins is not None:
+            joins.pop(channel, None)
+            if not joins:
+                del self._joins[sid]
+                self._first.pop(sid, None)
+
+    def unused(self, channel):
+        """No socket of this process is in `channel` any more."""
+        self._recent.pop(channel, None)
+
+    def restored(self, sid, bases, sent):
+        """A recovered socket, whose client stood at `bases` ({channel: id}), has been sent the
+        copies `sent` ([(channel, id)], in order): they are its first copies, numbered now."""
+        joins = self._joins.setdefault(sid, {})
+        first = []
+        for channel, entry_id in sent:
+            self.sequence += 1
+            first.append((self.sequence, channel, entry_id))
+        for channel, base in bases.items():
+            joins[channel] = (self.sequence, base)
+        if first:
+            self._first[sid] = first
+
+    def snapshot(self, sid):
+        """{channel: [base, start, tail]} of a socket, for its session."""
+        now = time.monotonic()
+        kept = {}
+        first = self._first.get(sid, ())
+        for channel, (joined_at, base) in self._joins.get(sid, {}).items():
+            recent = self._recent.get(channel)
+            start = base
+            tail = [[seq, entry_id] for seq, name, entry_id in first if name == channel]
+            if recent is not None:
+                self._prune(recent, now)
+                tail += [[seq, entry_id] for seq, entry_id, _ in recent.copies if seq > joined_at]
+                if recent.floor_seq > joined_at:
+                    start = None if recent.unsure_until > now else later(base, recent.floor)
+            if base is None:
+                start = None
+            kept[channel] = [base, start, tail]
+        return kept
+
+
+def locate(channels, anchor, offset):
+    """{channel: position} for a session's `channels` ({channel: [base, start, tail]}) and the
+    offset its client presents, or None when that offset places it nowhere."""
+    if offset is None or offset == anchor:
+        return _all(channels, 0)
+    parsed = parse_offset(offset)
+    if parsed is None or parsed[1] not in channels:
+        return None
+    entry_id, channel = parsed
+    base, start, tail = channels[channel]
+    point = next((seq for seq, i in tail if i == entry_id), None)
+    if point is not None:
+        positions = {}
+        for name, (_, first, copies) in channels.items():
+            position = first
+            for seq, i in copies:
+                if seq <= point:
+                    position = later(position, i)
+            if position is None:
+                return None
+            positions[name] = position
+        return positions
+    if base is None or start is None or not id_key(base) < id_key(entry_id) <= id_key(start):
+        return None
+    return _all(channels, 1)
+
+
+def _all(channels, field):
+    positions = {name: kept[field] for name, kept in channels.items()}
+    return None if None in positions.values() else positions
