@@ -54,3 +54,45 @@ def test_a_socket_whose_process_is_redeployed_recovers_on_another():
         b.close()
     finally:
         cluster.close()
+
+
+def presence_of(events, user):
+    return [args[0]["type"] for event, args, _ in events
+            if event == "newOnlineUser" and args[0]["userID"] == user]
+
+
+def test_a_deploy_announces_nobody_who_recovers_elsewhere_and_removes_who_does_not():
+    """A deploy's sockets keep their users online for the presence grace: one that recovers on
+    another process is announced neither Remove nor Add (each such pair was sent to every
+    recovering socket, the bulk of a deploy's storm); one that does not come back is Remove."""
+    cluster = Cluster(2, HOMEAPP_RECOVERY_SECONDS=30, HOMEAPP_PRESENCE_GRACE=3)
+    try:
+        clients = {}
+        for user, process in (("601", 0), ("602", 0), ("603", 1)):
+            clients[user] = RawClient(cluster[process], user_id=user)
+            assert clients[user].call("addOnlineUser", {"userID": user, "userUsername": f"user{user}"})["ok"]
+        cluster.wait_for_queue(2)
+        watcher = clients["603"]
+        watcher.quiet(0.5)
+        seen = len(watcher.events)
+
+        stopping = threading.Thread(target=lambda: exits.append(cluster[0].stop()))
+        exits = []
+        stopping.start()
+        for user in ("601", "602"):
+            try:
+                clients[user].quiet(1)
+            except (websocket.WebSocketException, OSError):
+                pass  # the connection ended
+        back = again(cluster[1], clients["601"], user_id="601")  # 602 never comes back
+        assert back.recovered
+        stopping.join(20)
+        assert exits == [0]
+        watcher.quiet(1)
+        after = watcher.events[seen:]
+        assert presence_of(after, "601") == []
+        assert presence_of(after, "602") == ["Remove"]
+        assert {"601", "603"} <= cluster.online() and "602" not in cluster.online()
+        back.close()
+    finally:
+        cluster.close()

@@ -54,7 +54,8 @@ def disconnect(hub, sid, reason=None):
     """Stop the socket's typing and take its user offline if it was their last live socket.
 
     With recovery on, a socket that may come back (`reason` is a drop, or a deploy) has its
-    session kept; one that dropped stays online for the presence grace.
+    session kept; one that dropped, or whose process is shutting down with Redis, stays online
+    for the presence grace (homeapp.operations.shutdown waits for it).
     """
     hub.expiry.forget(sid)
     conn = hub.connections.close(sid)
@@ -70,7 +71,9 @@ def disconnect(hub, sid, reason=None):
                  to=room_channel(room_id), skip_sid=sid)
     if not conn.live:
         return
-    if kept and dropped and recovery.grace > 0:
+    # a deploy with Redis: its client recovers on another process, which then announces nothing
+    deployed = hub.draining and hub.keeper is not None
+    if kept and (dropped or deployed) and recovery.grace > 0:
         recovery.hold_presence(conn.user_id, sid)
         return
     hub.take_offline(conn.user_id, sid)

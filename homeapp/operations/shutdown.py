@@ -13,7 +13,10 @@ CONNECT) are closed first and not waited for: their client will not poll for the
 
 With Redis, the presence keeper is stopped first, so that it does not re-assert sockets
 while they close, and `keeper.retire` runs last: it removes this process's heartbeat and
-registration, and whatever sockets a failed disconnect left behind.
+registration, and whatever sockets a failed disconnect left behind. With recovery on as well, the
+closed sockets' users stay online for HOMEAPP_PRESENCE_GRACE before that (within the shutdown's
+grace): their clients recover on another process meanwhile, and nobody is announced offline who
+came back.
 
 Last, the HTTP connections that only wait for their next request are closed. A browser keeps
 the connections it loaded the page and polled over open for minutes; gevent's server (and
@@ -112,6 +115,7 @@ def shutdown(hub, grace, http=None):
         for eio_sid in list(hub.server.eio.sockets):
             pool.spawn(hub.server.eio.disconnect, eio_sid)
         pool.join()
+        _let_sockets_move(hub, grace - (time.monotonic() - started))
         keeper.retire(hub)
     pool.kill(block=True, timeout=1)
     # the presence changes just emitted still have to reach the other processes
@@ -125,6 +129,18 @@ def shutdown(hub, grace, http=None):
     log.log(level, "shutdown: %d sockets closed, %d left open, in %.2f s",
             len(sids) - left, left, time.monotonic() - started)
     return left
+
+
+def _let_sockets_move(hub, left):
+    """With recovery on, the closed sockets' users stay online for the presence grace: their
+    clients recover on another process meanwhile, and neither process announces anything (a
+    deploy's storm was mostly each user's Remove and Add, which every recovering socket then
+    had to be sent). Whoever has not come back by then is taken offline, by the grace itself or
+    by keeper.retire after it. `left`: seconds of the shutdown's grace still to spend."""
+    recovery = hub.recovery
+    if recovery is None or not recovery.in_grace:
+        return
+    hub.server.sleep(max(0.0, min(recovery.grace, left - 1.0)))
 
 
 def _bare_sessions(server):
