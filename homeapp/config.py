@@ -328,8 +328,8 @@ def load_config(env=None):
         # the event log between processes (a Redis stream) keeps entries for the recovery
         # window, at least 60 s, and at most this many
         "EVENT_LOG_MAX_ENTRIES": _int(env, "HOMEAPP_EVENT_LOG_MAX_ENTRIES", 100000, minimum=1000),
-        # start on library versions outside the ranges the overrides are tested with
-        # (homeapp/transport/overrides.py): only for tools.upgrade_check's runs
+        # start on library versions outside the ranges the seams are tested with
+        # (homeapp/seams/versions.py): only for tools.upgrade_check's runs
         "ALLOW_UNTESTED_LIBRARIES": _flag(env, "HOMEAPP_ALLOW_UNTESTED_LIBRARIES", False),
         # greenlets handling websocket packets at once (homeapp/transport/evented.py)
         "HANDLER_POOL": _int(env, "HOMEAPP_HANDLER_POOL", 1000, minimum=1),

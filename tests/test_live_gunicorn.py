@@ -43,4 +43,4 @@ def test_the_master_loads_its_settings_and_worker_without_the_homeapp_package():
              "('homeapp', 'redis', 'flask', 'flask_socketio', 'engineio', 'socketio')))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
                          timeout=60, check=True).stdout.split(None, 1)
-    assert out == ["Worker", "[]\n"]
+    assert out == ["GeventWebSocketWorker", "[]\n"]

@@ -1,41 +1,19 @@
-"""The connection handler of `python app.py` and the gunicorn worker of gunicorn.conf.py.
+"""The connection handler of `python app.py` and of the gunicorn worker (gunicorn.conf.py).
 
-gevent-websocket's handler, which answers the websocket upgrade, with four changes:
+homeapp/seams/geventwebsocket.py's handler (gevent-websocket's upgrade, on gevent's pywsgi
+handler with a small read buffer, a header timeout and no body read before a closing answer:
+homeapp/seams/gevent.py), whose websockets, plain or TLS, are taken over here by a
+homeapp.transport.frames.Connection; the application runs once to register it with Engine.IO
+(homeapp.transport.evented).
 
-- each connection reads through a READ_BUFFER-byte buffer instead of 8 KB: a frame of this
-  protocol is a few hundred bytes, and an idle socket held the rest for nothing
-  (bench/optimised.md);
-- a request's line and headers must arrive within `header_timeout` seconds of the handler
-  starting to wait for them, or the connection is closed: gevent waits forever, so a client
-  that never finishes its headers held a connection and a greenlet for as long as it liked;
-- a response that closes the connection does not first read what is left of the request's
-  body: gevent would wait for every byte a Content-Length announced, sent or not;
-- after the `101`, a websocket is handed over instead of read here: its descriptor (with TLS
-  that this process terminates, gevent's TLS socket) goes to a
-  homeapp.transport.frames.Connection, the application runs once to register it with
-  Engine.IO (homeapp.transport.evented), and the connection's greenlet, this handler and its
-  buffer end. gevent-websocket's own frame reading is never used. Long-polling stays here.
-
-`handler_class(settings)` and `worker_class(settings)` give the two entries these classes
-with the limits of homeapp.config's settings.
-
-gunicorn's master loads this file on its own, as gunicorn.conf.py does config.py: it
-imports only gevent, gevent-websocket and gunicorn, never the homeapp package, which must
-not be imported before the worker's gevent monkey-patching.
+`handler_class(settings)` gives Handler with the limits of homeapp.config's settings.
 """
-import _socket
-import io
-import socket
 from collections import namedtuple
 
-import gevent
 import gevent.ssl
-from gevent.pywsgi import Input
-from geventwebsocket.gunicorn.workers import GeventWebSocketWorker
-from geventwebsocket.handler import WebSocketHandler as BaseHandler
 
-# a longer read goes around the buffer, straight into its destination
-READ_BUFFER = 1024
+from homeapp.seams import geventwebsocket
+from homeapp.transport import frames
 
 # What an evented connection may hold (homeapp.transport.frames.Connection): bytes in one
 # message, bytes waiting for the client (None: no limit), seconds the client has to answer
@@ -43,95 +21,19 @@ READ_BUFFER = 1024
 FrameLimits = namedtuple("FrameLimits", "max_message max_pending close_grace")
 
 
-class Handler(BaseHandler):
-    header_timeout = None  # seconds; None: wait as long as the client likes
+class Handler(geventwebsocket.Handler):
     frame_limits = FrameLimits(max_message=64 * 1024, max_pending=None, close_grace=None)
 
-    def __init__(self, sock, address, server, rfile=None):
-        # gevent's handler takes rfile (an argument it calls deprecated) and makes its own
-        # 8 KB reader only without one: one reader per connection, not one made and dropped
-        super().__init__(sock, address, server, rfile or sock.makefile("rb", READ_BUFFER))
-        self.header_deadline = None
-
-    def handle_one_request(self):
-        """gevent's, the request line and headers read within header_timeout; past it the
-        connection is closed. The time runs from when the handler starts waiting, so it also
-        bounds how long a kept-alive connection may sit idle between requests."""
-        if self.header_timeout is None:
-            return super().handle_one_request()
-        deadline = self.header_deadline = gevent.Timeout.start_new(self.header_timeout)
-        try:
-            return super().handle_one_request()
-        except gevent.Timeout as timeout:
-            if timeout is not deadline:
-                raise
-            return None  # gevent's "close this connection"
-        finally:
-            self._end_header_deadline()
-
-    def read_request(self, raw_requestline):
-        """gevent's header parsing; once the headers are in, the rest is the application's time."""
-        parsed = super().read_request(raw_requestline)
-        self._end_header_deadline()
-        return parsed
-
-    def _end_header_deadline(self):
-        if self.header_deadline is not None:
-            self.header_deadline.close()
-            self.header_deadline = None  # not held for the life of a websocket
-
-    def run_application(self):
-        try:
-            super().run_application()
-        finally:
-            if self.close_connection:
-                # gevent reads what is left of the body before it closes: for a request
-                # answered without it (413), that is whatever the client announced, or waits
-                self.wsgi_input = Input(None, 0)
-
-    def run_websocket(self):
-        """Hand the websocket over to the frame path instead of reading it here."""
-        # imported here, in the worker: gunicorn's master loads this file without the package
-        from homeapp.transport import frames
-        self.websocket.closed = True  # never used: its finalizer must not write a close frame
-        self.websocket = None
-        conn = frames.Connection(*self._hand_over(), self.frame_limits)
-        # the environ Engine.IO keeps for the socket's life, without what holds this handler
-        environ = {name: value for name, value in self.environ.items() if name not in _HANDLER_KEYS}
-        environ["wsgi.input"] = io.BytesIO()
+    def take_over(self, sock, early, environ):
+        if isinstance(sock, gevent.ssl.SSLSocket):
+            sock = frames.TlsSocket(sock)
+        conn = frames.Connection(sock, early, self.frame_limits)
         environ["wsgi.websocket"] = conn
-        self.environ["wsgi.websocket"] = None
-        self.socket = None  # the connection's now: pywsgi must neither read from it nor close it
         try:
             list(self.application(environ, lambda status, headers, exc_info=None: []))
         finally:
             if conn.listener is None and not conn.closed:  # nobody took it (a refused session)
                 conn.close(b"")
-
-    def _hand_over(self):
-        """The connection as a non-blocking socket for frames.Connection (TLS: a
-        frames.TlsSocket), and what the read buffer holds past the request head (read
-        without waiting). A plain socket leaves gevent's: its descriptor and watchers go."""
-        sock = self.socket
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as Node.js sockets
-        except OSError:  # not TCP (a unix socket behind a proxy)
-            pass
-        sock.settimeout(0)
-        try:
-            early = self.rfile.read1(READ_BUFFER)
-        except gevent.ssl.SSLWantReadError:  # TLS, and nothing buffered
-            early = b""
-        if isinstance(sock, gevent.ssl.SSLSocket):
-            from homeapp.transport import frames
-            return frames.TlsSocket(sock), early
-        plain = _socket.socket(fileno=sock.detach())  # _socket: monkey-patching leaves it alone
-        plain.setblocking(False)
-        return plain, early
-
-
-# environ entries that would keep the handler, its buffer or gevent's socket alive
-_HANDLER_KEYS = ("wsgi.input", "gunicorn.sock")
 
 
 def handler_class(settings):
@@ -141,12 +43,3 @@ def handler_class(settings):
     limits = FrameLimits(settings["MAX_PACKET_BYTES"], settings["MAX_PENDING_OUTPUT_BYTES"],
                          settings["PING_TIMEOUT"])
     return type("Handler", (Handler,), {"header_timeout": settings["HEADER_TIMEOUT"], "frame_limits": limits})
-
-
-class Worker(GeventWebSocketWorker):
-    wsgi_handler = Handler
-
-
-def worker_class(settings):
-    """The gunicorn worker, its connections handled with the limits of `settings`."""
-    return type("Worker", (Worker,), {"wsgi_handler": handler_class(settings)})
