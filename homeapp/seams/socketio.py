@@ -20,7 +20,10 @@ DISTRIBUTION = "python-socketio"
 # python-socketio's own
 _library_handle_eio_message = Server._handle_eio_message
 
-_message_guards = {}  # id(server): guard(server, eio_sid, data); dropped with the server
+# One table per replaced method: id(server) -> the hook that server registered. A server's entry
+# goes with the server. (The second pass adds _handle_connect and _trigger_event here, for the
+# recovering CONNECT and the Admin UI, the same way.)
+_message_guards = {}  # guard(server, eio_sid, data)
 
 
 def install():
@@ -33,9 +36,13 @@ def install():
 def guard_messages(server, guard):
     """Have `guard(server, eio_sid, data)` receive every Engine.IO message of `server` in place
     of python-socketio's handler; the guard passes those it accepts to handle_message()."""
-    if id(server) not in _message_guards:
-        weakref.finalize(server, _message_guards.pop, id(server), None)
-    _message_guards[id(server)] = guard
+    _register(_message_guards, server, guard)
+
+
+def _register(table, server, hook):
+    if id(server) not in table:
+        weakref.finalize(server, table.pop, id(server), None)
+    table[id(server)] = hook
 
 
 def handle_message(server, eio_sid, data):
