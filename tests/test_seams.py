@@ -163,3 +163,19 @@ def test_the_scan_finds_overrides_in_classes_and_mixins_but_not_documented_hooks
         del sys.modules["homeapp_inline"]
     assert sorted((f.path, f.line, f.key) for f in found) == [
         ("homeapp_inline.py", 4, "Field._validate"), ("homeapp_inline.py", 15, "Schema._deserialize")]
+
+
+def test_the_count_follows_names_within_a_package_only(tmp_path):
+    """tools/seam_count.py: a statement with a finding, what it names in its own package, not beyond."""
+    from tools import seam_count
+    (tmp_path / "homeapp" / "x").mkdir(parents=True)
+    (tmp_path / "homeapp" / "y").mkdir()
+    (tmp_path / "homeapp" / "x" / "a.py").write_text(
+        "from homeapp.x import b\nfrom homeapp.y.c import far\n\n\n"
+        "def patched():\n    b.helper()\n    far()\n\n\ndef unrelated():\n    pass\n")
+    (tmp_path / "homeapp" / "x" / "b.py").write_text("def helper():\n\n    return 1\n\n\ndef other():\n    pass\n")
+    (tmp_path / "homeapp" / "y" / "c.py").write_text("def far():\n    pass\n")
+    seed = seamscan.Finding("homeapp/x/a.py", 6, "private", "b._x", "?._x", ("socketio",))
+    per, total = seam_count.count(tmp_path, [seed])
+    assert per == {"homeapp/x/a.py": 3, "homeapp/x/b.py": 2}
+    assert total == 7 + 4 + 2
