@@ -8,13 +8,10 @@ it); versions.py has the library versions the tests cover, which install() check
 import logging
 
 from homeapp.config import ConfigError
-from homeapp.seams import engineio, flask_socketio, gevent, geventwebsocket, marshmallow, socketio, versions
-from homeapp.seams.versions import COVERED, installed_version  # noqa: F401 (the package's interface)
+from homeapp.seams import engineio, gevent, socketio, versions
+from homeapp.seams.versions import COVERED  # noqa: F401 (the package's interface)
 
 log = logging.getLogger("homeapp.transport")
-
-# the seam module of each library (gunicorn's is loaded on its own by gunicorn.conf.py)
-MODULES = (engineio, socketio, flask_socketio, gevent, geventwebsocket, marshmallow)
 
 
 class UnsupportedLibrary(ConfigError):

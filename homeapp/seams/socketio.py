@@ -45,9 +45,9 @@ def _register(table, server, hook):
     table[id(server)] = hook
 
 
-def handle_message(server, eio_sid, data):
-    """python-socketio's own handling of an Engine.IO message: decode it, then dispatch it."""
-    return _library_handle_eio_message(server, eio_sid, data)
+# handle_message(server, eio_sid, data): python-socketio's own handling of an Engine.IO message,
+# decode then dispatch (the library's function itself: no frame more per message)
+handle_message = _library_handle_eio_message
 
 
 def _handle_eio_message(self, eio_sid, data):
