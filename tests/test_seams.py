@@ -104,19 +104,21 @@ def test_every_seam_module_is_guarded_and_the_upgrade_check_covers_every_library
 
 # each rule of tools/seamscan.py, on inline sources: the kind it reports, and what it must not
 SOURCES = [
-    ("from engineio.socket import Socket\nhandler = Socket._websocket_handler\n", "private", "Socket._websocket_handler"),
+    ("from engineio.socket import Socket\nh = Socket._websocket_handler\n", "private", "Socket._websocket_handler"),
     ("from engineio.socket import Socket\nSocket.send = print\n", "assign", "Socket.send"),
     ("import gevent\ngevent.config.track_greenlet_tree = False\n", "assign", "config.track_greenlet_tree"),
     ("def f(ws):\n    return ws._sock\n", "private", "?._sock"),
     ("def f(server):\n    return getattr(server, '_send_packet')\n", "getattr", "?._send_packet"),
     ("from socketio.server import _x\n", "private", "server._x"),
-    ("from socketio import manager\ndef f(m):\n    manager.Manager.emit(m, 'e')\n", "unbound-call", "Manager.emit"),
+    ("from socketio import manager\ndef f(m):\n    manager.Manager.emit(m, 'e')\n", "unbound-call",
+     "Manager.emit"),
     ("def f(base):\n    class H(base):\n        pass\n", "local-subclass", "H(base)"),
-    ("from socketio import RedisManager\nclass Q(RedisManager):\n    def f(self):\n        self._handle_emit({})\n",
-     "private", "PubSubManager._handle_emit"),
+    ("from socketio import RedisManager\nclass Q(RedisManager):\n    def f(self):\n"
+     "        self._handle_emit({})\n", "private", "PubSubManager._handle_emit"),
 ]
 SILENT = [
-    "from socketio import RedisManager\nclass Q(RedisManager):\n    def f(self):\n        self._own = 1\n        return self._own\n",
+    "from socketio import RedisManager\nclass Q(RedisManager):\n    def f(self):\n"
+    "        self._own = 1\n        return self._own\n",
     "def f(app, wrap):\n    app.wsgi_app = wrap(app.wsgi_app)\n",
     "from homeapp.transport import websocket\ndef f(m):\n    return websocket._decode_error(m)\n",
     "class Plain:\n    def f(self):\n        return self._sock\n",

@@ -49,7 +49,9 @@ def _imports(root, tree):
                 if (package / f"{a.name}.py").exists():
                     found[a.asname or a.name] = (str((package / f"{a.name}.py").relative_to(root)), None)
                 else:
-                    module = package.with_suffix(".py") if package.with_suffix(".py").exists() else package / "__init__.py"
+                    module = package.with_suffix(".py")
+                    if not module.exists():
+                        module = package / "__init__.py"
                     found[a.asname or a.name] = (str(module.relative_to(root)), a.name)
     return found
 

@@ -268,8 +268,9 @@ def scan(root):
         found += scan_source(str(f.relative_to(root)), f.read_text())
     classes = []
     for f in sorted(root.glob("homeapp/**/*.py")):
-        module = importlib.import_module(".".join(f.relative_to(root).with_suffix("").parts).removesuffix(".__init__"))
-        classes += [c for _, c in inspect.getmembers(module, inspect.isclass) if c.__module__.startswith("homeapp")]
+        name = ".".join(f.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        classes += [c for _, c in inspect.getmembers(importlib.import_module(name), inspect.isclass)
+                    if c.__module__.startswith("homeapp")]
     found += overrides(sorted(set(classes), key=lambda c: f"{c.__module__}.{c.__qualname__}"), root)
     return sorted(set(found), key=lambda x: (x.path, x.line, x.kind, x.what))
 
