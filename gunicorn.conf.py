@@ -90,12 +90,14 @@ def post_worker_init(worker):
     import gevent
 
     from homeapp.operations.shutdown import HttpConnections, shutdown
+    from homeapp.seams.gevent import quiet_accept
     from homeapp.transport.worker import handler_class
 
     hub = worker.wsgi.extensions["homeapp"]
     # so that the drain can end idle keep-alive connections, which gunicorn would wait for
     http = HttpConnections()
-    _gunicorn.serve_with(worker, http.handler(handler_class(_settings)))
+    # and an accept that pauses, quietly, when the worker is out of descriptors
+    _gunicorn.serve_with(worker, http.handler(handler_class(_settings)), quiet_accept)
 
     def drain(signum, frame):
         if _gunicorn.stop_accepting(worker):  # gunicorn closes its listener, waits for the handlers

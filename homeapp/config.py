@@ -32,11 +32,15 @@ class ConfigError(Exception):
 
 
 SENTINEL_SCHEME = "redis+sentinel"
-_REDIS_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
+CLUSTER_SCHEME = "redis+cluster"
+_REDIS_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME, CLUSTER_SCHEME)
 
 # What a redis+sentinel:// URL names: the Sentinels' (host, port) pairs, the service they
 # watch, and the database, user and password of its master.
 SentinelURL = namedtuple("SentinelURL", "sentinels service db username password")
+# What a redis+cluster:// URL names: (host, port) pairs of some nodes of a Redis Cluster, from
+# which the client learns the rest, and the user and password of every node.
+ClusterURL = namedtuple("ClusterURL", "nodes username password")
 
 
 def _database(raw, url_form):
@@ -45,6 +49,18 @@ def _database(raw, url_form):
     if not raw.isdigit():
         raise ConfigError(f"REDIS_URL: the database must be a number, got {raw!r} ({url_form})")
     return int(raw)
+
+
+def _addresses(hosts, what, url_form):
+    """[(host, port)] of a comma-separated `host:port,...`. Raises ConfigError."""
+    addresses = []
+    for address in hosts.split(","):
+        host, _, port = address.strip().rpartition(":")
+        host = host.strip("[]")  # an IPv6 address is written [::1]:26379
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"REDIS_URL: each {what} is host:port, got {address!r} ({url_form})")
+        addresses.append((host, int(port)))
+    return addresses
 
 
 def parse_sentinel_url(url):
@@ -60,13 +76,7 @@ def parse_sentinel_url(url):
     if parts.query or parts.fragment:
         raise ConfigError(f"REDIS_URL: a Sentinel URL takes no ?options or #fragment ({form})")
     credentials, _, hosts = parts.netloc.rpartition("@")
-    sentinels = []
-    for address in hosts.split(","):
-        host, _, port = address.strip().rpartition(":")
-        host = host.strip("[]")  # an IPv6 address is written [::1]:26379
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(f"REDIS_URL: each Sentinel is host:port, got {address!r} ({form})")
-        sentinels.append((host, int(port)))
+    sentinels = _addresses(hosts, "Sentinel", form)
     path = parts.path.split("/")
     if len(path) != 3 or not path[2]:
         raise ConfigError(f"REDIS_URL: a Sentinel URL ends with /<db>/<service name> ({form})")
@@ -75,9 +85,31 @@ def parse_sentinel_url(url):
                        unquote(username) or None, unquote(password) or None)
 
 
+def parse_cluster_url(url):
+    """The parts of a Redis Cluster URL, `redis+cluster://[user:password@]host:port[,host:port...]`;
+    None for any other URL.
+
+    A cluster has only database 0, so the URL names none. Raises ConfigError saying what is malformed.
+    """
+    form = f"{CLUSTER_SCHEME}://[user:password@]host:port[,host:port...]"
+    parts = urlsplit(url)
+    if parts.scheme != CLUSTER_SCHEME:
+        return None
+    if parts.query or parts.fragment:
+        raise ConfigError(f"REDIS_URL: a cluster URL takes no ?options or #fragment ({form})")
+    if parts.path not in ("", "/"):
+        raise ConfigError(f"REDIS_URL: a cluster has only database 0, so its URL ends after the "
+                          f"nodes ({form})")
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    nodes = _addresses(hosts, "cluster node", form)
+    username, _, password = credentials.partition(":")
+    return ClusterURL(nodes, unquote(username) or None, unquote(password) or None)
+
+
 def _redis_url(env):
-    """REDIS_URL, checked: one Redis server (redis://, rediss://, unix://) or the Sentinels of one
-    (redis+sentinel://). None when unset. Raises ConfigError."""
+    """REDIS_URL, checked: one Redis server (redis://, rediss://, unix://), the Sentinels of one
+    (redis+sentinel://), or nodes of a Redis Cluster (redis+cluster://). None when unset.
+    Raises ConfigError."""
     url = env.get("REDIS_URL", "").strip()
     if not url:
         return None
@@ -87,6 +119,8 @@ def _redis_url(env):
                           f"{', '.join(s + '://' for s in _REDIS_SCHEMES)}; got {url.split(':')[0]!r}")
     if parts.scheme == SENTINEL_SCHEME:
         parse_sentinel_url(url)
+    elif parts.scheme == CLUSTER_SCHEME:
+        parse_cluster_url(url)
     elif parts.scheme == "unix":
         if not parts.path:
             raise ConfigError("REDIS_URL: a unix:// URL names the socket's path, unix:///path/to/redis.sock")
@@ -125,6 +159,13 @@ def _float(env, name, default, minimum=0.0):
         raise ConfigError(f"{name} must be a finite number, got {raw!r}")
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _ack_timeout(env):
+    value = _float(env, "HOMEAPP_ACK_TIMEOUT", 10.0, minimum=0.1)
+    if value > 60:
+        raise ConfigError(f"HOMEAPP_ACK_TIMEOUT must be at most 60, got {value}")
     return value
 
 
@@ -225,7 +266,10 @@ def _admin(env):
     mode = env.get("HOMEAPP_ADMIN_MODE", "production").strip().lower()
     if mode not in ADMIN_MODES:
         raise ConfigError(f"HOMEAPP_ADMIN_MODE must be one of {', '.join(ADMIN_MODES)}, got {mode!r}")
-    return {"ADMIN_USERNAME": username, "ADMIN_PASSWORD": password, "ADMIN_MODE": mode}
+    return {"ADMIN_USERNAME": username, "ADMIN_PASSWORD": password, "ADMIN_MODE": mode,
+            # failed logins an address may make in a window; past them it is refused for a window
+            "ADMIN_LOGIN_ATTEMPTS": _int(env, "HOMEAPP_ADMIN_LOGIN_ATTEMPTS", 5, minimum=1),
+            "ADMIN_LOGIN_WINDOW": _float(env, "HOMEAPP_ADMIN_LOGIN_WINDOW", 60.0, minimum=1.0)}
 
 
 def check_production(config):
@@ -299,6 +343,8 @@ def load_config(env=None):
                                          minimum=64 * 1024),
         # seconds a connection has to send a request's line and headers
         "HEADER_TIMEOUT": _float(env, "HOMEAPP_HEADER_TIMEOUT", 10.0, minimum=0.1),
+        # seconds a request's body has to arrive once its headers are in
+        "BODY_TIMEOUT": _float(env, "HOMEAPP_BODY_TIMEOUT", 10.0, minimum=0.1),
         # token buckets per socket: sustained events per second and burst; 0 turns a limit off
         "MESSAGE_RATE": _float(env, "HOMEAPP_MESSAGE_RATE", 10.0),
         "MESSAGE_BURST": _int(env, "HOMEAPP_MESSAGE_BURST", 20, minimum=1),
@@ -310,6 +356,9 @@ def load_config(env=None):
         "TYPING_ROOMS": _int(env, "HOMEAPP_TYPING_ROOMS", 32, minimum=1),
         # Redis calls must fail fast so that an outage answers UNAVAILABLE instead of hanging
         "REDIS_TIMEOUT": _float(env, "HOMEAPP_REDIS_TIMEOUT", 2.0, minimum=0.05),
+        # with Redis, how long an event's ack waits for Redis to take what it emitted; at most
+        # the event log's shortest window (60 s), within which what waits for Redis is kept
+        "ACK_TIMEOUT": _ack_timeout(env),
         # operations (docs/operations.md)
         "READY_TIMEOUT": _float(env, "HOMEAPP_READY_TIMEOUT", 0.5, minimum=0.05),
         "METRICS_TOKEN": env.get("HOMEAPP_METRICS_TOKEN") or None,

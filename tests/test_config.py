@@ -43,6 +43,8 @@ def test_operations_defaults():
     assert (config["SHUTDOWN_GRACE"], config["READY_TIMEOUT"]) == (10.0, 0.5)
     assert (config["PING_INTERVAL"], config["PING_TIMEOUT"]) == (25, 20)
     assert (config["MAX_PENDING_OUTPUT_BYTES"], config["HEADER_TIMEOUT"]) == (1024 * 1024, 10.0)
+    assert config["BODY_TIMEOUT"] == 10.0
+    assert (config["ADMIN_LOGIN_ATTEMPTS"], config["ADMIN_LOGIN_WINDOW"]) == (5, 60.0)
 
 
 @pytest.mark.parametrize("name, value", [
@@ -55,6 +57,11 @@ def test_operations_defaults():
     ("HOMEAPP_PING_TIMEOUT", "0"),
     ("HOMEAPP_MAX_PENDING_OUTPUT_BYTES", "1000"),  # less than one packet could ever wait
     ("HOMEAPP_HEADER_TIMEOUT", "0"),
+    ("HOMEAPP_BODY_TIMEOUT", "0"),
+    ("HOMEAPP_BODY_TIMEOUT", "inf"),
+    ("HOMEAPP_ADMIN_LOGIN_ATTEMPTS", "0"),
+    ("HOMEAPP_ADMIN_LOGIN_ATTEMPTS", "five"),
+    ("HOMEAPP_ADMIN_LOGIN_WINDOW", "0.5"),
 ])
 def test_bad_operations_settings_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):

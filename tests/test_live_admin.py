@@ -14,14 +14,19 @@ from tests.live import Peer, open_room, peers_on, refusal, room_of, settle
 NAMESPACE = "/admin"
 
 
+# the table of wrong credentials below would lock its own address out after five
+# (tests/test_live_admin_limits.py tests that limit)
+NO_LOGIN_LIMIT = {"HOMEAPP_ADMIN_LOGIN_ATTEMPTS": 1000}
+
+
 @pytest.fixture(scope="module")
 def admin_server(server_factory):
-    return server_factory(**ADMIN_ENV, **FAST)
+    return server_factory(**ADMIN_ENV, **NO_LOGIN_LIMIT, **FAST)
 
 
 @pytest.fixture(scope="module")
 def development_server(server_factory):
-    return server_factory(HOMEAPP_ADMIN_MODE="development", **ADMIN_ENV, **FAST)
+    return server_factory(HOMEAPP_ADMIN_MODE="development", **ADMIN_ENV, **NO_LOGIN_LIMIT, **FAST)
 
 
 def admin(server):

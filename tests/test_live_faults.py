@@ -12,7 +12,7 @@ from tests.live import Peer, new_user_id, room_of, settle
 from tests.processes import wait_until
 
 TIMEOUT = 3.0  # HOMEAPP_PRESENCE_TIMEOUT for these tests: a dead process is reaped within it
-SHORT = {"HOMEAPP_PRESENCE_TIMEOUT": TIMEOUT, "HOMEAPP_REDIS_TIMEOUT": 0.5}
+SHORT = {"HOMEAPP_PRESENCE_TIMEOUT": TIMEOUT, "HOMEAPP_REDIS_TIMEOUT": 0.5, "HOMEAPP_ACK_TIMEOUT": 2}
 
 
 @pytest.fixture
@@ -122,8 +122,10 @@ def test_processes_ride_out_a_redis_restart(make_cluster):
     assert a.call("kickUserFromGroup", kick)["code"] == "UNAVAILABLE"
     listing = requests.get(cluster[0].url + "/api/online-users", timeout=5)
     assert listing.status_code == 503 and listing.json()["code"] == "UNAVAILABLE"
-    # what does not need Redis is relayed within the process
-    assert a.call("message", payloads.message(a.user_id, near_room, "still here"))["ok"]
+    # a message is relayed within the process at once (recovery is off), but its ack waits for
+    # Redis to hold it (acknowledged means durable): UNAVAILABLE once HOMEAPP_ACK_TIMEOUT passed
+    ack = a.call("message", payloads.message(a.user_id, near_room, "still here"), timeout=10)
+    assert ack["code"] == "UNAVAILABLE", ack
     neighbour.wait_for("messageRoom", lambda p: p["message"] == "still here")
     leaver.close()  # gone while Redis cannot hear of it
     time.sleep(0.5)

@@ -62,7 +62,7 @@ def through(cluster, outage):
         stop.set()
         talker.join(20)
     sent = result["sent"]
-    assert len(sent) > 20
+    assert len(sent) > 12  # one of them waited for its ack through the outage
     wait_until(lambda: len(texts(b)) >= len(sent), 20,
                f"b got {len(texts(b))} of {len(sent)} messages: {texts(b)}")
     time.sleep(0.5)  # anything more would be a duplicate

@@ -1,10 +1,13 @@
-"""REDIS_URL: one Redis server, or the Sentinels of one; anything else stops start-up with the reason."""
+"""REDIS_URL: one Redis server, the Sentinels of one, or nodes of a Redis Cluster; anything else stops
+start-up with the reason."""
 import pytest
 import redis
 from redis.sentinel import SentinelConnectionPool
 
-from homeapp.cluster.redis_client import connect
-from homeapp.config import ConfigError, SentinelURL, load_config, parse_sentinel_url
+from homeapp.cluster.redis_client import ClusterUnreachable, connect
+from homeapp.config import (ClusterURL, ConfigError, SentinelURL, load_config, parse_cluster_url,
+                            parse_sentinel_url)
+from tests.processes import free_port
 
 
 @pytest.mark.parametrize("url", [
@@ -14,8 +17,10 @@ from homeapp.config import ConfigError, SentinelURL, load_config, parse_sentinel
     "unix:///run/redis/redis.sock",
     "redis+sentinel://10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379/0/homeapp",
     "redis+sentinel://user:secret@[::1]:26379/2/homeapp",
+    "redis+cluster://10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000",
+    "redis+cluster://app:secret@[::1]:7000/",
 ])
-def test_a_server_or_its_sentinels_are_accepted(url):
+def test_a_server_its_sentinels_or_a_cluster_are_accepted(url):
     assert load_config({"REDIS_URL": url})["REDIS_URL"] == url
 
 
@@ -39,18 +44,56 @@ def test_a_sentinel_url_names_the_sentinels_the_service_and_the_masters_credenti
     ("redis+sentinel://s1:70000/0/homeapp", "each Sentinel is host:port"),
     ("redis+sentinel://s1:26379/first/homeapp", "the database must be a number"),
     ("redis+sentinel://s1:26379/0/homeapp?ssl=true", "takes no ?options"),
+    ("redis+cluster://", "each cluster node is host:port, got ''"),
+    ("redis+cluster://n1", "each cluster node is host:port, got 'n1'"),
+    ("redis+cluster://n1:7000,", "each cluster node is host:port, got ''"),
+    ("redis+cluster://n1:7000,:7001", "each cluster node is host:port, got ':7001'"),
+    ("redis+cluster://n1:0", "each cluster node is host:port"),
+    ("redis+cluster://n1:65536", "each cluster node is host:port"),
+    ("redis+cluster://n1:7o00", "each cluster node is host:port"),
+    ("redis+cluster://n1:7000/0", "a cluster has only database 0"),
+    ("redis+cluster://n1:7000/1/homeapp", "a cluster has only database 0"),
+    ("redis+cluster://n1:7000?read_from_replicas=1", "takes no ?options"),
+    ("redis+cluster://n1:7000#top", "takes no ?options"),
+    ("redis+clusters://n1:7000", "must start with one of redis://"),
+    ("rediss+cluster://n1:7000", "must start with one of redis://"),
 ], ids=["scheme", "no-scheme", "port", "db", "unix-path", "no-service", "no-path", "empty-service",
-        "sentinel-port", "empty-sentinel", "sentinel-port-range", "sentinel-db", "query"])
+        "sentinel-port", "empty-sentinel", "sentinel-port-range", "sentinel-db", "query",
+        "cluster-no-node", "cluster-no-port", "cluster-empty-node", "cluster-no-host", "cluster-port-zero",
+        "cluster-port-range", "cluster-port-letters", "cluster-db", "cluster-path", "cluster-query",
+        "cluster-fragment", "cluster-scheme-typo", "cluster-tls"])
 def test_a_malformed_url_stops_start_up_with_the_reason(url, reason):
     with pytest.raises(ConfigError, match="REDIS_URL") as refused:
         load_config({"REDIS_URL": url})
     assert reason in str(refused.value)
 
 
-def test_the_reason_never_shows_the_password():
+@pytest.mark.parametrize("url", ["redis+sentinel://app:hunter2@s1:26379/zero/homeapp",
+                                 "redis+cluster://app:hunter2@n1:7000/3",
+                                 "redis+cluster://app:hunter2@n1:port"])
+def test_the_reason_never_shows_the_password(url):
     with pytest.raises(ConfigError) as refused:
-        load_config({"REDIS_URL": "redis+sentinel://app:hunter2@s1:26379/zero/homeapp"})
+        load_config({"REDIS_URL": url})
     assert "hunter2" not in str(refused.value)
+
+
+def test_a_cluster_url_names_the_startup_nodes_and_their_credentials():
+    assert parse_cluster_url("redis+cluster://app:p%40ss@n1:7000, n2:7001,[::1]:7002") == \
+        ClusterURL([("n1", 7000), ("n2", 7001), ("::1", 7002)], "app", "p@ss")
+    assert parse_cluster_url("redis+cluster://n1:7000") == ClusterURL([("n1", 7000)], None, None)
+    assert parse_cluster_url("redis+sentinel://s1:26379/0/homeapp") is None
+
+
+def test_a_cluster_that_does_not_answer_is_a_redis_error_at_its_first_use():
+    """The cluster's client is made at its first use, as a single server's connects: start-up
+    needs no node to answer, and a call while none does is a RedisError (redis-py's own
+    exception is not one), which is an outage like any other."""
+    client = connect(f"redis+cluster://127.0.0.1:{free_port()}", 0.5)
+    script = client.register_script("return 1")
+    for call in (client.ping, lambda: script(keys=["k"]), lambda: client.get_node_from_key("k")):
+        with pytest.raises(ClusterUnreachable):
+            call()
+    assert issubclass(ClusterUnreachable, redis.RedisError)
 
 
 def test_a_sentinel_url_makes_a_client_of_the_master_the_sentinels_name():

@@ -160,12 +160,11 @@ def _fingerprint(body):
 def _perform_once(body, key, event, user_id, payload):
     """Perform the event, or answer again what a request with the same key was answered.
 
-    Returns (Answer, metrics outcome). Raises Refusal: CONFLICT for a key in use by another
-    request, UNAVAILABLE while Redis is known to be unreachable.
+    Returns (Answer, metrics outcome), 200 once Redis holds what the event emitted (503 when it
+    did not within HOMEAPP_ACK_TIMEOUT: then nothing of it is delivered). Raises Refusal: CONFLICT
+    for a key in use by another request, UNAVAILABLE when the key cannot be looked up.
     """
     hub = current_app.extensions["homeapp"]
-    if hub.health.down:  # the emits would not reach the other processes
-        raise Refusal(EventError(errors.UNAVAILABLE, "Redis is unreachable; try again."), event)
     if key is None:
         return _perform(hub, event, user_id, payload)
     store = current_app.extensions[_STORE]

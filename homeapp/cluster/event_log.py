@@ -3,22 +3,40 @@ between processes, in order. An entry's id is the message's offset; the same scr
 appends it publishes it on its channels, each copy prefixed with the offset, so that a listener
 knows where it is and can read what it missed from the log (docs/recovery.md)."""
 from homeapp.cluster import redis_keys
+from homeapp.cluster.redis_client import is_cluster, slot_master
 from homeapp.recovery.log import offset_key
 
 # Appends a message to the log, trims what is older than the window or past the largest length,
 # and publishes it, prefixed with its offset, on each of its channels.
-# KEYS: the log. ARGV: window (ms), largest length, PUBLISH or SPUBLISH, message, channels...
-# Returns the offset.
+# KEYS: the log, its sender's mark (the number of its last message appended), the numbers of its
+# messages refused. ARGV: window (ms), largest length, PUBLISH or SPUBLISH, message ("<sender>
+# <number> <json>"), deadline (ms since the epoch, 0: none), channels...
+# Returns the offset; 1 when the message, or a later one of its sender, was appended before
+# (another copy: a retry, or one written before Redis stalled); nil when it is refused: past its
+# deadline, its event was answered UNAVAILABLE (homeapp.cluster.durability), and every later
+# copy is refused too.
 _APPEND = """
 local now = redis.call('TIME')
-local horizon = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[1])
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local number = tonumber(string.match(ARGV[4], '^%S+ (%d+) '))
+if number <= tonumber(redis.call('GET', KEYS[2]) or '0') then
+  if redis.call('SISMEMBER', KEYS[3], number) == 1 then return false end
+  return 1
+end
+local deadline = tonumber(ARGV[5])
+if deadline > 0 and now_ms > deadline then
+  redis.call('SADD', KEYS[3], number)
+  redis.call('PEXPIRE', KEYS[3], ARGV[1])
+  return false
+end
 local channels = {}
-for i = 5, #ARGV do channels[#channels + 1] = ARGV[i] end
-local id = redis.call('XADD', KEYS[1], 'MINID', '~', horizon, '*',
+for i = 6, #ARGV do channels[#channels + 1] = ARGV[i] end
+local id = redis.call('XADD', KEYS[1], 'MINID', '~', now_ms - tonumber(ARGV[1]), '*',
                       'c', table.concat(channels, ' '), 'm', ARGV[4])
 redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[2])
+redis.call('SET', KEYS[2], number, 'PX', ARGV[1])
 local copy = id .. ' ' .. ARGV[4]
-for i = 5, #ARGV do redis.call(ARGV[3], ARGV[i], copy) end
+for i = 6, #ARGV do redis.call(ARGV[3], ARGV[i], copy) end
 return id
 """
 # entries read per round trip
@@ -33,12 +51,16 @@ class Appender:
         self._window_ms = int(window_seconds * 1000)
         self._max_entries = max_entries
 
-    def append(self, pipe, text, channels, command):
-        """Queue on `pipe` the append of `text` and its publication on `channels` with `command`
-        (PUBLISH or SPUBLISH)."""
-        self._script(keys=[redis_keys.EVENT_LOG],
-                     args=[self._window_ms, self._max_entries, command, text, *channels],
-                     client=pipe)
+    def append(self, pipe, text, channels, command, deadline=0):
+        """Queue on `pipe` the append of `text` ("<sender> <number> <json>") and its publication on
+        `channels` with `command` (PUBLISH or SPUBLISH); refused past `deadline` (ms since the
+        epoch; 0: never)."""
+        sender = text[:text.index(" ")]
+        return self._script(keys=[redis_keys.EVENT_LOG, redis_keys.sent_mark(sender),
+                                  redis_keys.sent_refused(sender)],
+                            args=[self._window_ms, self._max_entries, command, text, deadline,
+                                  *channels],
+                            client=pipe)
 
 
 class Position:
@@ -65,7 +87,10 @@ class Position:
         handled, and the senders' numbers skip what was); the log's end on the first connection.
         Taken before subscribing, so that nothing published meanwhile is taken for handled.
         Raises RedisError."""
-        run_id = client.info("server").get("run_id")
+        if is_cluster(client):  # the server of the log's slot
+            run_id = client.info("server", target_nodes=slot_master(client, redis_keys.EVENT_LOG))["run_id"]
+        else:
+            run_id = client.info("server").get("run_id")
         changed = self._run_id is not None and run_id != self._run_id
         self._run_id = run_id
         if self.offset is None:  # from the log's end on: the listener is there

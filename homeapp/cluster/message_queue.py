@@ -52,7 +52,8 @@ import socketio
 
 from homeapp.cluster import event_log, redis_keys
 from homeapp.cluster.outbox import MAX_OUTBOX, Outbox, Queued
-from homeapp.cluster.redis_client import connect
+from homeapp.cluster import redis_client
+from homeapp.cluster.redis_client import connect, is_cluster
 from homeapp.recovery import MIN_LOG_SECONDS
 from homeapp.recovery.channels import has_channel, logged
 
@@ -184,7 +185,9 @@ class QueueManager(socketio.RedisManager):
     def _sharded_pubsub(self):
         """Raises RedisError."""
         if self._sharded is None:
-            self._sharded = has_sharded_pubsub(self._redis())
+            # on a cluster, the log's one stream is in one slot and its script may not SPUBLISH
+            # to others: PUBLISH, which a cluster carries to every node
+            self._sharded = not is_cluster(self._redis()) and has_sharded_pubsub(self._redis())
         return self._sharded
 
     def _publish(self, data):
@@ -231,15 +234,16 @@ class QueueManager(socketio.RedisManager):
         return self._outbox.flush(timeout)
 
     def _send(self, batch):
-        """Log and publish a batch in one round trip. Returns False when Redis did not take it."""
+        """Log and publish a batch in one round trip. Returns False when Redis did not take it,
+        else the script's result for each message (None: refused, past its deadline)."""
         try:
             client = self._redis()
             command = "SPUBLISH" if self._sharded_pubsub() else "PUBLISH"
-            pipe = client.pipeline(transaction=False)
-            for item in batch:
-                self._appender.append(pipe, item.text, item.channels, command)
-            pipe.execute()
-            return True
+            # a cluster's pipeline does not load a script its node lacks: one call per message
+            pipe = client if is_cluster(client) else client.pipeline(transaction=False)
+            results = [self._appender.append(pipe, item.text, item.channels, command, item.deadline)
+                       for item in batch]
+            return results if pipe is client else pipe.execute()
         except redis.RedisError as exc:
             self._health.lost(exc)
         except Exception:  # the sender must outlive any one batch
@@ -267,9 +271,12 @@ class QueueManager(socketio.RedisManager):
         self._closed = True
         if self._changed is not None:
             self._changed.set()
-        connection = self._listener and self._listener.connection
+        listener = self._listener
+        connection = getattr(listener, "connection", None)  # a cluster's subscriber has several
         if connection is not None:
             connection.disconnect()  # the listener's read fails at once, and it closes the rest
+        elif listener is not None:
+            listener.close()
 
     def _follow_rooms(self):
         """Background task: write the queued subscription changes on the listener's connection."""
@@ -301,14 +308,13 @@ class QueueManager(socketio.RedisManager):
     def _redis_listen_with_retries(self):
         # No read timeout on the subscriber: it waits for messages indefinitely; a
         # closed connection raises at once and keepalive catches a vanished peer.
-        subscriber = connect(self.redis_url, self._timeout, subscriber=True)
         while not self._closed:
             pubsub = None
             try:
                 self._sharded = None  # the server may be another one now (a failover)
                 self._sharded_pubsub()
                 resume = self._position.resume_point(self._redis())
-                pubsub = subscriber.pubsub()
+                pubsub = redis_client.pubsub(self.redis_url, self._timeout)
                 self._changes.clear()
                 self._subscribed = set()
                 self._active = set()

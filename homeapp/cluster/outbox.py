@@ -1,10 +1,15 @@
 """Messages on their way to Redis: queued in order, sent in pipelined batches by one background
 task, kept while Redis cannot take them and retried every half second. What waited longer than
 the event log's window, or arrived past the backlog bound, is dropped, counted in
-homeapp_queue_dropped_total and logged once."""
+homeapp_queue_dropped_total and logged once.
+
+An event's ack waits here until Redis took what the event emitted (homeapp.cluster.durability):
+`wait_taken`, woken after every attempt to send; what it gives up on is cancelled, and the
+sender skips it."""
 import logging
 import time
 
+from homeapp.cluster import durability
 from homeapp.operations import metrics
 
 log = logging.getLogger("homeapp.cluster.message_queue")
@@ -19,7 +24,8 @@ MAX_OUTBOX = 20000
 class Queued:
     """A message waiting for Redis."""
 
-    __slots__ = ("channels", "text", "number", "logged", "since")
+    __slots__ = ("channels", "text", "number", "logged", "since", "deadline", "seq", "refused",
+                 "cancelled")
 
     def __init__(self, channels, text, number, is_logged):
         self.channels = channels
@@ -27,6 +33,10 @@ class Queued:
         self.number = number
         self.logged = is_logged  # a logged emit of this process, not yet given to its own sockets
         self.since = time.monotonic()
+        self.deadline = 0        # ms since the epoch after which Redis must refuse it; 0: never
+        self.seq = 0             # its place in the outbox, from 1
+        self.refused = False     # Redis refused it: past its deadline
+        self.cancelled = False   # its event stopped waiting for it: never send it (again)
 
 
 class Outbox:
@@ -42,19 +52,29 @@ class Outbox:
         self._queued = None      # an Event of the server's async mode, once the sender runs
         self._sending = False
         self._dropped = 0        # messages that could not be kept, since that was last logged
+        self._added = 0          # seq of the last item added
+        self._written = 0        # seq of the last item ever written to Redis (maybe not taken)
+        self._taken = 0          # seq of the last item of the last batch Redis answered
+        self._answered = None    # an Event, set and replaced after each attempt to send
+        self._cancelled = False  # some item is cancelled: drop them before the next batch
 
     def full(self):
         return len(self.items) >= MAX_OUTBOX
 
     def add(self, item):
+        self._added += 1
+        item.seq = self._added
         self.items.append(item)
+        durability.note(self, item)
         if self._queued is None:
             self._queued = self._server.eio.create_event()
+            self._answered = self._server.eio.create_event()
             self._server.start_background_task(self._send_forever)
         self._queued.set()
 
     def drop(self, count, why):
         """Count messages that could not be kept; the first since the last report is logged."""
+        durability.lost()  # when called for an event's emit: its ack cannot be ok
         self._dropped += count
         metrics.QUEUE_DROPPED.inc(count)
         if self._dropped == count:
@@ -67,19 +87,61 @@ class Outbox:
             self._sending = True
             while self.items:
                 self._expire()
+                if self._cancelled:
+                    self._cancelled = False
+                    self.items = [item for item in self.items if not item.cancelled]
                 batch = self.items[:MAX_BATCH]
                 if not batch:
                     break
-                if not self._send(batch):
+                self._written = max(self._written, batch[-1].seq)
+                taken = self._send(batch)
+                if not taken:
+                    self._answer()
                     self._unsent()
                     self._server.sleep(RETRY_SECONDS)
                     continue
+                if taken is not True and None in taken:  # one result per item: None, refused
+                    for item, result in zip(batch, taken):
+                        item.refused = result is None
                 del self.items[:len(batch)]
+                self._taken = batch[-1].seq
+                self._answer()
             self._sending = False
             if self._dropped:
                 log.warning("message queue caught up; %d emits to other processes were dropped",
                             self._dropped)
                 self._dropped = 0
+
+    def _answer(self):
+        """Wake whoever waits for an answer from Redis."""
+        answered, self._answered = self._answered, self._server.eio.create_event()
+        answered.set()
+
+    def wait_taken(self, items, deadline, grace):
+        """Wait until Redis took `items` (this outbox's, in order), at most until `deadline`
+        (time.monotonic()); then, if some were written to Redis, at most `grace` seconds (a Redis
+        call's timeout) and one retry's pause more for the answer to a try: a try that failed may
+        still have got in, and only Redis can tell. Returns whether Redis took them all; when
+        not, those it did not take are cancelled, and whatever Redis still holds of them it
+        refuses, past their deadline."""
+        last = items[-1].seq
+        late = deadline + grace + RETRY_SECONDS  # the next try has begun, and had its answer
+        while True:
+            answered = self._answered  # before looking: an answer after the look sets this one
+            if self._taken >= last:
+                return not any(item.refused for item in items)
+            now = time.monotonic()
+            if now >= deadline and (self._written < items[0].seq or now >= late):
+                self.cancel(items)
+                return False
+            answered.wait((deadline if now < deadline else late) - now)
+
+    def cancel(self, items):
+        """Never send these items (they have not been taken)."""
+        for item in items:
+            if item.seq > self._taken:
+                item.cancelled = True
+                self._cancelled = True
 
     def _expire(self):
         """Drop what waited for Redis longer than the log keeps an entry: too late to deliver."""

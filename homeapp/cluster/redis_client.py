@@ -1,16 +1,28 @@
 """The one way this server makes a Redis client: from REDIS_URL, which names one Redis server
-(redis://, rediss://, unix://) or the Sentinels that know which server is the master
-(redis+sentinel://, as python-socketio writes it).
+(redis://, rediss://, unix://), the Sentinels that know which server is the master
+(redis+sentinel://, as python-socketio writes it), or nodes of a Redis Cluster (redis+cluster://).
 
 With Sentinel, redis-py asks the Sentinels for the master's address whenever a connection
 is opened, so a client whose connection broke (the master died or was demoted) reaches the
 new master on its next call, without a restart. Each call fails after `timeout` seconds
 rather than waiting: a failover is an outage of a few seconds (homeapp.cluster.outage).
+
+With a Redis Cluster (redis+cluster://, startup nodes), the client learns the slots' masters
+from any node that answers, and learns them again when a call meets a dead node or a MOVED
+reply, so that a promoted replica is reached without a restart.
 """
+import threading
+
 import redis
+from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.connection import Encoder
+from redis.exceptions import RedisClusterException
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from homeapp.config import parse_sentinel_url
+from homeapp.cluster.sharded import ShardedPubSub
+from homeapp.config import parse_cluster_url, parse_sentinel_url
 
 
 def connect(url, timeout, decode_responses=False, subscriber=False):
@@ -25,6 +37,9 @@ def connect(url, timeout, decode_responses=False, subscriber=False):
         options["socket_keepalive"] = True
     else:
         options["socket_timeout"] = timeout
+    cluster = parse_cluster_url(url)
+    if cluster is not None:
+        return _cluster(cluster, options)
     sentinel = parse_sentinel_url(url)
     if sentinel is None:
         return redis.Redis.from_url(url, **options)
@@ -33,3 +48,110 @@ def connect(url, timeout, decode_responses=False, subscriber=False):
                                                              "socket_connect_timeout": timeout})
     return watchers.master_for(sentinel.service, db=sentinel.db, username=sentinel.username,
                                password=sentinel.password, **options)
+
+
+class ClusterUnreachable(redis.ConnectionError):
+    """No node of the cluster answers, or no master holds a slot: redis-py's RedisClusterException,
+    which is no RedisError, made one, so that it is an outage like any other."""
+
+
+class _Lazy:
+    """Whether a _Cluster has been made yet."""
+
+    def __init__(self, options):
+        self.options = options
+        self.lock = threading.RLock()  # a greenlet's calls wait while another one makes it
+        self.starting = False
+        self.ready = False
+
+
+class _Cluster(RedisCluster):
+    """RedisCluster, made at its first use rather than when created, as a single server's client
+    connects: a process starts while no node answers, and counts an outage until one does.
+    (RedisCluster asks a node for the slots as it is made.) Its errors are all RedisErrors."""
+
+    def __init__(self, **options):  # RedisCluster.__init__ runs in __getattr__, at the first use
+        # what a registered script needs before any call: the encoder
+        self.encoder = Encoder(options.get("encoding", "utf-8"), options.get("encoding_errors", "strict"),
+                               options.get("decode_responses", False))
+        self._lazy = _Lazy(options)
+
+    def __getattr__(self, name):
+        # called only for an attribute that is missing: before RedisCluster.__init__ has run
+        lazy = self.__dict__.get("_lazy")
+        if lazy is None or name.startswith("__"):
+            raise AttributeError(name)
+        with lazy.lock:
+            try:
+                return object.__getattribute__(self, name)  # another greenlet made it meanwhile
+            except AttributeError:
+                if lazy.starting or lazy.ready:  # RedisCluster.__init__'s own look-ups
+                    raise
+            lazy.starting = True
+            try:
+                RedisCluster.__init__(self, **lazy.options)
+            except RedisClusterException as exc:
+                raise ClusterUnreachable(str(exc)) from exc
+            finally:
+                lazy.starting = False
+            lazy.ready = True
+        return object.__getattribute__(self, name)
+
+    def close(self):
+        if self._lazy.ready:
+            super().close()
+
+    def execute_command(self, *args, **kwargs):
+        try:
+            return super().execute_command(*args, **kwargs)
+        except RedisClusterException as exc:
+            raise ClusterUnreachable(str(exc)) from exc
+
+    def pipeline(self, transaction=None, shard_hint=None):
+        pipe = super().pipeline(transaction, shard_hint)
+        execute = pipe.execute
+
+        def guarded(*args, **kwargs):
+            try:
+                return execute(*args, **kwargs)
+            except RedisClusterException as exc:
+                raise ClusterUnreachable(str(exc)) from exc
+        pipe.execute = guarded
+        return pipe
+
+
+def _cluster(cluster, options):
+    # One retry, at once, after the client has learnt the slots again (a MOVED reply or a dead
+    # node): a failover is then followed on the next call; more, and a call would hold its
+    # caller well past the timeout.
+    return _Cluster(startup_nodes=[ClusterNode(host, port) for host, port in cluster.nodes],
+                    username=cluster.username, password=cluster.password,
+                    retry=Retry(NoBackoff(), 1), **options)
+
+
+def is_cluster(client):
+    """Whether `client` talks to a Redis Cluster, where a call's keys must share a hash slot."""
+    return isinstance(client, RedisCluster)
+
+
+def slot_master(client, key):
+    """The node that is the master of `key`'s slot, as the cluster client `client` knows it now,
+    for what must reach that very node: `client.info(..., target_nodes=node)`, which has the
+    client learn the slots again when the node is dead. Raises RedisError."""
+    try:
+        return client.get_node_from_key(key)
+    except RedisClusterException as exc:
+        raise ClusterUnreachable(str(exc)) from exc
+
+
+def pubsub(url, timeout):
+    """A subscriber for the message queue: redis-py's PubSub on one server (or its Sentinels'
+    master), or on a cluster a homeapp.cluster.sharded.ShardedPubSub, which listens on each
+    master that owns a subscribed channel's slot. Both raise RedisError from listen() when a
+    connection fails; the caller then closes it and makes another one."""
+    cluster = parse_cluster_url(url)
+    if cluster is None:
+        return connect(url, timeout, subscriber=True).pubsub()
+    options = {"username": cluster.username, "password": cluster.password,
+               "socket_connect_timeout": timeout, "socket_keepalive": True}
+    return ShardedPubSub(connect(url, timeout), options)

@@ -5,26 +5,42 @@ ONLINE_USERS = "onlineUsers"
 
 _PREFIX = "homeapp:"
 
-# Set of the ids of server processes that may hold sockets: where reapers look for dead ones.
-SERVERS = f"{_PREFIX}presence:servers"
 
-# Prefix of the per-user socket sets, for the Lua script that walks a dead server's sockets.
-USER_SOCKETS_PREFIX = f"{_PREFIX}presence:user:"
+class PresenceKeys:
+    """The names of presence's keys. On one Redis server (or Sentinel's master), today's names.
+    On a Redis Cluster, every presence key carries onlineUsers' name as its hash tag, so that it
+    lives in the slot of `onlineUsers` itself (a name the REST API reads, which cannot change):
+    each presence script touches one slot, as a cluster requires (docs/scale-out.md)."""
+
+    def __init__(self, cluster=False):
+        base = f"{_PREFIX}presence:" + (f"{{{ONLINE_USERS}}}:" if cluster else "")
+        self.online_users = ONLINE_USERS
+        # Set of the ids of server processes that may hold sockets: where reapers look for dead ones.
+        self.servers = f"{base}servers"
+        # Prefix of the per-user socket sets, for the Lua script that walks a dead server's sockets.
+        self.user_sockets_prefix = f"{base}user:"
+        self._base = base
+
+    def user_sockets(self, user_id):
+        """Set of "<server id>/<sid>" for each live socket of a user, on every process."""
+        return f"{self.user_sockets_prefix}{user_id}"
+
+    def server_sockets(self, server_id):
+        """Hash sid -> user id of the live sockets one server process holds."""
+        return f"{self._base}server:{server_id}"
+
+    def heartbeat(self, server_id):
+        """A key that lives while its server process does: refreshed with a TTL, gone when it dies."""
+        return f"{self._base}heartbeat:{server_id}"
 
 
-def user_sockets(user_id):
-    """Set of "<server id>/<sid>" for each live socket of a user, on every process."""
-    return f"{USER_SOCKETS_PREFIX}{user_id}"
-
-
-def server_sockets(server_id):
-    """Hash sid -> user id of the live sockets one server process holds."""
-    return f"{_PREFIX}presence:server:{server_id}"
-
-
-def heartbeat(server_id):
-    """A key that lives while its server process does: refreshed with a TTL, gone when it dies."""
-    return f"{_PREFIX}presence:heartbeat:{server_id}"
+# the names on one Redis server
+_SERVER_PRESENCE = PresenceKeys()
+SERVERS = _SERVER_PRESENCE.servers
+USER_SOCKETS_PREFIX = _SERVER_PRESENCE.user_sockets_prefix
+user_sockets = _SERVER_PRESENCE.user_sockets
+server_sockets = _SERVER_PRESENCE.server_sockets
+heartbeat = _SERVER_PRESENCE.heartbeat
 
 
 def session(prefix, session_id):
@@ -52,6 +68,17 @@ def queue_room(namespace, room):
 # entry's id). A process that lost Redis resumes reading it where it stopped; a recovering
 # socket gets what it missed from it (homeapp.recovery).
 EVENT_LOG = f"{_PREFIX}events"
+
+
+def sent_mark(sender):
+    """The number of a process's last message appended to the event log, for the log's window:
+    another copy of one appended is not appended again."""
+    return f"{{{EVENT_LOG}}}:sent:{sender}"  # in the log's slot: one script touches both
+
+
+def sent_refused(sender):
+    """Set of the numbers of a process's messages the log refused, past their deadline."""
+    return f"{{{EVENT_LOG}}}:refused:{sender}"
 
 
 def recovery_session(digest):

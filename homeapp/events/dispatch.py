@@ -11,6 +11,7 @@ from time import perf_counter
 from marshmallow import ValidationError
 
 from homeapp import errors
+from homeapp.cluster import durability
 from homeapp.connections import Connection
 from homeapp.errors import EventError, error_payload
 from homeapp.events import names
@@ -83,6 +84,7 @@ def _accept(hub, event, spec, conn, data, from_socket=True):
     backend may send it (HOMEAPP_SERVER_ONLY_EVENTS, a permission: checked after validation);
     one performed for the backend API is neither.
     Raises EventError for every refusal, an unavailable store or a failed handler included.
+    With Redis, returns once Redis holds what the handler emitted (_durably).
     """
     func, schema, rate, anonymous = spec
     try:
@@ -94,7 +96,10 @@ def _accept(hub, event, spec, conn, data, from_socket=True):
             data = validated(schema, data)
         if from_socket and event in hub.config["SERVER_ONLY_EVENTS"]:
             raise errors.forbidden(f"Only the server's backend sends {event}.")
-        result = func(hub, conn, data)
+        if hub.config["REDIS_URL"]:
+            result = _durably(hub, func, conn, data)
+        else:
+            result = func(hub, conn, data)
     except EventError:
         raise
     except PresenceUnavailable as exc:
@@ -104,6 +109,21 @@ def _accept(hub, event, spec, conn, data, from_socket=True):
         log.exception("handler failed")
         raise EventError(errors.INTERNAL_ERROR, "The server failed to handle this event.") from None
     return OK if result is None else dict(OK, **result)
+
+
+def _durably(hub, func, conn, data):
+    """Run the handler, then wait until Redis holds what it emitted: acknowledged means durable
+    (docs/protocol.md). Raises EventError (UNAVAILABLE) when Redis did not take it within
+    HOMEAPP_ACK_TIMEOUT: then none of it is delivered."""
+    emitted, token = durability.collect(hub.config["ACK_TIMEOUT"])
+    try:
+        result = func(hub, conn, data)
+    finally:
+        durability.stop(token)
+    if not durability.settle(emitted, hub.config["REDIS_TIMEOUT"]):
+        raise EventError(errors.UNAVAILABLE, "Redis did not take this event in time; nothing of it "
+                                             "was delivered. Try again.")
+    return result
 
 
 def validated(schema, data):

@@ -9,10 +9,18 @@ namespace, connections and bytes over time. python-socketio declares the emit, j
 disconnect actions in this mode but handles them only in development mode, so they are turned
 off here rather than offered and silently ignored. development adds every socket, room and
 event with its payload (message texts included) and those actions, to whoever holds the
-credentials; it also costs time on every event and emit.
+credentials; it also costs time on every event and emit. Even there it never shows a token,
+a cookie or an Authorization header: python-socketio reports each socket's handshake headers
+and query as they came, and those carry users' bearer tokens and session cookies.
+
+The login is rate-limited per client address (LoginLimit): HOMEAPP_ADMIN_LOGIN_ATTEMPTS failed
+logins in HOMEAPP_ADMIN_LOGIN_WINDOW seconds, then every login from there is refused for a window,
+the right one included; the failures are logged as one line per address and window.
 """
 import hmac
 import logging
+import math
+import time
 from pathlib import Path
 
 from flask import Blueprint, abort, send_from_directory, url_for
@@ -33,6 +41,11 @@ _ICONS_CDN = "https://cdn.jsdelivr.net/npm/@mdi/font@latest/css/materialdesignic
 _FONT_CDN = '<link rel="stylesheet" href="https://fonts.googleapis.com/css?family=Roboto:100,300,400,500,700,900">'
 # the connect_error message on which the UI keeps its login form open, with its own wording
 REFUSED = "invalid credentials"
+LOCKED_OUT = "too many failed logins from this address: try again in {seconds} s"
+# handshake headers (WSGI names) and query parameters whose values the UI never shows
+SECRET_HEADERS = ("HTTP_AUTHORIZATION", "HTTP_PROXY_AUTHORIZATION", "HTTP_COOKIE")
+SECRET_QUERY = ("token", "access_token", "auth", "authorization", "session", "sessionlog", "password")
+REDACTED = "[redacted]"
 
 bp = Blueprint("admin", __name__)
 _instrumented = []  # the InstrumentedServer of the newest app in this process
@@ -54,8 +67,13 @@ def init_app(app, server, config):
     instrumented = server.instrument(
         auth=credentials_check(config["ADMIN_USERNAME"], config["ADMIN_PASSWORD"]),
         mode=config["ADMIN_MODE"], read_only=not development, namespace=NAMESPACE)
+    limit = LoginLimit(config["ADMIN_LOGIN_ATTEMPTS"], config["ADMIN_LOGIN_WINDOW"], server)
+    server.on("connect", limit.guard(server.handlers[NAMESPACE]["connect"], config["TRUST_PROXY"]),
+              namespace=NAMESPACE)
     if development:
         server._trigger_event = _lifecycle_reported(server, server._trigger_event, own_trigger)
+        # every socket the UI is shown goes through it (connect, the initial list, pings)
+        instrumented.serialize_socket = _redacted(instrumented.serialize_socket)
     _instrumented.append(instrumented)
     if not (UI / "index.html").is_file():
         log.warning("the Admin UI is not installed (npm ci --prefix static): /admin/ answers 404, "
@@ -87,9 +105,96 @@ def credentials_check(username, password):
             # both compared, always, in constant time: neither tells which one was wrong
             if hmac.compare_digest(user.encode(), expected[0]) & hmac.compare_digest(secret.encode(), expected[1]):
                 return True
-        log.warning("refused an Admin UI connection: %s", REFUSED)
-        raise ConnectionRefusedError(REFUSED)
+        raise ConnectionRefusedError(REFUSED)  # logged by LoginLimit, once per address and window
     return check
+
+
+class LoginLimit:
+    """Failed Admin UI logins per client address: at most `attempts` in a window of `window`
+    seconds (from the address's first failure); then every login from that address, the right
+    one included, is refused for `window` seconds. Each address's failures are logged as one line
+    at the end of its window: a guesser made thousands a second, and each was a WARNING line.
+
+    The address is the socket's peer, or with `trust_proxy` the one our proxy appended to
+    X-Forwarded-For (deploy/nginx.conf): behind a proxy every peer is the proxy.
+    """
+
+    def __init__(self, attempts, window, server):
+        self.attempts, self.window, self.server = attempts, window, server
+        self.windows = {}  # address: [wrong credentials, refused while locked out] in its window
+        self.locked_until = {}  # address: time.monotonic() at which its lockout ends
+
+    def guard(self, admin_connect, trust_proxy):
+        """python-socketio's connect handler of the admin namespace, behind this limit."""
+        def connect(sid, environ, auth=None):
+            address = client_address(environ, trust_proxy)
+            left = self.lockout_left(address)
+            if left:
+                self._failed(address, locked=True)
+                raise ConnectionRefusedError(LOCKED_OUT.format(seconds=math.ceil(left)))
+            try:
+                return admin_connect(sid, environ, auth)
+            except ConnectionRefusedError:
+                self._failed(address, locked=False)
+                raise
+        return connect
+
+    def lockout_left(self, address):
+        """Seconds for which logins from `address` are still refused; 0 when they are not."""
+        until = self.locked_until.get(address)
+        if until is None:
+            return 0
+        left = until - time.monotonic()
+        if left <= 0:
+            del self.locked_until[address]
+            return 0
+        return left
+
+    def _failed(self, address, locked):
+        counts = self.windows.get(address)
+        if counts is None:
+            counts = self.windows[address] = [0, 0]
+            self.server.start_background_task(self._report, address)
+        counts[locked] += 1
+        if not locked and counts[0] >= self.attempts:
+            self.locked_until[address] = time.monotonic() + self.window
+
+    def _report(self, address):
+        """At the end of an address's window: its one log line, and forget what has expired."""
+        self.server.sleep(self.window)
+        wrong, while_locked = self.windows.pop(address)
+        left = self.lockout_left(address)
+        for other in list(self.locked_until):  # addresses that never came back
+            self.lockout_left(other)
+        log.warning("refused %d Admin UI logins from %s in %.0f s: %d with wrong credentials, "
+                    "%d while locked out%s", wrong + while_locked, address, self.window, wrong,
+                    while_locked, f"; locked out for {math.ceil(left)} s more" if left else "")
+
+
+def client_address(environ, trust_proxy):
+    """The client's address: the socket's peer, or with trust_proxy the last X-Forwarded-For
+    entry, which our proxy appended (the ones before it are the client's word)."""
+    forwarded = environ.get("HTTP_X_FORWARDED_FOR") if trust_proxy else None
+    if forwarded:
+        return forwarded.rsplit(",", 1)[-1].strip()
+    return environ.get("REMOTE_ADDR", "")
+
+
+def _redacted(serialize_socket):
+    """python-socketio's serialize_socket, without the values of SECRET_HEADERS and SECRET_QUERY."""
+    headers = {name[5:].lower() for name in SECRET_HEADERS}
+
+    def serialize(*args, **kwargs):
+        shown = serialize_socket(*args, **kwargs)
+        handshake = shown.get("handshake", {})
+        for section, secret in (("headers", headers.__contains__),
+                                ("query", lambda key: key.lower() in SECRET_QUERY)):
+            values = handshake.get(section) or {}
+            for key in values:
+                if secret(key):
+                    values[key] = REDACTED
+        return shown
+    return serialize
 
 
 def _lifecycle_reported(server, reported, own):

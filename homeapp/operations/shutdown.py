@@ -26,12 +26,11 @@ import socket
 import time
 
 import gevent
-from gevent import pywsgi
 from gevent.event import Event
 from gevent.pool import Pool
 
 from homeapp.cluster import keeper
-from homeapp.seams.gevent import draining
+from homeapp.seams.gevent import Server, draining
 from homeapp.transport.worker import handler_class
 
 log = logging.getLogger("homeapp.operations.shutdown")
@@ -161,7 +160,7 @@ def serve(app, host, port, signals=(signal.SIGTERM, signal.SIGINT)):
     http = HttpConnections()
     # what Flask-SocketIO's run() builds for gevent, plus a pool so that stop() can wait for
     # handlers, and tracebacks in the log's format
-    server = pywsgi.WSGIServer((host, port), app, handler_class=http.handler(handler_class(app.config)),
+    server = Server((host, port), app, handler_class=http.handler(handler_class(app.config)),
                                log=None, spawn=Pool(), error_log=logging.getLogger("homeapp.wsgi"))
     stopping = []
     stopped = Event()

@@ -8,6 +8,9 @@ Every process keeps a hash of its own sockets and a heartbeat key with a TTL, an
 is listed in a registry of servers. A process whose heartbeat expired is dead:
 another process reaps it with one script that claims its hash (deleting it), so
 however many reapers race, its users' "went offline" is reported once.
+
+On a Redis Cluster every presence key is in the slot of `onlineUsers` (redis_keys.PresenceKeys),
+so that each script, the reaper's included, touches one slot.
 """
 import os
 import socket
@@ -16,6 +19,7 @@ import time
 import redis
 
 from homeapp.cluster import redis_keys
+from homeapp.cluster.redis_client import is_cluster, slot_master
 from homeapp.presence.base import PresenceStore, PresenceUnavailable
 
 # KEYS: user sockets, onlineUsers, server sockets, server registry, heartbeat.
@@ -57,7 +61,8 @@ return 0
 # ARGV: server id, user-sockets key prefix, "retire" (its own shutdown) or "reap" (it is dead).
 # Returns {sockets removed, {users gone}}, or nil when there is nothing to claim: a reaped
 # server turns out to be beating, or another reaper already took it.
-# The user-socket keys come from the hash, so this needs a single Redis, not a cluster.
+# The user-socket keys come from the hash, undeclared: on a cluster they share the slot of the
+# declared ones (redis_keys.PresenceKeys), which Redis allows.
 _DROP_SERVER = """
 if ARGV[3] == 'reap' and redis.call('EXISTS', KEYS[2]) == 1 then return nil end
 local held = redis.call('HGETALL', KEYS[3])
@@ -89,6 +94,7 @@ class RedisPresence(PresenceStore):
 
     def __init__(self, client, server_id, heartbeat_ttl=20.0, health=None, call_timeout=None):
         self._redis = client
+        self._names = redis_keys.PresenceKeys(cluster=is_cluster(client))
         self.server_id = server_id
         self._health = health
         self._heartbeat_ms = max(1, int(heartbeat_ttl * 1000))
@@ -108,12 +114,12 @@ class RedisPresence(PresenceStore):
         return f"{self.server_id}/{sid}"
 
     def _keys(self, user_id):
-        return [redis_keys.user_sockets(user_id), redis_keys.ONLINE_USERS,
-                redis_keys.server_sockets(self.server_id)]
+        return [self._names.user_sockets(user_id), redis_keys.ONLINE_USERS,
+                self._names.server_sockets(self.server_id)]
 
     def add_socket(self, user_id, sid):
         self._check()
-        keys = self._keys(user_id) + [redis_keys.SERVERS, redis_keys.heartbeat(self.server_id)]
+        keys = self._keys(user_id) + [self._names.servers, self._names.heartbeat(self.server_id)]
         args = [self._socket_key(sid), user_id, sid, self.server_id, self._heartbeat_ms,
                 self._heartbeat_value, self._deadline_ms()]
         try:
@@ -161,7 +167,7 @@ class RedisPresence(PresenceStore):
     def sockets_of(self, user_id):
         self._check()
         try:
-            keys = self._redis.smembers(redis_keys.user_sockets(user_id))
+            keys = self._redis.smembers(self._names.user_sockets(user_id))
         except redis.RedisError as exc:
             raise _unavailable(exc) from exc
         return {key.partition("/")[2] for key in keys}
@@ -175,6 +181,8 @@ class RedisPresence(PresenceStore):
         Returns the run id of the Redis server that answered: another one after a failover or
         a restart. Raises PresenceUnavailable.
         """
+        if is_cluster(self._redis):
+            return self._beat_on_cluster()
         try:
             with self._redis.pipeline(transaction=False) as pipe:
                 pipe.set(redis_keys.heartbeat(self.server_id), self._heartbeat_value,
@@ -191,10 +199,30 @@ class RedisPresence(PresenceStore):
         self._clock_offset = seconds + microseconds / 1e6 - (sent + received) / 2
         return server.get("run_id")
 
+    def _beat_on_cluster(self):
+        """beat() on a cluster: the writes, then INFO and TIME from the master that took them
+        (the master of presence's slot; a cluster client sends a command without a key to any
+        node). Its run id changes when a replica takes the slot over."""
+        try:
+            with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(self._names.heartbeat(self.server_id), self._heartbeat_value,
+                         px=self._heartbeat_ms)
+                pipe.sadd(self._names.servers, self.server_id)
+                pipe.execute()
+            master = slot_master(self._redis, self._names.servers)
+            server = self._redis.info("server", target_nodes=master)
+            sent = time.time()
+            seconds, microseconds = self._redis.time(target_nodes=master)
+            received = time.time()
+        except redis.RedisError as exc:
+            raise _unavailable(exc) from exc
+        self._clock_offset = seconds + microseconds / 1e6 - (sent + received) / 2
+        return server.get("run_id")
+
     def sockets_here(self):
         """{sid: user id} of the sockets Redis believes this process holds. Raises PresenceUnavailable."""
         try:
-            return self._redis.hgetall(redis_keys.server_sockets(self.server_id))
+            return self._redis.hgetall(self._names.server_sockets(self.server_id))
         except redis.RedisError as exc:
             raise _unavailable(exc) from exc
 
@@ -204,12 +232,12 @@ class RedisPresence(PresenceStore):
         Raises PresenceUnavailable.
         """
         try:
-            others = sorted(self._redis.smembers(redis_keys.SERVERS) - {self.server_id})
+            others = sorted(self._redis.smembers(self._names.servers) - {self.server_id})
             if not others:
                 return []
             with self._redis.pipeline(transaction=False) as pipe:
                 for server_id in others:
-                    pipe.exists(redis_keys.heartbeat(server_id))
+                    pipe.exists(self._names.heartbeat(server_id))
                 beating = pipe.execute()
         except redis.RedisError as exc:
             raise _unavailable(exc) from exc
@@ -228,10 +256,10 @@ class RedisPresence(PresenceStore):
         return self._drop(self.server_id, "retire")
 
     def _drop(self, server_id, mode):
-        keys = [redis_keys.SERVERS, redis_keys.heartbeat(server_id),
-                redis_keys.server_sockets(server_id), redis_keys.ONLINE_USERS]
+        keys = [self._names.servers, self._names.heartbeat(server_id),
+                self._names.server_sockets(server_id), redis_keys.ONLINE_USERS]
         try:
-            result = self._drop_server(keys, [server_id, redis_keys.USER_SOCKETS_PREFIX, mode])
+            result = self._drop_server(keys, [server_id, self._names.user_sockets_prefix, mode])
         except redis.RedisError as exc:
             raise _unavailable(exc) from exc
         if result is None:

@@ -8,6 +8,9 @@
   a put, a switch and a Timeout per packet were about a tenth of the relay's CPU.
 - Output waiting for a client that does not fetch it: past Limits.pending_output bytes in
   Engine.IO's queue (long-polling) the client is disconnected (on a websocket: frames.py).
+- A long-polling POST may carry as many packets as the packet limit allows: Engine.IO refuses
+  more than 16 (a traceback behind a 200, every packet lost), and socket.io-client batches
+  whatever queued while a POST was in flight.
 - Its websocket handler is handed to the frame path (homeapp.transport.evented registers it
   with hand_websockets_to), and closing a socket on a websocket does not wait for a queue
   that no writer empties, then writes the close frame.
@@ -21,6 +24,7 @@ import weakref
 
 import gevent
 from engineio import packet
+from engineio.payload import Payload
 from engineio.socket import Socket
 
 log = logging.getLogger("homeapp.transport")
@@ -50,6 +54,9 @@ def install(config):
     that bound what one client can make this process hold. Called by homeapp.seams.install(),
     which checks the libraries' versions first; calling it again only applies the settings again."""
     Limits.pending_output = config["MAX_PENDING_OUTPUT_BYTES"]
+    # A packet takes at least a byte and its separator, so the body's own limit
+    # (max_http_buffer_size, MAX_PACKET_BYTES) bounds the count.
+    Payload.max_decode_packets = config["MAX_PACKET_BYTES"]
     Socket.schedule_ping = _schedule_ping
     Socket.poll = _poll
     Socket.send = _send
@@ -138,6 +145,19 @@ def _cut_off(sock):
     log.info("disconnecting %s: %d bytes wait for a client that does not fetch them",
              sock.sid, sock.queued_bytes)
     end_session(sock)
+
+
+def session(eio, sid):
+    """Engine.IO server `eio`'s socket of session `sid`, or None."""
+    return eio.sockets.get(sid)
+
+
+def session_open(eio, sid):
+    """False for a session that is closing, closed or unknown to `eio` (a client's sid from
+    before a restart): Engine.IO fails on a closed one with a KeyError and a 500, and logs an
+    unknown one as an ERROR."""
+    sock = session(eio, sid)
+    return sock is not None and not sock.closing and not sock.closed
 
 
 def end_session(sock):

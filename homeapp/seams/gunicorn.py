@@ -15,10 +15,14 @@ DISTRIBUTION = "gunicorn"
 Worker = GeventWebSocketWorker
 
 
-def serve_with(worker, handler_class):
-    """Have `worker` serve its connections with the pywsgi handler `handler_class`; from
-    gunicorn's post_worker_init hook, before the worker starts its server."""
+def serve_with(worker, handler_class, server_class=None):
+    """Have `worker` serve its connections with the pywsgi handler `handler_class`, and, given
+    `server_class` (a function of gunicorn's server class: homeapp/seams/gevent.py's
+    quiet_accept), its server; from gunicorn's post_worker_init hook, before the worker starts
+    its server."""
     worker.wsgi_handler = handler_class
+    if server_class is not None:
+        worker.server_class = server_class(worker.server_class)
 
 
 def stop_accepting(worker):

@@ -17,21 +17,23 @@ from packaging.version import Version
 COVERED = {
     "python-engineio": (
         ">=4.15.1,<4.16",
-        "Socket.schedule_ping, send, poll, close and _websocket_handler, the gevent driver's _sock "
-        "(homeapp/seams/engineio.py)",
+        "Socket.schedule_ping, send, poll, close and _websocket_handler, the gevent driver's _sock, "
+        "Payload.max_decode_packets, and Server.sockets with Socket.closing and closed, read to "
+        "answer 400 for a closing session (homeapp/seams/engineio.py)",
         "tests/test_transport.py tests/test_evented.py tests/test_live_transport.py "
-        "tests/test_live_hostile_transport.py tests/test_live_idle.py tests/test_create_app.py"),
+        "tests/test_live_hostile_transport.py tests/test_live_idle.py tests/test_create_app.py "
+        "tests/test_live_polling.py"),
     "python-socketio": (
         ">=5.18.1,<5.19",
         "Server._handle_eio_message and Packet.uses_binary_events (homeapp/seams/socketio.py); "
         "Server._handle_connect, _send_packet, _trigger_event, the manager's pending_connect and "
         "basic_enter_room (homeapp/recovery/handshake.py); RedisManager's publisher, listener and "
-        "room bookkeeping (homeapp/cluster/message_queue.py); instrument() and _trigger_event "
-        "(homeapp/operations/admin.py)",
+        "room bookkeeping (homeapp/cluster/message_queue.py); instrument() and _trigger_event, "
+        "the admin namespace's connect handler and serialize_socket (homeapp/operations/admin.py)",
         "tests/test_live_hostile.py tests/test_live_limits.py tests/test_message_queue.py "
         "tests/test_live_recovery.py tests/test_recovery.py tests/test_live_recovery_deploy.py "
         "tests/test_live_queue_outage.py tests/test_live_channels.py tests/test_live_admin.py "
-        "tests/test_create_app.py tests/test_event_refusals.py"),
+        "tests/test_create_app.py tests/test_event_refusals.py tests/test_live_admin_limits.py"),
     "Flask-SocketIO": (
         ">=5.7.0,<5.8",
         "init_app's options kept between apps, its server used without its decorators "
@@ -39,13 +41,14 @@ COVERED = {
         "tests/test_create_app.py tests/test_event_refusals.py"),
     "gevent": (
         ">=26.9.0,<26.10",
-        "pywsgi's WSGIHandler.handle_one_request, read_request, read_requestline and "
-        "run_application, its rfile argument (homeapp/seams/gevent.py); socket.detach, the read "
+        "pywsgi's WSGIHandler.handle_one_request, read_request, read_requestline, get_environ and "
+        "run_application, its rfile argument, Input, the server's do_read, stop_accepting and "
+        "start_accepting (homeapp/seams/gevent.py); socket.detach, the read "
         "buffer's read1 at timeout 0, SSLSocket at timeout 0 (homeapp/seams/geventwebsocket.py); "
         "loop.io and loop.timer watchers (homeapp/transport/frames.py)",
         "tests/test_worker.py tests/test_evented.py tests/test_live_hostile_transport.py "
         "tests/test_live_gunicorn.py tests/test_live_tls.py tests/test_rfc6455.py "
-        "tests/test_live_shutdown.py"),
+        "tests/test_live_shutdown.py tests/test_live_body_timeout.py tests/test_live_accept.py"),
     "gevent-websocket": (
         "==0.10.1",
         "the handler's upgrade, then its run_websocket replaced by the hand-over "
@@ -54,9 +57,10 @@ COVERED = {
         "tests/test_live_tls.py"),
     "gunicorn": (
         ">=27.0.1,<27.1",
-        "the gevent worker's wsgi_handler and alive, set from the worker hooks "
+        "the gevent worker's wsgi_handler, server_class and alive, set from the worker hooks "
         "(homeapp/seams/gunicorn.py, gunicorn.conf.py)",
-        "tests/test_live_gunicorn.py tests/test_live_shutdown.py"),
+        "tests/test_live_gunicorn.py tests/test_live_shutdown.py tests/test_live_accept.py "
+        "tests/test_live_body_timeout.py"),
     "marshmallow": (
         ">=4.4.0,<4.5",
         "Schema._deserialize, the field loop, and Field._validate (homeapp/seams/marshmallow.py)",

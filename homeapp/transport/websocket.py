@@ -6,7 +6,8 @@ what one client can make this process hold is bounded:
 
 - output waiting for a client that does not fetch it (homeapp/seams/engineio.py; on a
   websocket, frames.py);
-- a long-polling POST over the packet limit is answered 413 at once (bounded_polling);
+- a long-polling POST over the packet limit is answered 413 at once, and a request for a
+  session that is closing or closed 400, not a 500 (bounded_polling);
 - a text message Engine.IO cannot decode is dropped instead of ending its connection with a
   traceback (_decode_error, used by evented.py);
 - websocket frames and messages over the limits are frames.py's, requests whose headers
@@ -19,7 +20,7 @@ import urllib.parse
 
 from engineio import packet
 
-from homeapp.seams.engineio import end_session
+from homeapp.seams.engineio import end_session, session, session_open
 from homeapp.transport.bodies import body_within
 
 log = logging.getLogger("homeapp.transport")
@@ -49,7 +50,9 @@ def bounded_polling(wsgi_app, eio, limit):
     path = wsgi_app.engineio_path
 
     def app(environ, start_response):
-        if environ["REQUEST_METHOD"] == "POST" and environ.get("PATH_INFO", "").startswith(path):
+        if not environ.get("PATH_INFO", "").startswith(path):
+            return wsgi_app(environ, start_response)
+        if environ["REQUEST_METHOD"] == "POST":
             body = body_within(environ, limit)
             if body is None:
                 _close_session(eio, environ)
@@ -59,14 +62,31 @@ def bounded_polling(wsgi_app, eio, limit):
                 return [b"Payload Too Large"]
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
+        # checked once the body is in: the session may have closed while it was read
+        if not _session_open(eio, environ):
+            # Engine.IO fails on a closed one with a KeyError and a 500, and logs an unknown
+            # one as an ERROR
+            start_response("400 Bad Request", [("Content-Type", "text/plain")])
+            return [b"Session is closed"]
         return wsgi_app(environ, start_response)
     return app
 
 
+def _session_open(eio, environ):
+    """False for a request naming an Engine.IO session that is closing, closed or unknown (a
+    client's sid from before a restart); True for a live one and for a handshake (no sid)."""
+    sid = _sid(environ)
+    return sid is None or session_open(eio, sid)
+
+
+def _sid(environ):
+    return urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).get("sid", [None])[0]
+
+
 def _close_session(eio, environ):
     """Close the Engine.IO session a request names, as for a websocket message over the limit."""
-    sid = urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).get("sid", [None])[0]
-    sock = eio.sockets.get(sid)
+    sid = _sid(environ)
+    sock = session(eio, sid)
     log.info("refused a long-polling POST of more than the packet limit from %s", sid)
     if sock is not None:
         end_session(sock)

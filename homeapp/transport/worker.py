@@ -1,8 +1,8 @@
 """The connection handler of `python app.py` and of the gunicorn worker (gunicorn.conf.py).
 
 homeapp/seams/geventwebsocket.py's handler (gevent-websocket's upgrade, on gevent's pywsgi
-handler with a small read buffer, a header timeout and no body read before a closing answer:
-homeapp/seams/gevent.py), whose websockets, plain or TLS, are taken over here by a
+handler with a small read buffer, header and body timeouts and no body read before a closing
+answer: homeapp/seams/gevent.py), whose websockets, plain or TLS, are taken over here by a
 homeapp.transport.frames.Connection; the application runs once to register it with Engine.IO
 (homeapp.transport.evented).
 
@@ -37,9 +37,11 @@ class Handler(geventwebsocket.Handler):
 
 
 def handler_class(settings):
-    """Handler with the limits of `settings` (homeapp.config's HEADER_TIMEOUT, MAX_PACKET_BYTES,
-    MAX_PENDING_OUTPUT_BYTES and PING_TIMEOUT: a client has as long to answer the server's
-    close frame as it has to answer a ping)."""
+    """Handler with the limits of `settings` (homeapp.config's HEADER_TIMEOUT, BODY_TIMEOUT,
+    MAX_PACKET_BYTES, MAX_PENDING_OUTPUT_BYTES and PING_TIMEOUT: a client has as long to answer
+    the server's close frame as it has to answer a ping)."""
     limits = FrameLimits(settings["MAX_PACKET_BYTES"], settings["MAX_PENDING_OUTPUT_BYTES"],
                          settings["PING_TIMEOUT"])
-    return type("Handler", (Handler,), {"header_timeout": settings["HEADER_TIMEOUT"], "frame_limits": limits})
+    return type("Handler", (Handler,), {"header_timeout": settings["HEADER_TIMEOUT"],
+                                         "body_timeout": settings["BODY_TIMEOUT"],
+                                         "frame_limits": limits})
