@@ -227,30 +227,40 @@ def _hook(lib_class_, name):
 def overrides(classes, root):
     """Findings for names given in the bodies of `classes` (homeapp's, and the homeapp classes of
     their MROs) that a later library class of the MRO has."""
-    found, seen = [], set()
+    found, bodies = [], {}
     for c in classes:
         for i, k in enumerate(c.__mro__):
-            if not k.__module__.startswith("homeapp") or k in seen:
+            if not k.__module__.startswith("homeapp"):
                 continue
-            try:
-                lines, first = inspect.getsourcelines(k)
-                path = str(pathlib.Path(inspect.getsourcefile(k)).resolve().relative_to(root))
-            except (OSError, TypeError, ValueError):  # made by type() or namedtuple: no body
+            # a mixin is read in each class it is mixed into: what it overrides depends on
+            # the library classes after it there (QuietAccept in a gevent server)
+            if k not in bodies:
+                try:
+                    lines, first = inspect.getsourcelines(k)
+                    path = str(pathlib.Path(inspect.getsourcefile(k)).resolve().relative_to(root))
+                    bodies[k] = (path, first, ast.parse(textwrap.dedent("".join(lines))).body[0].body)
+                except (OSError, TypeError, ValueError):  # made by type() or namedtuple: no body
+                    bodies[k] = None
+            if bodies[k] is None:
                 continue
-            seen.add(k)
-            body = ast.parse(textwrap.dedent("".join(lines))).body[0].body
+            path, first, body = bodies[k]
             for node in body:
                 targets = getattr(node, "targets", None) or [node]
                 for t in targets:
                     name = getattr(t, "name", None) or getattr(t, "id", None)
                     if not name or name.startswith("__"):
                         continue
-                    lib = next((b for b in c.__mro__[i + 1:]
-                                if b.__module__.split(".")[0] in LIBS and name in vars(b)), None)
+                    libs = [b for b in c.__mro__[i + 1:]
+                            if b.__module__.split(".")[0] in LIBS and name in vars(b)]
+                    lib = libs[0] if libs else None
                     if lib is not None and not _hook(lib, name):
                         what = f"{lib.__module__}.{lib.__qualname__}.{name}"
-                        found.append(Finding(path, first + node.lineno - 1, "override", what,
-                                             f"{lib.__qualname__}.{name}", (_top(lib.__module__),)))
+                        # it stands in front of each library's method of that name in the MRO
+                        tops = tuple(dict.fromkeys(_top(b.__module__) for b in libs))
+                        finding = Finding(path, first + node.lineno - 1, "override", what,
+                                          f"{lib.__qualname__}.{name}", tops)
+                        if finding not in found:
+                            found.append(finding)
     return found
 
 
