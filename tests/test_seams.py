@@ -14,7 +14,8 @@ from tools import seamscan, upgrade_check
 
 # the seam module of each library's top package
 SEAM_MODULES = {lib: f"homeapp/seams/{lib}.py" for lib in (
-    "engineio", "socketio", "flask_socketio", "gevent", "geventwebsocket", "gunicorn", "marshmallow")}
+    "engineio", "socketio", "flask_socketio", "gevent", "geventwebsocket", "gunicorn", "marshmallow",
+    "redis")}
 
 # Findings in modules that are being rewritten on other branches: they move into
 # homeapp/seams/socketio.py in a second pass (its per-server hooks, a base manager), which empties

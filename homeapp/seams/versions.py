@@ -67,10 +67,12 @@ COVERED = {
         "tests/test_schemas.py"),
     "redis": (
         ">=8.1.0,<8.2",
-        "public API only: PubSub with ssubscribe, streams, Lua scripts, the connection pool's "
-        "timeouts (homeapp/cluster, homeapp/presence, homeapp/recovery)",
+        "RedisCluster's __init__ run at the first use, its close, execute_command and pipeline "
+        "overridden (homeapp/seams/redis.py); otherwise public API: PubSub with ssubscribe, "
+        "streams, Lua scripts, the connection pool's timeouts, the cluster client's nodes_manager "
+        "(homeapp/cluster, homeapp/presence, homeapp/recovery)",
         "tests/test_message_queue.py tests/test_live_scaleout.py tests/test_presence_store.py "
-        "tests/test_live_queue_outage.py"),
+        "tests/test_live_queue_outage.py tests/test_redis_url.py tests/test_live_cluster.py"),
     "prometheus-client": (
         ">=0.26.0,<0.27",
         "public API only: a collector registered with REGISTRY.register and its collect(), "
