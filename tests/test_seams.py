@@ -29,7 +29,6 @@ PENDING = {
     "homeapp/cluster/message_queue.py RedisManager._listen",
     "homeapp/cluster/message_queue.py RedisManager._redis_listen_with_retries",
     "homeapp/cluster/message_queue.py RedisManager.initialize",
-    "homeapp/operations/admin.py ?._trigger_event",
     "homeapp/recovery/__init__.py Manager.emit",
     "homeapp/recovery/handshake.py ?._handle_connect",
     "homeapp/recovery/handshake.py ?._send_packet",

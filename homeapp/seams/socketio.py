@@ -21,8 +21,8 @@ DISTRIBUTION = "python-socketio"
 _library_handle_eio_message = Server._handle_eio_message
 
 # One table per replaced method: id(server) -> the hook that server registered. A server's entry
-# goes with the server. (The second pass adds _handle_connect and _trigger_event here, for the
-# recovering CONNECT and the Admin UI, the same way.)
+# goes with the server. (The second pass adds _handle_connect here, for the recovering CONNECT,
+# the same way.)
 _message_guards = {}  # guard(server, eio_sid, data)
 
 
@@ -43,6 +43,19 @@ def _register(table, server, hook):
     if id(server) not in table:
         weakref.finalize(server, table.pop, id(server), None)
     table[id(server)] = hook
+
+
+def event_trigger(server):
+    """`server`'s dispatch of an event to its handlers, `trigger(event, namespace, *args)`, as it
+    is now: python-socketio's `_trigger_event`, or what the Admin UI's instrument() set in its
+    place on the instance."""
+    return server._trigger_event
+
+
+def trigger_events_with(server, trigger):
+    """Have `server` dispatch its events with `trigger` (which may call what event_trigger gave).
+    On the instance, over what instrument() set there: the instrumentation is per server."""
+    server._trigger_event = trigger
 
 
 # handle_message(server, eio_sid, data): python-socketio's own handling of an Engine.IO message,

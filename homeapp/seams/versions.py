@@ -29,7 +29,8 @@ COVERED = {
         "Server._handle_connect, _send_packet, _trigger_event, the manager's pending_connect and "
         "basic_enter_room (homeapp/recovery/handshake.py); RedisManager's publisher, listener and "
         "room bookkeeping (homeapp/cluster/message_queue.py); instrument() and _trigger_event, "
-        "the admin namespace's connect handler and serialize_socket (homeapp/operations/admin.py)",
+        "the admin namespace's connect handler and serialize_socket (homeapp/seams/socketio.py, "
+        "homeapp/operations/admin.py)",
         "tests/test_live_hostile.py tests/test_live_limits.py tests/test_message_queue.py "
         "tests/test_live_recovery.py tests/test_recovery.py tests/test_live_recovery_deploy.py "
         "tests/test_live_queue_outage.py tests/test_live_channels.py tests/test_live_admin.py "
