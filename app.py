@@ -12,7 +12,7 @@ import sys  # noqa: E402
 from homeapp import create_app  # noqa: E402
 from homeapp.config import ConfigError  # noqa: E402
 from homeapp.operations.shutdown import serve  # noqa: E402
-from homeapp.transport.overrides import UnsupportedLibrary  # noqa: E402
+from homeapp.seams import UnsupportedLibrary  # noqa: E402
 
 
 def main():

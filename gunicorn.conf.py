@@ -11,10 +11,12 @@ worker (docs/operations.md).
 
 The master never imports the homeapp package: that would import redis, Flask and
 Socket.IO before the worker's gevent monkey-patching. It reads config.py and logs.py,
-which need only the standard library and orjson, and transport/worker.py, which needs only gevent,
-gevent-websocket and gunicorn, as standalone modules.
+which need only the standard library and orjson, seams/versions.py (packaging), and
+seams/gunicorn.py, which needs only gevent-websocket's worker, as standalone modules; it checks the
+versions of the libraries it runs before using that worker.
 """
 import importlib.util
+import sys
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parent
@@ -31,14 +33,19 @@ def _standalone(path):
 
 _settings = _standalone("config").load_config()  # a bad setting stops gunicorn with its name
 _logs = _standalone("operations/logs")
+# the libraries the master runs, checked before it loads them (the worker checks all of them)
+for _refusal in _standalone("seams/versions").refusals(("gunicorn", "gevent", "gevent-websocket")):
+    if not _settings["ALLOW_UNTESTED_LIBRARIES"]:
+        raise SystemExit(f"homeapp: cannot start: {_refusal}")
+    print(f"HOMEAPP_ALLOW_UNTESTED_LIBRARIES: starting anyway: {_refusal}", file=sys.stderr)
+_gunicorn = _standalone("seams/gunicorn")
 
 bind = f"{_settings['HOST']}:{_settings['PORT']}"
 
-# The plain gevent worker answers every websocket upgrade with a 500 when gevent-websocket
-# is installed; gevent-websocket's serves both transports, and homeapp's is that one with
-# a smaller read buffer per connection, a header timeout, and websockets handed over to the
-# frame path after the upgrade (homeapp/transport/worker.py), with --certfile too.
-worker_class = _standalone("transport/worker").worker_class(_settings)
+# gevent-websocket's worker, serving with homeapp's connection handler (a smaller read buffer per
+# connection, a header timeout, and websockets handed over to the frame path after the upgrade:
+# homeapp/transport/worker.py, with --certfile too), set by post_worker_init below
+worker_class = _gunicorn.Worker
 
 # One worker per gunicorn: its master hands requests to workers at random, and the
 # long-polling transport needs every request of a session to reach the same process.
@@ -68,6 +75,9 @@ logconfig_dict = {
 }
 
 
+_drains = []  # the worker's drain, once its SIGTERM came
+
+
 def _grace(worker):
     """HOMEAPP_SHUTDOWN_GRACE, cut short if gunicorn's graceful timeout was set lower."""
     return max(0.1, min(_settings["SHUTDOWN_GRACE"], worker.cfg.graceful_timeout - 1))
@@ -80,16 +90,18 @@ def post_worker_init(worker):
     import gevent
 
     from homeapp.operations.shutdown import HttpConnections, shutdown
+    from homeapp.seams.gevent import quiet_accept
+    from homeapp.transport.worker import handler_class
 
     hub = worker.wsgi.extensions["homeapp"]
     # so that the drain can end idle keep-alive connections, which gunicorn would wait for
     http = HttpConnections()
-    worker.wsgi_handler = http.handler(worker.wsgi_handler)
+    # and an accept that pauses, quietly, when the worker is out of descriptors
+    _gunicorn.serve_with(worker, http.handler(handler_class(_settings)), quiet_accept)
 
     def drain(signum, frame):
-        if worker.alive:
-            worker.alive = False  # gunicorn closes its listener and waits for the handlers to end
-            worker.homeapp_drain = gevent.spawn(shutdown, hub, _grace(worker), http)
+        if _gunicorn.stop_accepting(worker):  # gunicorn closes its listener, waits for the handlers
+            _drains.append(gevent.spawn(shutdown, hub, _grace(worker), http))
 
     signal.signal(signal.SIGTERM, drain)
 
@@ -103,8 +115,7 @@ def worker_int(worker):
 
 def worker_exit(server, worker):
     """The worker is leaving: let a drain in progress finish, and close anything still open."""
-    drain = getattr(worker, "homeapp_drain", None)
-    if drain is not None:
+    for drain in _drains:
         drain.join(_grace(worker))
     app = getattr(worker, "wsgi", None)
     if app is not None and len(app.extensions["homeapp"].connections):

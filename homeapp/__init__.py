@@ -4,38 +4,39 @@ How the libraries divide the work:
 
 - Flask serves HTTP: the demo page, `/api/online-users`, the backend API, health, readiness
   and metrics, each a blueprint. create_app() below is Flask's application factory.
-- Flask-SocketIO does one thing here: `socketio.init_app(app, ...)` builds python-socketio's
-  server with this app's options (message queue, JSON codec, origins, limits) and mounts it in
-  front of the Flask app at `/socket.io/`. Its decorators and its `run()` are not used. The
-  handlers are bound on python-socketio's server directly (homeapp.events.dispatch), because
-  Flask-SocketIO's push a Flask request context for every event, which the handlers never use
-  and which cost more than a handler on the hot path (bench/optimised.md). The server loop is
+- Flask-SocketIO does one thing here: it builds python-socketio's server with this app's
+  options (message queue, JSON codec, origins, limits) and mounts it in front of the Flask app
+  at `/socket.io/` (homeapp/seams/flask_socketio.py). The handlers are bound on
+  python-socketio's server directly (homeapp.events.dispatch). The server loop is
   gevent's WSGI server with this project's connection handler (homeapp.operations.shutdown's
   serve() for `python app.py`, homeapp.transport.worker under gunicorn).
 - python-socketio, over python-engineio, speaks the protocol: the handshake, namespaces,
   rooms, acknowledgements, and the message queue between processes (homeapp.cluster).
 - gevent-websocket answers the websocket upgrade; then homeapp.transport's frame path
   (frames.py, evented.py) carries every websocket, plain TCP or TLS, with no greenlet each.
+
+Where homeapp relies on a library's insides, the code is in homeapp/seams/, one module per
+library, installed by create_app before it builds anything of the libraries (docs/upgrading.md).
 """
 from pathlib import Path
 
 from flask import Flask
-from socketio import manager as socketio_manager
 
+from homeapp import seams
 from homeapp.api import endpoint as api
 from homeapp.cluster.message_queue import QueueManager
 from homeapp.cluster.outage import RedisHealth
 from homeapp.cluster.redis_client import connect as connect_redis
 from homeapp.config import load_config
 from homeapp.events import register
-from homeapp.extensions import socketio
 from homeapp.hub import build_hub
 from homeapp.operations import admin, metrics
 from homeapp.operations.logs import configure_logging
-from homeapp.recovery import log_seconds
+from homeapp.recovery import handshake, log_seconds
 from homeapp.recovery.manager import LoggingManager
 from homeapp.schemas import limits
-from homeapp.transport import jsoncodec, overrides, websocket
+from homeapp.seams import flask_socketio, socketio as socketio_seam
+from homeapp.transport import evented, jsoncodec, packets, websocket
 from homeapp.transport.origins import allowed_origins
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,26 +51,27 @@ def create_app(test_config=None):
     config = load_config()
     config.update(test_config or {})
     api.check_config(config)
+    configure_logging(config["LOG_LEVEL"], config["LOG_FORMAT"])
+    seams.install(config)  # before any library object is built: it checks the libraries' versions
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     app.config.update(config)
-    configure_logging(config["LOG_LEVEL"], config["LOG_FORMAT"])
     limits.configure(config)
 
     health = RedisHealth()
     redis_client = None
-    client_manager = socketio_manager.Manager()  # explicit: init_app keeps options between apps
+    client_manager = None  # Socket.IO's in-process one
     if config["REDIS_URL"]:
         redis_client = connect_redis(config["REDIS_URL"], config["REDIS_TIMEOUT"], decode_responses=True)
         client_manager = QueueManager(config["REDIS_URL"], health, config["REDIS_TIMEOUT"],
                                       log_seconds(config), config["HISTORY_SIZE"])
     elif config["RECOVERY_SECONDS"] > 0:
         client_manager = LoggingManager()
-    socketio.init_app(
+    server = flask_socketio.build_server(
         app,
+        client_manager,
         async_mode="gevent",
-        client_manager=client_manager,
         json=jsoncodec,
-        serializer=jsoncodec.TextPacket,
+        serializer=socketio_seam.TextPacket,
         cors_allowed_origins=allowed_origins(config["CORS_ORIGINS"], config["TRUST_PROXY"]),
         cors_credentials=config["CORS_CREDENTIALS"],
         max_http_buffer_size=config["MAX_PACKET_BYTES"],
@@ -78,13 +80,16 @@ def create_app(test_config=None):
         # one event at a time per socket, in the order it was sent, without a greenlet each
         async_handlers=False,
     )
-    hub = build_hub(socketio.server, config, redis_client, health)
-    client_manager.recovery = hub.recovery
+    hub = build_hub(server, config, redis_client, health)
+    server.manager.recovery = hub.recovery
     metrics.watch(hub.connections, health)
-    overrides.install(config, socketio.server, hub)
-    register(socketio.server, hub)
-    app.wsgi_app = websocket.bounded_polling(app.wsgi_app, socketio.server.eio, config["MAX_PACKET_BYTES"])
-    admin.init_app(app, socketio.server, config)
+    evented.configure(config)
+    packets.guard(server)
+    if hub.recovery is not None:
+        handshake.install(server, hub)
+    register(server, hub)
+    app.wsgi_app = websocket.bounded_polling(app.wsgi_app, server.eio, config["MAX_PACKET_BYTES"])
+    admin.init_app(app, server, config)
     if hub.keeper is not None:
         hub.keeper.start()
     app.extensions["homeapp"] = hub

@@ -381,8 +381,8 @@ def load_config(env=None):
         # a storm of reconnects is bounded: restores under way at once, entries read by one
         "RECOVERY_CONCURRENCY": _int(env, "HOMEAPP_RECOVERY_CONCURRENCY", 32, minimum=1),
         "RECOVERY_MAX_ENTRIES": _int(env, "HOMEAPP_RECOVERY_MAX_ENTRIES", 5000, minimum=1),
-        # start on library versions outside the ranges the overrides are tested with
-        # (homeapp/transport/overrides.py): only for tools.upgrade_check's runs
+        # start on library versions outside the ranges the seams are tested with
+        # (homeapp/seams/versions.py): only for tools.upgrade_check's runs
         "ALLOW_UNTESTED_LIBRARIES": _flag(env, "HOMEAPP_ALLOW_UNTESTED_LIBRARIES", False),
         # greenlets handling websocket packets at once (homeapp/transport/evented.py)
         "HANDLER_POOL": _int(env, "HOMEAPP_HANDLER_POOL", 1000, minimum=1),

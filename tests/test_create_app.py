@@ -3,7 +3,7 @@ import pytest
 from engineio.socket import Socket
 
 from homeapp.operations import admin
-from homeapp.transport import evented
+from homeapp.seams import engineio as engineio_seam
 from tests import payloads
 from tests.credentials import ADMIN
 from tests.inprocess import LocalClient, local_app
@@ -17,7 +17,7 @@ def uninstrumented():
     """engineio's Socket class as the other tests of this process expect it, after each test."""
     yield
     admin.release()
-    assert Socket._websocket_handler is evented._websocket_handler
+    assert Socket._websocket_handler is engineio_seam._websocket_handler
 
 
 def test_the_app_can_be_created_twice_in_one_process():
@@ -46,7 +46,7 @@ def test_the_app_can_be_created_twice_in_one_process():
     assert second.test_client().get("/admin/").status_code == 200
     # python-socketio's Admin UI patches engineio's Socket class for the whole process: the
     # second app's instrumentation replaced the first's instead of wrapping it
-    assert Socket._InstrumentedServer__websocket_handler is evented._websocket_handler
+    assert Socket._InstrumentedServer__websocket_handler is engineio_seam._websocket_handler
 
 
 def test_an_app_without_the_admin_settings_has_no_admin_page_or_namespace():

@@ -13,6 +13,7 @@ import pytest
 from engineio import packet
 from websocket import ABNF
 
+from homeapp import seams
 from homeapp.config import load_config
 from homeapp.transport import evented, frames, websocket, worker
 
@@ -22,10 +23,10 @@ CLOSE_FRAME = b"\x88\x00"
 
 @pytest.fixture(autouse=True, scope="module")
 def installed():
-    """The overrides as create_app installs them: explicitly, never by importing."""
+    """The seams as create_app installs them: explicitly, never by importing."""
     config = load_config({})
-    websocket.install(config)
-    evented.install(config)
+    seams.install(config)
+    evented.configure(config)
 
 
 def client_frame(data, opcode=ABNF.OPCODE_TEXT, fin=1):

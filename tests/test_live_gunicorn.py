@@ -43,4 +43,15 @@ def test_the_master_loads_its_settings_and_worker_without_the_homeapp_package():
              "('homeapp', 'redis', 'flask', 'flask_socketio', 'engineio', 'socketio')))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
                          timeout=60, check=True).stdout.split(None, 1)
-    assert out == ["Worker", "[]\n"]
+    assert out == ["GeventWebSocketWorker", "[]\n"]
+
+
+def test_the_master_refuses_an_untested_gunicorn_before_it_loads_the_worker():
+    probe = ("import runpy, sys; from importlib import metadata; real = metadata.version; "
+             "metadata.version = lambda name: '28.0.0' if name == 'gunicorn' else real(name)\n"
+             "try:\n    runpy.run_path('gunicorn.conf.py')\n"
+             "except SystemExit as exc:\n    print(exc, 'geventwebsocket' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert out.startswith("homeapp: cannot start: gunicorn 28.0.0 is installed"), out
+    assert "gunicorn>=27.0.1,<27.1" in out and out.endswith(" False\n"), out

@@ -8,6 +8,8 @@ import pytest
 from engineio import packet
 
 from homeapp.config import load_config
+from homeapp import seams
+from homeapp.seams import engineio as engineio_seam
 from homeapp.transport import websocket as transport
 
 CLOSE_FRAME = b"\x88\x00"
@@ -16,7 +18,7 @@ CLOSE_FRAME = b"\x88\x00"
 @pytest.fixture(autouse=True, scope="module")
 def installed():
     """The frame path as create_app installs it: explicitly, never by importing."""
-    transport.install(load_config({}))
+    seams.install(load_config({}))
 
 
 class _Connection:
@@ -69,7 +71,7 @@ def test_a_socket_not_yet_on_its_websocket_queues(websocket_socket, state):
 
 @pytest.fixture
 def output_limit(monkeypatch):
-    monkeypatch.setattr(transport.Limits, "pending_output", 100)
+    monkeypatch.setattr(engineio_seam.Limits, "pending_output", 100)
 
 
 def test_a_polling_client_that_lets_its_queue_pass_the_limit_is_disconnected(engineio_socket, output_limit):

@@ -27,34 +27,18 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from homeapp.seams.versions import COVERED
+
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements-test.txt"
 
-# the libraries homeapp patches, subclasses or reaches into (docs/upgrading.md lists where)
-LIBRARIES = ("python-engineio", "python-socketio", "Flask-SocketIO", "gevent", "gevent-websocket",
-             "marshmallow", "redis")
-
-# the tests that meet those libraries where homeapp changes or relies on their insides
-SEAMS = (
-    "tests/test_transport.py",        # homeapp/transport/websocket.py: engineio's Socket
-    "tests/test_live_transport.py",   # the same on the wire
-    "tests/test_worker.py",           # homeapp/transport/frames.py: the message limit
-    "tests/test_evented.py",          # frames.py and evented.py: gevent's watchers, engineio's handler
-    "tests/test_rfc6455.py",          # frames.py after gevent-websocket's upgrade, on the wire
-    "tests/test_live_tls.py",         # gevent's SSLSocket on the frame path
-    "tests/test_live_hostile_transport.py",  # the frame path's bounds against hostile clients
-    "tests/test_schemas.py",          # marshmallow
-    "tests/test_live_limits.py",      # packet limits, rate limits, malformed packets
-    "tests/test_event_refusals.py",   # dispatch on python-socketio, through Flask-SocketIO's test client
-    "tests/test_create_app.py",       # Flask-SocketIO's init_app, the Admin UI's instrumentation
-    "tests/test_live_hostile.py",     # homeapp/transport/packets.py inside python-socketio's server
-    "tests/test_live_admin.py",       # python-socketio's Admin UI beside the tuned frame path
-    "tests/test_live_scaleout.py",    # homeapp/cluster/message_queue.py: python-socketio's RedisManager, redis-py
-    "tests/test_message_queue.py",    # the same: a channel per room, in process
-    "tests/test_overrides.py",        # the version check and the explicit install
-    "tests/test_presence_store.py",   # redis-py: the presence scripts
-    "tests/test_live_gunicorn.py",    # homeapp/transport/worker.py: gevent-websocket's handler and worker
-)
+# the libraries homeapp patches, subclasses or reaches into, and the tests that meet them where
+# homeapp changes or relies on their insides: homeapp/seams/versions.py's table (docs/upgrading.md
+# says where each seam is), plus the tests of the seams themselves
+LIBRARIES = tuple(COVERED)
+SEAMS = tuple(dict.fromkeys(
+    [test for _, _, tests in COVERED.values() for test in tests.split()]
+    + ["tests/test_overrides.py", "tests/test_seams.py"]))
 ALL_TOGETHER = "all newest together"
 PINS = "the pins"  # the run before any upgrade: what fails there is not an upgrade's doing
 _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*([^\s;#]+)")
@@ -226,7 +210,7 @@ class Scratch:
         outcome = Outcome(label, changed=self.changed())
         junit = self.directory / "junit.xml"
         junit.unlink(missing_ok=True)
-        # the releases under test are outside the ranges start-up accepts (homeapp/transport/overrides.py)
+        # the releases under test are outside the ranges start-up accepts (homeapp/seams/versions.py)
         env = dict(os.environ, HOMEAPP_ALLOW_UNTESTED_LIBRARIES="1")
         proc = subprocess.run([str(self.python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                f"--junitxml={junit}", *SEAMS], cwd=ROOT, capture_output=True, text=True,

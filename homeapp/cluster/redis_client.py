@@ -11,18 +11,17 @@ With a Redis Cluster (redis+cluster://, startup nodes), the client learns the sl
 from any node that answers, and learns them again when a call meets a dead node or a MOVED
 reply, so that a promoted replica is reached without a restart.
 """
-import threading
-
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
-from redis.connection import Encoder
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from homeapp.cluster.sharded import ShardedPubSub
 from homeapp.config import parse_cluster_url, parse_sentinel_url
+# ClusterUnreachable: the cluster client's errors, RedisErrors (part of this module's interface)
+from homeapp.seams.redis import ClusterUnreachable, LazyCluster
 
 
 def connect(url, timeout, decode_responses=False, subscriber=False):
@@ -50,83 +49,13 @@ def connect(url, timeout, decode_responses=False, subscriber=False):
                                password=sentinel.password, **options)
 
 
-class ClusterUnreachable(redis.ConnectionError):
-    """No node of the cluster answers, or no master holds a slot: redis-py's RedisClusterException,
-    which is no RedisError, made one, so that it is an outage like any other."""
-
-
-class _Lazy:
-    """Whether a _Cluster has been made yet."""
-
-    def __init__(self, options):
-        self.options = options
-        self.lock = threading.RLock()  # a greenlet's calls wait while another one makes it
-        self.starting = False
-        self.ready = False
-
-
-class _Cluster(RedisCluster):
-    """RedisCluster, made at its first use rather than when created, as a single server's client
-    connects: a process starts while no node answers, and counts an outage until one does.
-    (RedisCluster asks a node for the slots as it is made.) Its errors are all RedisErrors."""
-
-    def __init__(self, **options):  # RedisCluster.__init__ runs in __getattr__, at the first use
-        # what a registered script needs before any call: the encoder
-        self.encoder = Encoder(options.get("encoding", "utf-8"), options.get("encoding_errors", "strict"),
-                               options.get("decode_responses", False))
-        self._lazy = _Lazy(options)
-
-    def __getattr__(self, name):
-        # called only for an attribute that is missing: before RedisCluster.__init__ has run
-        lazy = self.__dict__.get("_lazy")
-        if lazy is None or name.startswith("__"):
-            raise AttributeError(name)
-        with lazy.lock:
-            try:
-                return object.__getattribute__(self, name)  # another greenlet made it meanwhile
-            except AttributeError:
-                if lazy.starting or lazy.ready:  # RedisCluster.__init__'s own look-ups
-                    raise
-            lazy.starting = True
-            try:
-                RedisCluster.__init__(self, **lazy.options)
-            except RedisClusterException as exc:
-                raise ClusterUnreachable(str(exc)) from exc
-            finally:
-                lazy.starting = False
-            lazy.ready = True
-        return object.__getattribute__(self, name)
-
-    def close(self):
-        if self._lazy.ready:
-            super().close()
-
-    def execute_command(self, *args, **kwargs):
-        try:
-            return super().execute_command(*args, **kwargs)
-        except RedisClusterException as exc:
-            raise ClusterUnreachable(str(exc)) from exc
-
-    def pipeline(self, transaction=None, shard_hint=None):
-        pipe = super().pipeline(transaction, shard_hint)
-        execute = pipe.execute
-
-        def guarded(*args, **kwargs):
-            try:
-                return execute(*args, **kwargs)
-            except RedisClusterException as exc:
-                raise ClusterUnreachable(str(exc)) from exc
-        pipe.execute = guarded
-        return pipe
-
-
 def _cluster(cluster, options):
     # One retry, at once, after the client has learnt the slots again (a MOVED reply or a dead
     # node): a failover is then followed on the next call; more, and a call would hold its
-    # caller well past the timeout.
-    return _Cluster(startup_nodes=[ClusterNode(host, port) for host, port in cluster.nodes],
-                    username=cluster.username, password=cluster.password,
-                    retry=Retry(NoBackoff(), 1), **options)
+    # caller well past the timeout. Made at its first use (homeapp/seams/redis.py).
+    return LazyCluster(startup_nodes=[ClusterNode(host, port) for host, port in cluster.nodes],
+                       username=cluster.username, password=cluster.password,
+                       retry=Retry(NoBackoff(), 1), **options)
 
 
 def is_cluster(client):

@@ -27,6 +27,7 @@ from flask import Blueprint, abort, send_from_directory, url_for
 from socketio.exceptions import ConnectionRefusedError
 
 from homeapp.events.dispatch import CONNECT, DISCONNECT
+from homeapp.seams.socketio import event_trigger, trigger_events_with
 
 log = logging.getLogger("homeapp.operations.admin")
 
@@ -63,7 +64,7 @@ def init_app(app, server, config):
     # created again in the same process (tests) takes the instrumentation over from the one
     # before, instead of stacking a second one on it
     release()
-    own_trigger = server._trigger_event
+    own_trigger = event_trigger(server)
     instrumented = server.instrument(
         auth=credentials_check(config["ADMIN_USERNAME"], config["ADMIN_PASSWORD"]),
         mode=config["ADMIN_MODE"], read_only=not development, namespace=NAMESPACE)
@@ -71,7 +72,7 @@ def init_app(app, server, config):
     server.on("connect", limit.guard(server.handlers[NAMESPACE]["connect"], config["TRUST_PROXY"]),
               namespace=NAMESPACE)
     if development:
-        server._trigger_event = _lifecycle_reported(server, server._trigger_event, own_trigger)
+        trigger_events_with(server, _lifecycle_reported(server, event_trigger(server), own_trigger))
         # every socket the UI is shown goes through it (connect, the initial list, pings)
         instrumented.serialize_socket = _redacted(instrumented.serialize_socket)
     _instrumented.append(instrumented)

@@ -33,7 +33,8 @@ from gevent.event import Event
 from gevent.pool import Pool
 
 from homeapp.cluster import keeper
-from homeapp.transport.worker import Server, handler_class
+from homeapp.seams.gevent import Server, draining
+from homeapp.transport.worker import handler_class
 
 log = logging.getLogger("homeapp.operations.shutdown")
 
@@ -49,20 +50,9 @@ class HttpConnections:
         self.ending = False
 
     def handler(self, base):
-        """A subclass of the pywsgi handler class `base` that reports to these connections."""
-        connections = self
-
-        class Handler(base):
-            def read_requestline(self):
-                if connections.ending:  # no further request: the connection closes
-                    return ""
-                connections.waiting.add(self)
-                try:
-                    return super().read_requestline()
-                finally:
-                    connections.waiting.discard(self)
-
-        return Handler
+        """A subclass of the handler class `base` (homeapp/seams/gevent.py's) that reports to
+        these connections."""
+        return draining(base, self)
 
     def end(self):
         """Close the connections waiting for a request; the others close after the one they serve.

@@ -1,44 +1,18 @@
 """Fields and schemas shared by every feature: ids, names, texts, dates, notifications."""
 from datetime import date as calendar_date
 
-from marshmallow import (EXCLUDE, RAISE, Schema, ValidationError, missing, post_load, pre_load, validate,
-                         validates_schema)
-from marshmallow.utils import set_value
+from marshmallow import ValidationError, post_load, pre_load, validate, validates_schema
 
 from homeapp.schemas import fields
 from homeapp.schemas.limits import LIMITS
+from homeapp.seams.marshmallow import LeanSchema
 from homeapp.services import rooms
 from homeapp.services.notifications import TO_EVERYONE
 
 
-class BaseSchema(Schema):
-    """Unknown fields are dropped, never forwarded."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    def _deserialize(self, data, *, error_store, many=False, partial=None, unknown=RAISE, index=None):
-        """marshmallow's loop over the fields, for the case every event payload takes (one JSON
-        object, no partial loading, unknown keys dropped): the same calls to each field and the
-        same errors, without the closure, the error-catching helper and the checks of options
-        that are never set here, which marshmallow pays per field. That was a quarter of a
-        `message`'s load (bench/optimised.md). tests/test_schemas.py compares the two loops."""
-        if many or partial is not None or unknown != EXCLUDE or type(data) is not dict:
-            return super()._deserialize(data, error_store=error_store, many=many, partial=partial,
-                                        unknown=unknown, index=index)
-        if not self.opts.index_errors:
-            index = None
-        result = self.dict_class()
-        for name, field in self.load_fields.items():
-            key = name if field.data_key is None else field.data_key
-            try:
-                value = field.deserialize(data.get(key, missing), key, data)
-            except ValidationError as error:
-                error_store.store_error(error.messages, key, index=index)
-                value = error.valid_data or missing
-            if value is not missing:
-                set_value(result, field.attribute or name, value)
-        return result
+class BaseSchema(LeanSchema):
+    """Unknown fields are dropped, never forwarded (homeapp/seams/marshmallow.py: with a leaner
+    field loop than marshmallow's)."""
 
 
 class UserId(fields.Field):

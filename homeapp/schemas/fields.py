@@ -1,25 +1,19 @@
 """marshmallow's field types, minus a cost the hot path pays on every field of every event.
 
-marshmallow 4 builds an `And` of a field's validators each time a field is loaded, even
-when there are none, which with the inline checks of common.BoundedString was a fifth of a
-`message`'s load (bench/optimised.md has the figures).
-These subclasses skip that step when a field has no validators, and behave otherwise
-as marshmallow's own (String aside, below). The schemas import their field types from here.
+These subclasses skip marshmallow's validator step when a field has no validators
+(homeapp/seams/marshmallow.py's Lean), and behave otherwise as marshmallow's own (String
+aside, below). The schemas import their field types from here.
 """
 from marshmallow import fields
 
-
-class _Lean:
-    def _validate(self, value):
-        if self.validators:
-            super()._validate(value)
+from homeapp.seams.marshmallow import Lean
 
 
-class Field(_Lean, fields.Field):
+class Field(Lean, fields.Field):
     pass
 
 
-class String(_Lean, fields.String):
+class String(Lean, fields.String):
     """A JSON string only: marshmallow's String also takes bytes (a Socket.IO binary
     attachment) and decodes them, which no client of this protocol sends."""
 
@@ -29,17 +23,17 @@ class String(_Lean, fields.String):
         return value
 
 
-class Boolean(_Lean, fields.Boolean):
+class Boolean(Lean, fields.Boolean):
     pass
 
 
-class Integer(_Lean, fields.Integer):
+class Integer(Lean, fields.Integer):
     pass
 
 
-class List(_Lean, fields.List):
+class List(Lean, fields.List):
     pass
 
 
-class Nested(_Lean, fields.Nested):
+class Nested(Lean, fields.Nested):
     pass

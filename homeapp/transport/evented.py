@@ -16,18 +16,19 @@ this module back:
   NOOP, 5) packet by packet in the same greenlets;
 - the end of the connection closes the socket behind the packets already waiting.
 
-Sending is websocket.py's _send: straight to the connection, which never blocks, so Engine.IO's
-queue and writer are not used. Socket.close is replaced so that closing an evented socket
-writes the close frame and never waits for a queue that no writer empties.
+Sending is straight to the connection, which never blocks, so Engine.IO's queue and writer are
+not used; closing an evented socket writes the close frame and never waits for a queue that no
+writer empties. Both are Engine.IO seams: homeapp/seams/engineio.py, which hands each socket's
+websocket to _websocket_handler here once configure() has run.
 """
 import logging
 from collections import deque
 
 from engineio import exceptions, packet
 import gevent
-from engineio.socket import Socket
 from gevent.hub import Waiter
 
+from homeapp.seams import engineio as engineio_seam
 from homeapp.transport import frames, websocket
 
 log = logging.getLogger("homeapp.transport")
@@ -43,23 +44,19 @@ _workers = 0  # now
 _idle = []  # the Waiters of idle workers
 _waiting = deque()  # feeds with packets and no worker free for them
 
-_engineio_close = Socket.close
 
-
-def install(config):
-    """Replace Socket._websocket_handler and Socket.close, and size the handler pool. Called
-    by homeapp.transport.overrides.install()."""
+def configure(config):
+    """Size the handler pool, and take every Engine.IO socket's websocket over. Called by
+    create_app, after homeapp.seams.install()."""
     global _handler_pool
     _handler_pool = config["HANDLER_POOL"]
-    Socket._websocket_handler = _websocket_handler
-    Socket.close = _close
-    Socket.frames = None  # the connection the socket is on, once it is on it
+    engineio_seam.hand_websockets_to(_websocket_handler)
 
 
 def _websocket_handler(sock, ws):
     """`ws` is Engine.IO's gevent driver, around the frames.Connection that worker.Handler
     put in the environ as `wsgi.websocket`."""
-    conn = ws._sock
+    conn = engineio_seam.driver_connection(ws)
     if conn.__class__ is not frames.Connection:  # served by another handler than worker.Handler
         log.error("%s: a websocket that homeapp's connection handler did not take over is closed: "
                   "run gunicorn with -c gunicorn.conf.py (or python app.py)", sock.sid)
@@ -70,7 +67,7 @@ def _websocket_handler(sock, ws):
         # the Admin UI counts packets in the driver's wait and send (python-socketio's
         # instrument()): they go through them, the driver reading from the feed
         feed.counted = ws
-        ws._sock = feed
+        engineio_seam.read_through(ws, feed)
     if sock.connected:  # on long-polling: an upgrade
         sock.upgrading = True  # sends wait in the queue meanwhile
         feed.stage = _PROBE
@@ -93,20 +90,10 @@ def _adopt(feed):
             queue.put(None)
             conn.close_gracefully()
             return
-        sock.queued_bytes -= websocket._size(pkt)
+        sock.queued_bytes -= engineio_seam.size(pkt)
         target.send(pkt.encode())
     sock.frames = conn
     sock.direct_websocket = target
-
-
-def _close(sock, wait=True, abort=False, reason=None):
-    """Engine.IO's close; for an evented socket without waiting on its queue (no writer
-    empties it), and followed by the close frame."""
-    conn = sock.frames
-    if conn is None:
-        return _engineio_close(sock, wait, abort, reason)
-    _engineio_close(sock, False, abort, reason)  # its CLOSE packet goes straight to conn
-    conn.close_gracefully()
 
 
 class Feed:

@@ -8,7 +8,6 @@ by the schemas like any other instead of failing inside the transport.
 import json
 
 import orjson
-from socketio import packet
 
 
 def dumps(obj, **kwargs):
@@ -26,14 +25,3 @@ def loads(text, **kwargs):
     except orjson.JSONDecodeError:
         return json.loads(text)
 
-
-class TextPacket(packet.Packet):
-    """Socket.IO packets that never carry binary attachments.
-
-    The protocol is JSON text only. The default packet walks every payload it sends looking
-    for bytes before encoding it, a measurable part of a `message` (bench/optimised.md); this
-    one skips the walk.
-    A client's binary packet still decodes: the schemas refuse bytes where they want text.
-    """
-
-    uses_binary_events = False

@@ -1,12 +1,13 @@
 """The Socket.IO packets a client may send: python-socketio would take more than this protocol does.
 
-guard() wraps python-socketio's handler of Engine.IO messages (a private method, so
-homeapp.transport.overrides checks python-socketio's version first).
+guard() registers with homeapp/seams/socketio.py, which passes it python-socketio's Engine.IO
+messages (a private method of its Server; homeapp.seams checks python-socketio's version first).
 """
 import logging
 
 from homeapp.operations import metrics
-from homeapp.transport.websocket import end_session
+from homeapp.seams import socketio as socketio_seam
+from homeapp.seams.engineio import end_session
 
 log = logging.getLogger("homeapp.transport")
 
@@ -20,19 +21,19 @@ def guard(server):
     connection of a client that sends a binary packet or attachment: the protocol is JSON text
     only, and python-socketio would otherwise hold every attachment of an unfinished binary
     packet in memory."""
-    handle = server._handle_eio_message
+    socketio_seam.guard_messages(server, _guarded)
 
-    def guarded(eio_sid, data):
-        if not isinstance(data, str) or data[:1] in _BINARY_PACKETS:
-            log.info("closing %s: it sent a binary Socket.IO packet", eio_sid)
-            metrics.count_malformed_packet()
-            sock = server.eio.sockets.get(eio_sid)
-            if sock is not None:  # not Engine.IO's disconnect: it waits for a poll that may never come
-                end_session(sock)
-            return None
-        try:
-            return handle(eio_sid, data)
-        except (ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:
-            metrics.count_malformed_packet()
-            log.info("dropped a malformed packet from %s: %s: %s", eio_sid, type(exc).__name__, exc)
-    server.eio.on("message", guarded)
+
+def _guarded(server, eio_sid, data):
+    if not isinstance(data, str) or data[:1] in _BINARY_PACKETS:
+        log.info("closing %s: it sent a binary Socket.IO packet", eio_sid)
+        metrics.count_malformed_packet()
+        sock = server.eio.sockets.get(eio_sid)
+        if sock is not None:  # not Engine.IO's disconnect: it waits for a poll that may never come
+            end_session(sock)
+        return None
+    try:
+        return socketio_seam.handle_message(server, eio_sid, data)
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:
+        metrics.count_malformed_packet()
+        log.info("dropped a malformed packet from %s: %s: %s", eio_sid, type(exc).__name__, exc)
