@@ -4,12 +4,14 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import redis
 from redis.sentinel import Sentinel
 
 from homeapp.cluster import redis_keys
+from tests import payloads
 from tests.live import Peer, new_user_id
 from tests.processes import (ROOT, RedisSentinel, RedisServer, ServerProcess, answers_http, free_port,
                              wait_until)
@@ -58,6 +60,32 @@ class Cluster:
         if join:
             assert peer.call("joinRoom", user_id) == {"ok": True}
         return peer
+
+    def carries_on_after_failover(self, sender, receiver, room, observer, within):
+        """After a failover, without a restart: a message from `sender` (on process 0) reaches
+        `receiver` (on process 1) again, then a new user's addOnlineUser on process 1 works and
+        `observer` hears it announced, each within `within()` seconds; a refusal meanwhile is
+        UNAVAILABLE, never a crash. Returns the new user's peer."""
+        def crossed():
+            sender.emit("message", payloads.message(sender.user_id, room, "after"))
+            time.sleep(0.3)
+            return any(p["message"] == "after" for _, p in receiver.got("messageRoom"))
+        wait_until(crossed, within(), "no message crossed processes after the failover")
+
+        newcomer = self.peer(1, live=False)
+        hello = {"userID": newcomer.user_id, "userUsername": newcomer.username}
+
+        def added():
+            ack = newcomer.call("addOnlineUser", hello)
+            if ack == {"ok": True}:
+                return True
+            assert ack["code"] == "UNAVAILABLE", ack
+            time.sleep(0.2)
+            return False
+        wait_until(added, within(), "addOnlineUser kept failing after the failover")
+        observer.wait_for("newOnlineUser", lambda p: p == {"type": "Add", "userID": newcomer.user_id},
+                          timeout=within())
+        return newcomer
 
     def client(self):
         return self.redis.client()

@@ -493,26 +493,7 @@ def test_a_masters_death_is_carried_through_without_a_restart(dies):
         def remaining():
             return max(0.1, killed + WITHIN - time.monotonic())
 
-        # messages cross processes again
-        def crossed():
-            a.emit("message", payloads.message(a.user_id, room, "after"))
-            time.sleep(0.3)
-            return any(p["message"] == "after" for _, p in b.got("messageRoom"))
-        wait_until(crossed, remaining(), "no message crossed processes after the failover")
-
-        # addOnlineUser works, and the other process hears of it
-        newcomer = cluster.peer(1, live=False)
-        hello = {"userID": newcomer.user_id, "userUsername": newcomer.username}
-
-        def added():
-            ack = newcomer.call("addOnlineUser", hello)
-            if ack == {"ok": True}:
-                return True
-            assert ack["code"] == "UNAVAILABLE", ack  # a refusal, never a crash
-            time.sleep(0.2)
-            return False
-        wait_until(added, remaining(), "addOnlineUser kept failing after the failover")
-        observers[0].wait_for("newOnlineUser", lambda p: p == add(newcomer.user_id), timeout=remaining())
+        newcomer = cluster.carries_on_after_failover(a, b, room, observers[0], remaining)
 
         stop.set()
         sender.join(20)
