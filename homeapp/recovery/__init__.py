@@ -127,6 +127,9 @@ class Recovery:
         self.history = history      # MemoryHistory or RedisHistory
         self.sessions = sessions    # MemorySessions or RedisSessions
         self.positions = None       # homeapp.engine.positions.Positions, set by build_recovery
+        # reinstate(hub, conn, session): gives a recovered socket what its session had (identity,
+        # presence): the app's, registered by create_app, so that the engine imports no feature
+        self.reinstate = None
         self.grace = grace
         self.concurrency = concurrency
         self.max_entries = max_entries

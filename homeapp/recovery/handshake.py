@@ -17,7 +17,6 @@ from bidict import ValueDuplicationError
 from homeapp.cluster.redis_keys import EVERYONE
 from homeapp.engine.history import Budget, id_key
 from homeapp.engine.positions import offset_of
-from homeapp.events import lifecycle
 from homeapp.operations import metrics
 from homeapp.recovery import MAX_RESTORE_BYTES, Refused
 from homeapp.recovery.channels import NAMESPACE, event_packet
@@ -162,7 +161,7 @@ def _restore(server, hub, conn, replay, eio_sid, offset):
     session = replay.session
     held = recovery.restoring[conn.sid]
     try:
-        lifecycle.reinstate(hub, conn, session)
+        recovery.reinstate(hub, conn, session)
         rooms = [room for room in session.rooms if room not in replay.cut]
         # the histories read next must reach up to where pub/sub takes over
         hub.enter_channels(conn.sid, rooms)
