@@ -6,9 +6,12 @@ the class, by one that looks up the hook a server registered (by create_app, thr
 functions below) and runs the library's own method where none is. Flask-SocketIO builds the
 Server itself (flask_socketio.SocketIO.init_app), so a Server subclass is not an option.
 
-Where homeapp builds on python-socketio's documented extension points instead (the message
-queue subclasses its client manager with the `_publish`/`_listen` hooks its PubSubManager
-documents for custom queues), that is said where it is done.
+homeapp's client managers (the message queue, the in-memory histories) subclass the base
+classes at the end of this module, which give them hooks of their own names in place of
+python-socketio's: the queue's publish() and listen() stand on the `_publish`/`_listen`
+extension points that python-socketio's PubSubManager documents for custom queues; the rest
+(the room bookkeeping, `emit`, `initialize`, `set_server`, `_handle_emit`) is not documented
+as an extension point.
 """
 import weakref
 
@@ -31,7 +34,8 @@ _connect_handlers = {}  # handler(server, eio_sid, namespace, data)
 def install():
     """Replace what this module replaces in python-socketio's Server, for the whole class.
     Called by homeapp.seams.install() before any Server is built: a Server hands its bound
-    `_handle_eio_message` to Engine.IO when it is built."""
+    `_handle_eio_message` to Engine.IO when it is built (`_handle_connect` is looked up at each
+    CONNECT)."""
     Server._handle_eio_message = _handle_eio_message
     Server._handle_connect = _handle_connect
 
