@@ -29,6 +29,7 @@ from homeapp.cluster.outage import RedisHealth
 from homeapp.cluster.redis_client import connect as connect_redis
 from homeapp.config import load_config
 from homeapp.events import register
+from homeapp.events.lifecycle import reinstate
 from homeapp.hub import build_hub
 from homeapp.operations import admin, metrics
 from homeapp.operations.logs import configure_logging
@@ -86,6 +87,7 @@ def create_app(test_config=None):
     evented.configure(config)
     packets.guard(server)
     if hub.recovery is not None:
+        hub.recovery.reinstate = reinstate
         handshake.install(server, hub)
     register(server, hub)
     app.wsgi_app = websocket.bounded_polling(app.wsgi_app, server.eio, config["MAX_PACKET_BYTES"])

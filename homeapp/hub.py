@@ -6,7 +6,7 @@ from datetime import datetime
 from time import time
 from zoneinfo import ZoneInfo
 
-from homeapp.cluster.keeper import PresenceKeeper, heartbeat_schedule
+from homeapp.presence.keeper import PresenceKeeper, heartbeat_schedule
 from homeapp.cluster.outage import RedisHealth
 from homeapp.connections import Connections
 from homeapp.events import names

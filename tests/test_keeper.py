@@ -6,13 +6,13 @@ import pytest
 import redis
 import socketio
 
-from homeapp.cluster import keeper as keeper_module
+from homeapp.presence import keeper as keeper_module
 from homeapp.cluster import redis_keys
 from homeapp.config import load_config
 from homeapp.connections import Connections
 from homeapp.hub import Hub
 from homeapp.cluster.outage import RedisHealth
-from homeapp.cluster.keeper import PresenceKeeper, retire
+from homeapp.presence.keeper import PresenceKeeper, retire
 from homeapp.presence import PresenceUnavailable
 from homeapp.presence.redis import RedisPresence
 from tests.live import new_user_id

@@ -13,7 +13,7 @@ import redis
 import requests
 
 from homeapp.cluster import redis_client, redis_keys
-from homeapp.cluster.keeper import SETTLE_SECONDS
+from homeapp.presence.keeper import SETTLE_SECONDS
 from homeapp.cluster.sharded import ShardedPubSub
 from homeapp.presence.redis import RedisPresence
 from homeapp.services.rooms import room_channel

@@ -4,7 +4,7 @@ import itertools
 import threading
 import time
 
-from homeapp.cluster.keeper import SETTLE_SECONDS
+from homeapp.presence.keeper import SETTLE_SECONDS
 from tests import payloads
 from tests.cluster import Cluster, SentinelGroup
 from tests.live import open_room, room_of, settle

@@ -8,7 +8,7 @@ import pytest
 from homeapp.cluster import redis_keys
 from homeapp.config import ConfigError, load_config
 from homeapp.cluster.outage import RedisHealth
-from homeapp.cluster.keeper import heartbeat_schedule
+from homeapp.presence.keeper import heartbeat_schedule
 from homeapp.presence import PresenceUnavailable
 from homeapp.presence.redis import RedisPresence
 from tests.live import new_user_id

@@ -17,27 +17,6 @@ SEAM_MODULES = {lib: f"homeapp/seams/{lib}.py" for lib in (
     "engineio", "socketio", "flask_socketio", "gevent", "geventwebsocket", "gunicorn", "marshmallow",
     "redis")}
 
-# Findings in modules that are being rewritten on other branches: they move into
-# homeapp/seams/socketio.py in a second pass (its per-server hooks, a base manager), which empties
-# this set. A finding listed here that is gone fails test_pending_findings_are_still_there.
-PENDING = {
-    "homeapp/cluster/message_queue.py BaseManager.basic_enter_room",
-    "homeapp/cluster/message_queue.py BaseManager.basic_leave_room",
-    "homeapp/cluster/message_queue.py BaseManager.set_server",
-    "homeapp/cluster/message_queue.py PubSubManager._handle_emit",
-    "homeapp/cluster/message_queue.py RedisManager._publish",
-    "homeapp/cluster/message_queue.py RedisManager._listen",
-    "homeapp/cluster/message_queue.py RedisManager._redis_listen_with_retries",
-    "homeapp/cluster/message_queue.py RedisManager.initialize",
-    "homeapp/recovery/__init__.py Manager.emit",
-    "homeapp/recovery/handshake.py ?._handle_connect",
-    "homeapp/recovery/handshake.py ?._send_packet",
-    "homeapp/recovery/handshake.py ?._trigger_event",
-    "homeapp/recovery/manager.py BaseManager.basic_enter_room",
-    "homeapp/recovery/manager.py BaseManager.basic_leave_room",
-    "homeapp/recovery/manager.py Manager.emit",
-}
-
 FINDINGS = seamscan.scan(ROOT)
 SEAMS = sorted({f"{finding.path} {finding.key}" for finding in FINDINGS})
 
@@ -65,8 +44,6 @@ def _lists(entry, key):
 def test_a_seam_is_in_the_module_of_its_library(seam):
     where = {SEAM_MODULES.get(lib) for finding in _found(seam) for lib in finding.libraries}
     path = seam.split(" ")[0]
-    if seam in PENDING:
-        return
     lines = "\n".join(str(finding) for finding in _found(seam))
     assert path in where, f"{lines}\nbelongs in one of {sorted(filter(None, where))}"
 
@@ -77,12 +54,6 @@ def test_a_seam_has_its_row_in_the_upgrading_page(seam):
     assert any(any(_lists(entry, key) for entry in entries) and f"`{path}`" in where
                for entries, _, where, _ in _rows()), \
         f"{_found(seam)[0]}: docs/upgrading.md has no row listing `{key}` whose where names `{path}`"
-
-
-@pytest.mark.parametrize("seam", sorted(PENDING))
-def test_pending_findings_are_still_there(seam):
-    """Once a pending seam has moved into homeapp/seams/, it leaves PENDING."""
-    assert _found(seam), f"{seam} is gone: remove it from PENDING"
 
 
 def test_each_row_names_a_covered_library_with_its_versions():

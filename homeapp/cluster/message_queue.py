@@ -40,6 +40,11 @@ The histories are what make delivery survive Redis:
 
 Failures to reach Redis are reported to RedisHealth, which logs each outage once; Redis
 refusing one message (a script error) is that message's failure, not an outage.
+
+It is built on homeapp.seams.socketio.RedisQueue, which passes python-socketio's documented
+extension points for a custom queue (PubSubManager's `_publish` and `_listen`) on to publish()
+and listen(), and its undocumented ones (initialize, set_server, _handle_emit, the room
+bookkeeping) to the hooks named there.
 """
 import bisect
 import itertools
@@ -47,7 +52,6 @@ import logging
 import time
 
 import redis
-import socketio
 
 from homeapp.cluster import redis_client, redis_keys
 from homeapp.cluster.outbox import MAX_OUTBOX, Outbox, Queued
@@ -56,6 +60,7 @@ from homeapp.engine import history
 from homeapp.engine.copies import channels_of, copy_for
 from homeapp.recovery import MIN_LOG_SECONDS
 from homeapp.recovery.channels import NAMESPACE, has_channel, logged, rooms_of
+from homeapp.seams.socketio import RedisQueue
 
 log = logging.getLogger("homeapp.cluster.message_queue")
 
@@ -115,7 +120,7 @@ class _Heard:
         return True
 
 
-class QueueManager(socketio.RedisManager):
+class QueueManager(RedisQueue):
     def __init__(self, url, health, timeout, log_seconds=MIN_LOG_SECONDS, history_size=10000):
         """`log_seconds` and `history_size`: how long, and how many per channel, the histories
         keep entries."""
@@ -165,24 +170,23 @@ class QueueManager(socketio.RedisManager):
         heard = self._heard.get(channel)
         return heard.id if heard is not None else None
 
-    def basic_enter_room(self, sid, namespace, room, eio_sid=None):
+    def joining(self, namespace, room, first):
         channel = _channel_of_room(namespace, room)
-        first = channel is not None and room not in self.rooms.get(namespace, {})
-        if first and channel not in self._heard:
+        if first and channel is not None and channel not in self._heard:
             self._start(channel)
-        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+
+    def joined(self, sid, namespace, room, first):
+        channel = _channel_of_room(namespace, room)
         if channel is not None and self.recovery is not None:
             self.recovery.positions.joined(sid, channel)
-        if first and channel != EVERYONE:
+        if first and channel is not None and channel != EVERYONE:
             self._follow(channel, True)
 
-    def basic_leave_room(self, sid, namespace, room):
+    def left(self, sid, namespace, room, emptied):
         channel = _channel_of_room(namespace, room)
-        held = channel is not None and room in self.rooms.get(namespace, {})
-        super().basic_leave_room(sid, namespace, room)
         if channel is not None and self.recovery is not None:
             self.recovery.positions.left(sid, channel)
-        if held and channel != EVERYONE and room not in self.rooms.get(namespace, {}):
+        if emptied and channel is not None and channel != EVERYONE:
             self._follow(channel, False)
 
     def _start(self, channel):
@@ -211,21 +215,22 @@ class QueueManager(socketio.RedisManager):
 
     # --- this process's own sockets --------------------------------------------------------
 
-    def _handle_emit(self, message):
+    def delivering(self, message):
         """Deliver an emit to this process's sockets. With recovery on, a logged emit goes with
-        its offset (`message["copy"]`, from the listener); this process's own wait for theirs."""
+        its offset (`message["copy"]`, from the listener); this process's own wait for theirs.
+        Otherwise python-socketio delivers it."""
         recovery = self.recovery
         if recovery is None or not logged(message):
-            return super()._handle_emit(message)
+            return False
         copy = message.pop("copy", None)
         if copy is not None:
             recovery.deliver(self, message, *copy)
-        # else this process's own emit: _publish queues it, and the listener delivers it
+        # else this process's own emit: publish() queues it, and the listener delivers it
+        return True
 
     # --- publishing ----------------------------------------------------------------------
 
-    def set_server(self, server):
-        super().set_server(server)
+    def server_set(self, server):
         self._outbox = Outbox(server, self._send, self._unsent, self._log_seconds)
 
     def _redis(self):
@@ -244,7 +249,7 @@ class QueueManager(socketio.RedisManager):
             self._sharded = redis_client.is_cluster(client) or has_sharded_pubsub(client)
         return self._sharded
 
-    def _publish(self, data):
+    def publish(self, data):
         channels = self._channels_of(data)
         if not channels:
             return
@@ -268,7 +273,7 @@ class QueueManager(socketio.RedisManager):
 
     def publish_cut(self, user_id, channel):
         """Append to a channel's history that a user was taken out of it (homeapp.recovery)."""
-        self._publish({"method": "cut", "namespace": NAMESPACE, "room": channel, "user": user_id,
+        self.publish({"method": "cut", "namespace": NAMESPACE, "room": channel, "user": user_id,
                        "host_id": self.host_id})
 
     def _unsent(self):
@@ -338,11 +343,10 @@ class QueueManager(socketio.RedisManager):
 
     # --- listening -----------------------------------------------------------------------
 
-    def initialize(self):
+    def started(self):
         if not self.write_only:  # before the listener starts: it may set it at once
             self._changed = self.server.eio.create_event()
             self.server.start_background_task(self._follow_rooms)
-        super().initialize()
 
     def _subscribe(self, pubsub, channels):
         names = [redis_keys.queue_channel(c) for c in channels]
@@ -416,7 +420,7 @@ class QueueManager(socketio.RedisManager):
         self._run_id = run_id
         return changed
 
-    def _redis_listen_with_retries(self):
+    def _messages(self):
         while not self._closed:
             pubsub = None
             try:
@@ -479,9 +483,9 @@ class QueueManager(socketio.RedisManager):
                 if len(page) == history.PAGE:
                     pending.append((channel, page[-1][0].decode()))
 
-    def _listen(self):
+    def listen(self):
         own = self.host_id.encode()
-        for message in self._redis_listen_with_retries():
+        for message in self._messages():
             if message["type"] in _CONFIRMATIONS:
                 self._confirmed(message)
                 continue
@@ -522,7 +526,7 @@ class QueueManager(socketio.RedisManager):
                 yield data
             elif logged(data):  # python-socketio's loop skips a process's own messages
                 try:
-                    self._handle_emit(data)
+                    self.deliver_here(data)
                 except Exception:
                     log.exception("could not deliver an emit of this process")
 

@@ -5,10 +5,10 @@ from socketio import exceptions as socketio_errors
 
 from homeapp.events import names
 from homeapp.events.dispatch import handles
-from homeapp.events.typing_status import typing_payload
 from homeapp.identity import Refused
 from homeapp.presence import PresenceUnavailable
 from homeapp.schemas import presence as schemas
+from homeapp.schemas.typing_status import typing_payload
 from homeapp.services.access import require_self
 from homeapp.services.rooms import room_channel, user_channel
 

@@ -6,12 +6,6 @@ from homeapp.services.access import require_member, require_self
 from homeapp.services.rooms import room_channel
 
 
-def typing_payload(conn, room_id, claimed_username):
-    """typingMessageStart/Stop's payload; the name is the identity's when it has one."""
-    return {"senderID": conn.user_id, "senderUsername": conn.username or claimed_username,
-            "roomID": room_id}
-
-
 def _authorize(conn, payload):
     require_self(conn, payload["user"]["userID"], "user.userID")
     require_member(conn, payload["roomID"])
@@ -19,7 +13,7 @@ def _authorize(conn, payload):
 
 def _relay(hub, conn, payload, event):
     room_id = payload["roomID"]
-    hub.emit(event, typing_payload(conn, room_id, payload["user"]["username"]),
+    hub.emit(event, schemas.typing_payload(conn, room_id, payload["user"]["username"]),
              to=room_channel(room_id), skip_sid=conn.sid)
 
 

@@ -32,7 +32,7 @@ import gevent
 from gevent.event import Event
 from gevent.pool import Pool
 
-from homeapp.cluster import keeper
+from homeapp.presence import keeper
 from homeapp.seams.gevent import Server, draining
 from homeapp.transport.worker import handler_class
 

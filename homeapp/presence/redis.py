@@ -89,7 +89,7 @@ def _unavailable(exc):
 class RedisPresence(PresenceStore):
     """With `health`, the calls events make fail fast while an outage is known, so that no
     transition happens, and goes unannounced to the other processes, until the presence
-    keeper has seen Redis back and re-asserted (homeapp.cluster.keeper). Its own calls always try.
+    keeper has seen Redis back and re-asserted (homeapp.presence.keeper). Its own calls always try.
     """
 
     def __init__(self, client, server_id, heartbeat_ttl=20.0, health=None, call_timeout=None):

@@ -20,7 +20,6 @@ from collections import deque
 from contextlib import contextmanager
 
 import redis
-from socketio import manager as socketio_manager
 
 from homeapp.cluster.redis_keys import EVERYONE
 from homeapp.engine.history import Budget, MemoryHistory, NotHeld, OverBudget, RedisHistory, id_key
@@ -28,6 +27,7 @@ from homeapp.engine.positions import Positions, locate, offset_of, parse_offset
 from homeapp.operations import metrics
 from homeapp.recovery.channels import NAMESPACE, addressed, logged, rooms_of, skipped
 from homeapp.recovery.sessions import MemorySessions, RedisSessions, Session, digest
+from homeapp.seams.socketio import emit_here
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,9 @@ class Recovery:
         self.history = history      # MemoryHistory or RedisHistory
         self.sessions = sessions    # MemorySessions or RedisSessions
         self.positions = None       # homeapp.engine.positions.Positions, set by build_recovery
+        # reinstate(hub, conn, session): gives a recovered socket what its session had (identity,
+        # presence): the app's, registered by create_app, so that the engine imports no feature
+        self.reinstate = None
         self.grace = grace
         self.concurrency = concurrency
         self.max_entries = max_entries
@@ -161,8 +164,7 @@ class Recovery:
             if self.settling:
                 self._settle(channel, id_key(entry_id), skip)
         args = (*(message.get("data") or ()), offset_of(entry_id, channel))
-        socketio_manager.Manager.emit(manager, message["event"], args, NAMESPACE, room=room,
-                                      skip_sid=skip)
+        emit_here(manager, message["event"], args, NAMESPACE, room=room, skip_sid=skip)
 
     def _settle(self, channel, key, skip):
         """Skip the recovered sockets that were sent this entry by their restore; forget a
@@ -186,8 +188,8 @@ class Recovery:
         for sid, _ in manager.get_participants(NAMESPACE, room):
             if sid not in skip:
                 self.unanchored.add(sid)
-        socketio_manager.Manager.emit(manager, message["event"], tuple(message.get("data") or ()),
-                                      NAMESPACE, room=room, skip_sid=skip)
+        emit_here(manager, message["event"], tuple(message.get("data") or ()), NAMESPACE,
+                  room=room, skip_sid=skip)
 
     def cut(self, user_id, channel):
         """A user was taken out of a channel by the server: a session of theirs recovers

@@ -1,5 +1,6 @@
-"""The namespace CONNECT with recovery on: python-socketio's Server._handle_connect, replaced
-(by homeapp.transport.overrides) with one that speaks Socket.IO 4.6's connection state recovery.
+"""The namespace CONNECT with recovery on: answered, in place of python-socketio's (through
+homeapp.seams.socketio.handle_connects), by one that speaks Socket.IO 4.6's connection state
+recovery.
 
 The reply carries `{"sid", "pid"}`. A CONNECT whose auth holds `pid` and `offset` (the client
 merges them into whatever auth it sends) is a recovery: if the session is claimed, with the same
@@ -16,25 +17,24 @@ from bidict import ValueDuplicationError
 from homeapp.cluster.redis_keys import EVERYONE
 from homeapp.engine.history import Budget, id_key
 from homeapp.engine.positions import offset_of
-from homeapp.events import lifecycle
 from homeapp.operations import metrics
 from homeapp.recovery import MAX_RESTORE_BYTES, Refused
 from homeapp.recovery.channels import NAMESPACE, event_packet
 from homeapp.recovery.sessions import new_pid
+from homeapp.seams import socketio as socketio_seam
 
 log = logging.getLogger(__name__)
 
 
 def install(server, hub):
-    """Replace the server's namespace CONNECT handling with the recovering one."""
-    original = server._handle_connect
+    """Have the server answer its namespace CONNECT with the recovering one."""
 
-    def handle_connect(eio_sid, namespace, data):
+    def handle_connect(server, eio_sid, namespace, data):
         if (namespace or NAMESPACE) != NAMESPACE:
-            return original(eio_sid, namespace, data)
+            return socketio_seam.handle_connect(server, eio_sid, namespace, data)
         connect(server, hub, eio_sid, data)
 
-    server._handle_connect = handle_connect
+    socketio_seam.handle_connects(server, handle_connect)
 
 
 def _split(data):
@@ -102,7 +102,7 @@ def _connect_as(server, hub, eio_sid, environ, auth, replay, pid, offset, outcom
     session = replay.session if replay is not None else None
     sid = _pre_connect(server.manager, eio_sid, session.sid if session else None)
     if sid is None:
-        server._send_packet(eio_sid, server.packet_class(
+        socketio_seam.send_packet(server, eio_sid, server.packet_class(
             packet.CONNECT_ERROR, data="Unable to connect", namespace=NAMESPACE))
         return None
     if session is not None and sid != session.sid:  # its id is taken here: start afresh
@@ -110,7 +110,8 @@ def _connect_as(server, hub, eio_sid, environ, auth, replay, pid, offset, outcom
         session, outcome = None, "fresh"
     fail_reason = None
     try:
-        if server._trigger_event("connect", NAMESPACE, sid, environ, auth) is False:
+        trigger = socketio_seam.event_trigger(server)
+        if trigger("connect", NAMESPACE, sid, environ, auth) is False:
             fail_reason = exceptions.ConnectionRefusedError().error_args
     except exceptions.ConnectionRefusedError as exc:
         fail_reason = exc.error_args
@@ -118,7 +119,7 @@ def _connect_as(server, hub, eio_sid, environ, auth, replay, pid, offset, outcom
         fail_reason = {"message": "Connection refused by server"}
     conn = hub.connections.get(sid)
     if fail_reason is not None or conn is None:
-        server._send_packet(eio_sid, server.packet_class(
+        socketio_seam.send_packet(server, eio_sid, server.packet_class(
             packet.CONNECT_ERROR, data=fail_reason or exceptions.ConnectionRefusedError().error_args,
             namespace=NAMESPACE))
         server.manager.disconnect(sid, NAMESPACE, ignore_queue=True)
@@ -130,7 +131,7 @@ def _connect_as(server, hub, eio_sid, environ, auth, replay, pid, offset, outcom
         return "fresh"
     conn.pid = pid
     hub.recovery.connected(conn)
-    server._send_packet(eio_sid, server.packet_class(
+    socketio_seam.send_packet(server, eio_sid, server.packet_class(
         packet.CONNECT, {"sid": sid, "pid": pid}, namespace=NAMESPACE))
     server.manager.connect(sid, NAMESPACE)
     if not presented:
@@ -160,7 +161,7 @@ def _restore(server, hub, conn, replay, eio_sid, offset):
     session = replay.session
     held = recovery.restoring[conn.sid]
     try:
-        lifecycle.reinstate(hub, conn, session)
+        recovery.reinstate(hub, conn, session)
         rooms = [room for room in session.rooms if room not in replay.cut]
         # the histories read next must reach up to where pub/sub takes over
         hub.enter_channels(conn.sid, rooms)
@@ -171,7 +172,8 @@ def _restore(server, hub, conn, replay, eio_sid, offset):
         sent = []
         for channel, entry_id, _, message in replay.entries:
             sent.append((channel, entry_id))
-            server._send_packet(eio_sid, event_packet(server, message, offset_of(entry_id, channel)))
+            socketio_seam.send_packet(server, eio_sid,
+                                      event_packet(server, message, offset_of(entry_id, channel)))
         done = 0
         while done < len(held):  # it may grow while a packet is written
             channel, entry_id, origin, message = held[done]
@@ -179,8 +181,8 @@ def _restore(server, hub, conn, replay, eio_sid, offset):
             if replay.fresh_copy(channel, entry_id, origin):
                 replay.seen.add(origin)
                 sent.append((channel, entry_id))
-                server._send_packet(eio_sid, event_packet(server, message,
-                                                          offset_of(entry_id, channel)))
+                socketio_seam.send_packet(server, eio_sid, event_packet(
+                    server, message, offset_of(entry_id, channel)))
         # what was read may still come through the listener, which lags behind Redis
         recovery.settling[conn.sid] = {c: id_key(i) for c, i in replay.read_to.items()
                                        if c not in replay.cut}

@@ -1,11 +1,10 @@
 """The client manager of a deployment without Redis, with recovery on."""
 import itertools
 
-from socketio import manager as socketio_manager
-
 from homeapp.engine.copies import channels_of, copy_for
 from homeapp.cluster.redis_keys import EVERYONE
 from homeapp.recovery.channels import NAMESPACE, has_channel, to_channel
+from homeapp.seams.socketio import KeepingManager
 from homeapp.transport import jsoncodec
 
 # stands for the sender in the entries of this process's histories, which only it reads
@@ -20,7 +19,7 @@ def _channel_of_room(namespace, room):
     return room if has_channel(room) else None
 
 
-class LoggingManager(socketio_manager.Manager):
+class LoggingManager(KeepingManager):
     """The client manager of a deployment without Redis, with recovery on: it appends every emit
     to a channel to the channel's history in this process's memory (homeapp.engine.history),
     and sends each copy with its offset."""
@@ -36,27 +35,22 @@ class LoggingManager(socketio_manager.Manager):
         """The id of a channel's newest entry: a socket joining it now gets what comes after."""
         return self.history.newest([channel])[channel]
 
-    def basic_enter_room(self, sid, namespace, room, eio_sid=None):
-        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+    def joined(self, sid, namespace, room, first):
         channel = _channel_of_room(namespace, room)
         if channel is not None and self.recovery is not None:
             self.recovery.positions.joined(sid, channel)
 
-    def basic_leave_room(self, sid, namespace, room):
-        held = room in self.rooms.get(namespace, {})
-        super().basic_leave_room(sid, namespace, room)
+    def left(self, sid, namespace, room, emptied):
         channel = _channel_of_room(namespace, room)
         if channel is not None and self.recovery is not None:
             self.recovery.positions.left(sid, channel)
-            if held and room not in self.rooms.get(namespace, {}) and channel != EVERYONE:
+            if emptied and channel != EVERYONE:
                 self.recovery.positions.unused(channel)
 
-    def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None,
-             **kwargs):
-        room = to or room
-        if self.recovery is None or callback is not None or not to_channel(namespace, room):
-            return super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
-                                callback=callback, **kwargs)
+    def keep(self, event, data, namespace, room, skip_sid):
+        """An emit to a channel goes into its history, and out with its offset."""
+        if self.recovery is None or not to_channel(namespace, room):
+            return False
         message = {"method": "emit", "event": event, "namespace": namespace, "room": room,
                    "skip_sid": skip_sid,
                    "data": list(data) if isinstance(data, tuple) else [] if data is None else [data]}
@@ -64,11 +58,12 @@ class LoggingManager(socketio_manager.Manager):
         text = f"{_SENDER} {origin[1]} {jsoncodec.dumps(message)}"
         if isinstance(room, str):  # one channel: the copy is the message
             self.recovery.deliver(self, message, room, self.history.append(room, text), origin)
-            return
+            return True
         for channel in channels_of(room):
             copy = copy_for(self, message, channel)
             if copy is not None:
                 self.recovery.deliver(self, copy, channel, self.history.append(channel, text), origin)
+        return True
 
     def publish_cut(self, user_id, channel):
         """Append to a channel's history that a user was taken out of it (homeapp.recovery)."""

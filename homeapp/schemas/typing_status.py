@@ -14,3 +14,9 @@ class TypingSchema(BaseSchema):
 
 
 typing_schema = TypingSchema()
+
+
+def typing_payload(conn, room_id, claimed_username):
+    """typingMessageStart/Stop's payload; the name is the identity's when it has one."""
+    return {"senderID": conn.user_id, "senderUsername": conn.username or claimed_username,
+            "roomID": room_id}

@@ -6,37 +6,61 @@ the class, by one that looks up the hook a server registered (by create_app, thr
 functions below) and runs the library's own method where none is. Flask-SocketIO builds the
 Server itself (flask_socketio.SocketIO.init_app), so a Server subclass is not an option.
 
-Where homeapp builds on python-socketio's documented extension points instead (the message
-queue subclasses its client manager with the `_publish`/`_listen` hooks its PubSubManager
-documents for custom queues), that is said where it is done.
+homeapp's client managers (the message queue, the in-memory histories) subclass the base
+classes at the end of this module, which give them hooks of their own names in place of
+python-socketio's: the queue's publish() and listen() stand on the `_publish`/`_listen`
+extension points that python-socketio's PubSubManager documents for custom queues; the rest
+(the room bookkeeping, `emit`, `initialize`, `set_server`, `_handle_emit`) is not documented
+as an extension point.
 """
 import weakref
 
-from socketio import packet
+from socketio import RedisManager, packet
+from socketio.manager import Manager
 from socketio.server import Server
 
 DISTRIBUTION = "python-socketio"
 
 # python-socketio's own
 _library_handle_eio_message = Server._handle_eio_message
+_library_handle_connect = Server._handle_connect
 
 # One table per replaced method: id(server) -> the hook that server registered. A server's entry
-# goes with the server. (The second pass adds _handle_connect here, for the recovering CONNECT,
-# the same way.)
+# goes with the server.
 _message_guards = {}  # guard(server, eio_sid, data)
+_connect_handlers = {}  # handler(server, eio_sid, namespace, data)
 
 
 def install():
     """Replace what this module replaces in python-socketio's Server, for the whole class.
     Called by homeapp.seams.install() before any Server is built: a Server hands its bound
-    `_handle_eio_message` to Engine.IO when it is built."""
+    `_handle_eio_message` to Engine.IO when it is built (`_handle_connect` is looked up at each
+    CONNECT)."""
     Server._handle_eio_message = _handle_eio_message
+    Server._handle_connect = _handle_connect
 
 
 def guard_messages(server, guard):
     """Have `guard(server, eio_sid, data)` receive every Engine.IO message of `server` in place
     of python-socketio's handler; the guard passes those it accepts to handle_message()."""
     _register(_message_guards, server, guard)
+
+
+def handle_connects(server, handler):
+    """Have `handler(server, eio_sid, namespace, data)` answer every namespace CONNECT of
+    `server` in place of python-socketio's; it may pass one on to handle_connect()."""
+    _register(_connect_handlers, server, handler)
+
+
+def send_packet(server, eio_sid, pkt):
+    """Send a Socket.IO packet to Engine.IO session `eio_sid`, as python-socketio does."""
+    server._send_packet(eio_sid, pkt)
+
+
+def emit_here(manager, event, data, namespace, room=None, skip_sid=None):
+    """python-socketio's own delivery of an emit to the sockets of this process, whatever the
+    manager's class does in front of it (a queue, a history)."""
+    Manager.emit(manager, event, data, namespace, room=room, skip_sid=skip_sid)
 
 
 def _register(table, server, hook):
@@ -61,6 +85,8 @@ def trigger_events_with(server, trigger):
 # handle_message(server, eio_sid, data): python-socketio's own handling of an Engine.IO message,
 # decode then dispatch (the library's function itself: no frame more per message)
 handle_message = _library_handle_eio_message
+# handle_connect(server, eio_sid, namespace, data): python-socketio's own namespace CONNECT
+handle_connect = _library_handle_connect
 
 
 def _handle_eio_message(self, eio_sid, data):
@@ -68,6 +94,108 @@ def _handle_eio_message(self, eio_sid, data):
     if guard is None:
         return _library_handle_eio_message(self, eio_sid, data)
     return guard(self, eio_sid, data)
+
+
+def _handle_connect(self, eio_sid, namespace, data):
+    handler = _connect_handlers.get(id(self))
+    if handler is None:
+        return _library_handle_connect(self, eio_sid, namespace, data)
+    return handler(self, eio_sid, namespace, data)
+
+
+class FollowingManager(Manager):
+    """A client manager told when its sockets enter and leave rooms, and (with a queue) when a
+    message is delivered to this process's sockets: homeapp's managers follow each channel's
+    position through these hooks, without overriding python-socketio's room bookkeeping."""
+
+    def joining(self, namespace, room, first):
+        """Before a socket enters a room; `first`: no socket of this process is in it yet."""
+
+    def joined(self, sid, namespace, room, first):
+        """After socket `sid` entered a room."""
+
+    def left(self, sid, namespace, room, emptied):
+        """After socket `sid` left a room; `emptied`: it was the last of this process in it."""
+
+    def basic_enter_room(self, sid, namespace, room, eio_sid=None):
+        first = room not in self.rooms.get(namespace, {})
+        self.joining(namespace, room, first)
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        self.joined(sid, namespace, room, first)
+
+    def basic_leave_room(self, sid, namespace, room):
+        held = room in self.rooms.get(namespace, {})
+        super().basic_leave_room(sid, namespace, room)
+        self.left(sid, namespace, room, held and room not in self.rooms.get(namespace, {}))
+
+
+class KeepingManager(FollowingManager):
+    """A manager without a queue that may keep an emit instead of delivering it at once."""
+
+    def keep(self, event, data, namespace, room, skip_sid):
+        """Take an emit without an acknowledgement: True when it did (then it is delivered by
+        the keeper), False to have python-socketio deliver it."""
+        return False
+
+    def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None,
+             **kwargs):
+        room = to or room
+        if callback is None and self.keep(event, data, namespace, room, skip_sid):
+            return None
+        return super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
+                            callback=callback, **kwargs)
+
+
+class RedisQueue(FollowingManager, RedisManager):
+    """python-socketio's Redis manager, for a queue of homeapp's own.
+
+    `_publish` and `_listen` are the extension points python-socketio documents for a custom
+    queue (PubSubManager's class docstring): a subclass publishes with publish(data) and yields
+    what it hears with listen(). The rest is python-socketio's own, not documented as a hook:
+    `started()` runs before its listener starts (`initialize`), `server_set(server)` once the
+    server is known (`set_server`), and `delivering(message)` before its delivery of an emit to
+    this process's sockets (`_handle_emit`), which it may take over by returning True.
+    """
+
+    def publish(self, data):
+        """Send `data` to every process."""
+        raise NotImplementedError
+
+    def listen(self):
+        """Yield the messages of the other processes."""
+        raise NotImplementedError
+
+    def started(self):
+        """Before python-socketio starts the listener (unless write only)."""
+
+    def server_set(self, server):
+        """The server is known."""
+
+    def delivering(self, message):
+        """Whether this takes over delivering an emit to this process's sockets."""
+        return False
+
+    def deliver_here(self, message):
+        """Deliver an emit to this process's sockets, as a message heard from another would be."""
+        self._handle_emit(message)
+
+    def _publish(self, data):
+        return self.publish(data)
+
+    def _listen(self):
+        return self.listen()
+
+    def initialize(self):
+        self.started()
+        super().initialize()
+
+    def set_server(self, server):
+        super().set_server(server)
+        self.server_set(server)
+
+    def _handle_emit(self, message):
+        if not self.delivering(message):
+            super()._handle_emit(message)
 
 
 class TextPacket(packet.Packet):

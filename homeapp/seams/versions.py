@@ -25,10 +25,14 @@ COVERED = {
         "tests/test_live_polling.py"),
     "python-socketio": (
         ">=5.18.1,<5.19",
-        "Server._handle_eio_message and Packet.uses_binary_events (homeapp/seams/socketio.py); "
-        "Server._handle_connect, _send_packet, _trigger_event, the manager's pending_connect and "
-        "basic_enter_room (homeapp/recovery/handshake.py); RedisManager's publisher, listener and "
-        "room bookkeeping (homeapp/cluster/message_queue.py); instrument() and _trigger_event, "
+        "Server._handle_eio_message and Packet.uses_binary_events; Server._handle_connect, "
+        "_send_packet and _trigger_event for the recovering CONNECT (homeapp/recovery/handshake.py "
+        "registers it), with the manager's pending_connect and basic_enter_room; the managers' "
+        "base classes: RedisManager's _publish and _listen (documented), initialize, set_server, "
+        "_handle_emit, the room bookkeeping and Manager.emit, for the message queue "
+        "(homeapp/cluster/message_queue.py) and the in-memory histories "
+        "(homeapp/recovery/manager.py), all in homeapp/seams/socketio.py; instrument() and "
+        "_trigger_event, "
         "the admin namespace's connect handler and serialize_socket (homeapp/seams/socketio.py, "
         "homeapp/operations/admin.py)",
         "tests/test_live_hostile.py tests/test_live_limits.py tests/test_message_queue.py "

@@ -32,7 +32,7 @@ from homeapp.cluster.message_queue import LISTEN_RETRY_SECONDS
 from homeapp.events.names import PRESENCE_REMOVE
 from homeapp.presence import PresenceUnavailable
 
-log = logging.getLogger("homeapp.cluster.keeper")
+log = logging.getLogger("homeapp.presence.keeper")
 
 DOWN_PROBE_SECONDS = 0.5
 # how long Redis must answer after an outage before it is declared back
