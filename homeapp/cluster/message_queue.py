@@ -59,7 +59,7 @@ from homeapp.cluster.redis_keys import EVERYONE, channel_of_queue
 from homeapp.engine import history
 from homeapp.engine.copies import channels_of, copy_for
 from homeapp.recovery import MIN_LOG_SECONDS
-from homeapp.recovery.channels import NAMESPACE, has_channel, logged, rooms_of
+from homeapp.recovery.channels import NAMESPACE, channel_of_room, has_channel, logged, rooms_of
 from homeapp.seams.socketio import RedisQueue
 
 log = logging.getLogger("homeapp.cluster.message_queue")
@@ -84,15 +84,6 @@ def has_sharded_pubsub(client):
                    for info in client.execute_command("COMMAND INFO", "SPUBLISH", "SSUBSCRIBE"))
     except redis.ResponseError:  # no COMMAND INFO: far older than 7
         return False
-
-
-def _channel_of_room(namespace, room):
-    """The channel a Socket.IO room of this process is in, or None (a socket's own room)."""
-    if namespace != NAMESPACE:
-        return None
-    if room is None:
-        return EVERYONE
-    return room if has_channel(room) else None
 
 
 class _Heard:
@@ -171,19 +162,19 @@ class QueueManager(RedisQueue):
         return heard.id if heard is not None else None
 
     def joining(self, namespace, room, first):
-        channel = _channel_of_room(namespace, room)
+        channel = channel_of_room(namespace, room)
         if first and channel is not None and channel not in self._heard:
             self._start(channel)
 
     def joined(self, sid, namespace, room, first):
-        channel = _channel_of_room(namespace, room)
+        channel = channel_of_room(namespace, room)
         if channel is not None and self.recovery is not None:
             self.recovery.positions.joined(sid, channel)
         if first and channel is not None and channel != EVERYONE:
             self._follow(channel, True)
 
     def left(self, sid, namespace, room, emptied):
-        channel = _channel_of_room(namespace, room)
+        channel = channel_of_room(namespace, room)
         if channel is not None and self.recovery is not None:
             self.recovery.positions.left(sid, channel)
         if emptied and channel is not None and channel != EVERYONE:

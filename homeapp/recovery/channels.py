@@ -2,6 +2,7 @@
 user's channel (user:{id}), a room's (room:{id}), or everyone."""
 from socketio import packet
 
+from homeapp.cluster.redis_keys import EVERYONE
 from homeapp.services.rooms import ROOM_CHANNEL, USER_CHANNEL
 
 NAMESPACE = "/"
@@ -12,6 +13,16 @@ def has_channel(room):
     """Whether a Socket.IO room is a channel: the app's rooms (user:, room:) are; a socket's own
     room (its id) is not, nor is a room of the Admin UI's."""
     return isinstance(room, str) and room.startswith(CHANNEL_PREFIXES)
+
+
+def channel_of_room(namespace, room):
+    """The channel a Socket.IO room of this process is in (everyone's for room None), or None (a
+    socket's own room, a room of another namespace)."""
+    if namespace != NAMESPACE:
+        return None
+    if room is None:
+        return EVERYONE
+    return room if has_channel(room) else None
 
 
 def rooms_of(room):

@@ -3,20 +3,12 @@ import itertools
 
 from homeapp.engine.copies import channels_of, copy_for
 from homeapp.cluster.redis_keys import EVERYONE
-from homeapp.recovery.channels import NAMESPACE, has_channel, to_channel
+from homeapp.recovery.channels import NAMESPACE, channel_of_room, to_channel
 from homeapp.seams.socketio import KeepingManager
 from homeapp.transport import jsoncodec
 
 # stands for the sender in the entries of this process's histories, which only it reads
 _SENDER = "local"
-
-
-def _channel_of_room(namespace, room):
-    if namespace != NAMESPACE:
-        return None
-    if room is None:
-        return EVERYONE
-    return room if has_channel(room) else None
 
 
 class LoggingManager(KeepingManager):
@@ -36,12 +28,12 @@ class LoggingManager(KeepingManager):
         return self.history.newest([channel])[channel]
 
     def joined(self, sid, namespace, room, first):
-        channel = _channel_of_room(namespace, room)
+        channel = channel_of_room(namespace, room)
         if channel is not None and self.recovery is not None:
             self.recovery.positions.joined(sid, channel)
 
     def left(self, sid, namespace, room, emptied):
-        channel = _channel_of_room(namespace, room)
+        channel = channel_of_room(namespace, room)
         if channel is not None and self.recovery is not None:
             self.recovery.positions.left(sid, channel)
             if emptied and channel != EVERYONE:
