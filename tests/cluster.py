@@ -11,8 +11,9 @@ import redis
 from redis.sentinel import Sentinel
 
 from homeapp.cluster import redis_keys
+from homeapp.presence.keeper import SETTLE_SECONDS
 from tests import payloads
-from tests.live import Peer, new_user_id
+from tests.live import Peer, new_user_id, settle
 from tests.processes import (ROOT, RedisSentinel, RedisServer, ServerProcess, answers_http, free_port,
                              wait_until)
 
@@ -86,6 +87,20 @@ class Cluster:
         observer.wait_for("newOnlineUser", lambda p: p == {"type": "Add", "userID": newcomer.user_id},
                           timeout=within())
         return newcomer
+
+    def keeps_everyone_online_after_failover(self, live, observers, outage_began, presence_timeout,
+                                             within):
+        """After a failover: onlineUsers on the new master is exactly the peers `live` (within
+        `within()` seconds), and past the time any reaper holds off after the outage
+        (`presence_timeout`: HOMEAPP_PRESENCE_TIMEOUT) no observer heard any of them Remove."""
+        users = {peer.user_id for peer in live}
+        wait_until(lambda: self.online() == users, within(),
+                   f"onlineUsers on the new master is {self.online()}, not {users}")
+        time.sleep(max(0.0, outage_began + SETTLE_SECONDS + presence_timeout + 1 - time.monotonic()))
+        settle(*observers)
+        for observer in observers:
+            assert [p for p in observer.presence_of(*users) if p["type"] == "Remove"] == []
+        assert self.online() == users
 
     def client(self):
         return self.redis.client()

@@ -13,7 +13,6 @@ import redis
 import requests
 
 from homeapp.cluster import redis_client, redis_keys
-from homeapp.presence.keeper import SETTLE_SECONDS
 from homeapp.cluster.sharded import ShardedPubSub
 from homeapp.presence.redis import RedisPresence
 from homeapp.services.rooms import room_channel
@@ -509,17 +508,8 @@ def test_a_masters_death_is_carried_through_without_a_restart(dies):
         except AssertionError:
             raise AssertionError(f"acknowledged, never delivered: {missing()} of {len(acknowledged)}") from None
 
-        # onlineUsers on the new master is exact: every live user, nobody else
-        live = {a.user_id, b.user_id, newcomer.user_id}
-        wait_until(lambda: cluster.online() == live, remaining(),
-                   f"onlineUsers on the new master is {cluster.online()}, not {live}")
-        # past the time any reaper holds off after the outage: still nobody live went offline
-        time.sleep(max(0.0, killed + SETTLE_SECONDS + TIMEOUT + 1 - time.monotonic()))
-        settle(*observers)
-        for observer in observers:
-            assert [p for p in observer.presence_of(a.user_id, b.user_id, newcomer.user_id)
-                    if p["type"] == "Remove"] == []
-        assert cluster.online() == live
+        cluster.keeps_everyone_online_after_failover([a, b, newcomer], observers, killed, TIMEOUT,
+                                                     remaining)
         for process in cluster.processes:
             assert process.proc.poll() is None, process.log()
     except BaseException:

@@ -12,17 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests import payloads
 from tests.cluster import all_at_once
 from tests.live import new_user_id
-from tests.test_live_recovery import (Deployment, assert_fresh, back, chat, everything,
-                                      make_blip, member, raw, say, until_said)
-
-def deployments(**env):
-    @pytest.fixture(scope="module", params=["memory", "redis"])
-    def deploy(request):
-        made = Deployment(request.param == "redis", HOMEAPP_PRESENCE_GRACE=60, **env)
-        yield made
-        made.close()
-    return deploy
-
+from tests.test_live_recovery import (Deployment, assert_fresh, back, chat, deployments,
+                                      everything, make_blip, member, raw, say, until_said)
 
 deploy = deployments()
 

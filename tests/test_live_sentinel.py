@@ -4,7 +4,6 @@ import itertools
 import threading
 import time
 
-from homeapp.presence.keeper import SETTLE_SECONDS
 from tests import payloads
 from tests.cluster import Cluster, SentinelGroup
 from tests.live import open_room, room_of, settle
@@ -50,18 +49,8 @@ def test_a_failover_is_carried_through_without_a_restart():
         # addOnlineUser works once the process has re-asserted its sockets
         newcomer = cluster.carries_on_after_failover(a, b, room, observers[0], remaining)
 
-        # onlineUsers on the new master is exact: every live user, nobody else
-        live = {a.user_id, b.user_id, newcomer.user_id}
-        wait_until(lambda: cluster.online() == live, remaining(),
-                   f"onlineUsers on the new master is {cluster.online()}, not {live}")
-
-        # past the time any reaper holds off after the outage: still nobody live went offline
-        time.sleep(max(0.0, promoted + SETTLE_SECONDS + TIMEOUT + 1 - time.monotonic()))
-        settle(*observers)
-        for observer in observers:
-            assert [p for p in observer.presence_of(a.user_id, b.user_id, newcomer.user_id)
-                    if p["type"] == "Remove"] == []
-        assert cluster.online() == live
+        cluster.keeps_everyone_online_after_failover([a, b, newcomer], observers, promoted, TIMEOUT,
+                                                     remaining)
 
         # and a departure is announced once, as before
         newcomer.close()
