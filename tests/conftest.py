@@ -116,3 +116,12 @@ def _many(connect):
     def make(count, **kwargs):
         return [connect(**kwargs) for _ in range(count)]
     return make
+
+
+@pytest.fixture
+def clients():
+    """Every client a test makes is closed after it."""
+    made = []
+    yield made
+    for client in made:
+        client.close()

@@ -368,14 +368,6 @@ class ClusterDeployment(Deployment):
         pass  # a join is acknowledged once Redis confirmed the subscription
 
 
-@pytest.fixture
-def clients():
-    made = []
-    yield made
-    for client in made:
-        client.close()
-
-
 def test_a_dropped_socket_recovers_on_the_other_process_with_what_it_missed(group, clients):
     deploy = ClusterDeployment(group)
     try:

@@ -100,15 +100,6 @@ def deployments(**env):
 deploy = deployments()
 
 
-@pytest.fixture
-def clients():
-    """Every client a test makes is closed after it."""
-    made = []
-    yield made
-    for client in made:
-        client.close()
-
-
 # ---------------------------------------------------------------- raw clients
 
 

@@ -25,14 +25,6 @@ def redis_deploy():
     made.close()
 
 
-@pytest.fixture
-def clients():
-    made = []
-    yield made
-    for client in made:
-        client.close()
-
-
 def metric(process, name, **labels):
     text = requests.get(process.url + "/metrics", timeout=5).text
     return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
