@@ -36,6 +36,9 @@ def parse_args(argv):
                         help="the checkout whose app.py the servers run")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the servers")
     parser.add_argument("--base", type=int, default=700_000_000, help="first user id")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="py-spy's flame graph (SVG) of the surviving process, from the stop")
+    parser.add_argument("--profile-seconds", type=int, default=30, help="how long py-spy records")
     return parser.parse_args(argv)
 
 
@@ -46,21 +49,23 @@ def main(argv=None):
         name, _, value = pair.partition("=")
         os.environ[name] = value
     logs = Path(tempfile.mkdtemp(prefix="homeapp-storm-"))
+    load = os.getloadavg()
     with PrivateRedis(logs / "redis.log") as redis:
         with RunningServer(SERVER, logs / "a.log", redis.url, cwd=args.tree) as a, \
                 RunningServer(SERVER, logs / "b.log", redis.url, cwd=args.tree) as b:
-            config = {"url_a": a.url, "url_b": b.url, "pid_b": b.pid, "rooms": args.sockets // 2,
+            config = {"url_a": a.url, "url_b": b.url, "pid_a": a.pid, "pid_b": b.pid, "rooms": args.sockets // 2,
                       "rate": args.rate, "after": args.after, "storm_timeout": 60,
                       "base": args.base}
             driver = subprocess.Popen(
                 ["taskset", "-c", LOADGEN_CORE, "node", str(BENCH / "storm.js"), json.dumps(config)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=BENCH)
-            result, measured = {}, {}
+            result, measured, profiler = {}, {}, None
             for line in driver.stdout:
                 message = json.loads(line)
                 print(json.dumps(message), flush=True)
                 if message["type"] == "ready":
                     time.sleep(args.seconds)
+                    profiler = _profile(b.pid, args.profile, args.profile_seconds)
                     stopped = time.monotonic()
                     stop(a.process, timeout=30)
                     print(json.dumps({"type": "stopped", "seconds": time.monotonic() - stopped}),
@@ -73,10 +78,25 @@ def main(argv=None):
                     measured = {name: (logs / name).read_text(errors="replace")
                                 for name in ("a.log", "b.log")}
             driver.wait()
+            if profiler is not None:
+                profiler.wait()
     result["redis_down_declared"] = [name for name, text in measured.items() if OUTAGE in text]
     result["logs"] = str(logs)
+    result["load_at_start"] = [round(x, 2) for x in load]
     print(json.dumps(result), flush=True)
     return 0 if result.get("type") == "done" else 1
+
+
+def _profile(pid, path, seconds):
+    """py-spy recording process `pid` for `seconds` into `path`, or None without a path. Samples
+    without stopping the process (--nonblocking), so that the profile costs it little."""
+    if path is None:
+        return None
+    spy = Path(sys.executable).with_name("py-spy")
+    kind = "raw" if path.suffix == ".txt" else "flamegraph"  # raw: collapsed stacks, to count
+    return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--rate", "100", "--nonblocking",
+                             "--duration", str(seconds), "--format", kind, "--output", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":
