@@ -357,6 +357,10 @@ def load_config(env=None):
         "TYPING_ROOMS": _int(env, "HOMEAPP_TYPING_ROOMS", 32, minimum=1),
         # Redis calls must fail fast so that an outage answers UNAVAILABLE instead of hanging
         "REDIS_TIMEOUT": _float(env, "HOMEAPP_REDIS_TIMEOUT", 2.0, minimum=0.05),
+        # connections each Redis client of a process keeps at most (per node on a cluster); a
+        # call finding them all busy waits for one, at most HOMEAPP_REDIS_TIMEOUT, rather than
+        # failing at once as if Redis were down (a reconnect storm makes a thousand calls at once)
+        "REDIS_MAX_CONNECTIONS": _int(env, "HOMEAPP_REDIS_MAX_CONNECTIONS", 100, minimum=2),
         # with Redis, how long an event's ack waits for Redis to take what it emitted; at most
         # the event log's shortest window (60 s), within which what waits for Redis is kept
         "ACK_TIMEOUT": _ack_timeout(env),
