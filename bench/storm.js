@@ -106,6 +106,13 @@ async function main() {
   const peerId = String(cfg.base + 2 * cfg.rooms + 1);
   const bystanderRoom = { id: `${bystanderId}:${peerId}` };
   const bystander = await member(cfg.url_b, bystanderId, bystanderRoom.id, false);
+  // what everyone heard of the moving users' presence from the stop on: nothing, ideally
+  const announced = { Add: 0, Remove: 0 };
+  const moving = new Set(rooms.map((r) => r.away));
+  let listening = false;
+  bystander.on("newOnlineUser", (p) => {
+    if (listening && p && moving.has(String(p.userID))) announced[p.type] = (announced[p.type] || 0) + 1;
+  });
   out({ type: "ready" });
 
   let sending = true, stormAt = null, stormDone = null;
@@ -159,6 +166,7 @@ async function main() {
   const baseLoop = setInterval(() => {  // the last reading before the storm
     if (firstDrop === null) { baseRss = rssKb(cfg.pid_b); peakRss = baseRss; }
   }, 100);
+  listening = true;
   await new Promise((resolve) => lines.once("line", resolve)); // A was stopped
   stormAt = firstDrop === null ? performance.now() : firstDrop;
   const deadline = stormAt + cfg.storm_timeout * 1000;
@@ -195,7 +203,7 @@ async function main() {
     if (ok) whole++; else if (broken.length < 5) broken.push({ room: room.id, recovered: room.recovered, sent: room.sent.length, got: room.got.join(" ") });
   }
   out({ type: "done", rooms: rooms.length, recovered, fresh, whole, missing: gaps, duplicates: dupes,
-        out_of_order: disorder, failed_sends: failedSends,
+        out_of_order: disorder, failed_sends: failedSends, announced,
         sent: rooms.reduce((s, r) => s + r.sent.length, 0),
         storm_seconds: (stormDone - stormAt) / 1000,
         base_rss_mb: baseRss / 1024, peak_rss_mb: peakRss / 1024,

@@ -14,10 +14,12 @@ acknowledgement times during the storm, and whether a process declared Redis unr
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from bench.targets import BENCH, LOADGEN_CORE, TARGETS, PrivateRedis, RunningServer, stop, with_redis
@@ -81,10 +83,28 @@ def main(argv=None):
             if profiler is not None:
                 profiler.wait()
     result["redis_down_declared"] = [name for name, text in measured.items() if OUTAGE in text]
+    result.update(_restores(measured.get("a.log", ""), measured.get("b.log", "")))
     result["logs"] = str(logs)
     result["load_at_start"] = [round(x, 2) for x in load]
     print(json.dumps(result), flush=True)
     return 0 if result.get("type") == "done" else 1
+
+
+def _when(line):
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+
+
+def _restores(stopping, staying):
+    """From the logs: when the surviving process's first and last restore came, in seconds after
+    the stopping process began to shut down, and how many users the stopping one took offline."""
+    started = next((_when(line) for line in stopping.splitlines() if "shutting down" in line), None)
+    done = [_when(line) for line in staying.splitlines() if line.endswith(" recovered")]
+    retired = re.search(r"retired: removed this process's \d+ sockets; (\d+) users went offline", stopping)
+    found = {"retired_users": int(retired[1]) if retired else None}
+    if started is not None and done:
+        found["restores_s"] = [round((min(done) - started).total_seconds(), 2),
+                               round((max(done) - started).total_seconds(), 2)]
+    return found
 
 
 def _profile(pid, path, seconds):
