@@ -10,6 +10,7 @@ acknowledgement times during the storm, and whether a process declared Redis unr
 
     .venv/bin/python -m bench.storm --sockets 2000 --rate 500 --seconds 60
     .venv/bin/python -m bench.storm --tree /tmp/old-tree     # the servers of another checkout
+    .venv/bin/python -m bench.storm --cluster                # on a 3-master Redis Cluster
 """
 import argparse
 import json
@@ -36,10 +37,15 @@ def parse_args(argv):
     parser.add_argument("--after", type=float, default=10.0, help="traffic after the reconnects")
     parser.add_argument("--tree", type=Path, default=Path(__file__).resolve().parent.parent,
                         help="the checkout whose app.py the servers run")
+    parser.add_argument("--cluster", action="store_true",
+                        help="a private Redis Cluster of 3 masters with a replica each, started as the "
+                             "tests start theirs (tests/redis_cluster.py), instead of one redis-server")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the servers")
     parser.add_argument("--base", type=int, default=700_000_000, help="first user id")
     parser.add_argument("--profile", type=Path, default=None,
-                        help="py-spy's flame graph (SVG) of the surviving process, from the stop")
+                        help="py-spy's flame graph (SVG; collapsed stacks with .txt) of a process, "
+                             "from the stop")
+    parser.add_argument("--profile-process", choices=("staying", "stopping"), default="staying")
     parser.add_argument("--profile-seconds", type=int, default=30, help="how long py-spy records")
     return parser.parse_args(argv)
 
@@ -52,7 +58,7 @@ def main(argv=None):
         os.environ[name] = value
     logs = Path(tempfile.mkdtemp(prefix="homeapp-storm-"))
     load = os.getloadavg()
-    with PrivateRedis(logs / "redis.log") as redis:
+    with (PrivateCluster() if args.cluster else PrivateRedis(logs / "redis.log")) as redis:
         with RunningServer(SERVER, logs / "a.log", redis.url, cwd=args.tree) as a, \
                 RunningServer(SERVER, logs / "b.log", redis.url, cwd=args.tree) as b:
             config = {"url_a": a.url, "url_b": b.url, "pid_a": a.pid, "pid_b": b.pid, "rooms": args.sockets // 2,
@@ -67,7 +73,8 @@ def main(argv=None):
                 print(json.dumps(message), flush=True)
                 if message["type"] == "ready":
                     time.sleep(args.seconds)
-                    profiler = _profile(b.pid, args.profile, args.profile_seconds)
+                    profiler = _profile((b if args.profile_process == "staying" else a).pid,
+                                        args.profile, args.profile_seconds)
                     stopped = time.monotonic()
                     stop(a.process, timeout=30)
                     print(json.dumps({"type": "stopped", "seconds": time.monotonic() - stopped}),
@@ -88,6 +95,23 @@ def main(argv=None):
     result["load_at_start"] = [round(x, 2) for x in load]
     print(json.dumps(result), flush=True)
     return 0 if result.get("type") == "done" else 1
+
+
+class PrivateCluster:
+    """tests/redis_cluster.py's cluster, its nodes pinned beside the load generator as
+    PrivateRedis is. `url`: REDIS_URL, redis+cluster://."""
+
+    def __enter__(self):
+        from tests.redis_cluster import RedisClusterGroup
+        self.group = RedisClusterGroup(masters=3, replicas=1)
+        for node in self.group.nodes:
+            subprocess.run(["taskset", "-p", "-c", LOADGEN_CORE, str(node.proc.pid)], check=True,
+                           stdout=subprocess.DEVNULL)
+        self.url = self.group.url
+        return self
+
+    def __exit__(self, *exc):
+        self.group.stop()
 
 
 def _when(line):
