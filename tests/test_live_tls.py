@@ -1,6 +1,7 @@
-"""TLS that the process terminates itself (gunicorn with a certificate) runs on the frame path:
-real Socket.IO clients over wss:// and https://, their certificate checked, send events and
-receive deliveries; and no connection keeps a greenlet once it is upgraded."""
+"""TLS that the process terminates itself (gunicorn with a certificate, or `python app.py` with
+HOMEAPP_TLS_CERT and HOMEAPP_TLS_KEY) runs on the frame path: real Socket.IO clients over wss://
+and https://, their certificate checked, send events and receive deliveries; and no connection
+keeps a greenlet once it is upgraded."""
 import datetime
 import ipaddress
 import socket
@@ -44,19 +45,25 @@ def self_signed(directory):
     return cert_path, key_path
 
 
-@pytest.fixture(scope="module")
-def tls_server(tmp_path_factory):
-    """gunicorn as deployed, with a certificate; the clients of this process trust it (requests
-    and websocket-client read their CA bundle from the environment)."""
+@pytest.fixture(scope="module", params=["gunicorn", "app.py"])
+def tls_server(request, tmp_path_factory):
+    """The server with a certificate, as gunicorn serves it in production and as `python app.py`
+    does with its settings; the clients of this process trust it (requests and websocket-client
+    read their CA bundle from the environment)."""
     cert, key = self_signed(tmp_path_factory.mktemp("tls"))
     with pytest.MonkeyPatch.context() as env:
         env.setenv("REQUESTS_CA_BUNDLE", str(cert))
         env.setenv("WEBSOCKET_CLIENT_CA_BUNDLE", str(cert))
-        process = ServerProcess({"HOMEAPP_ALLOW_OPEN": 1})
+        if request.param == "gunicorn":
+            process = ServerProcess({"HOMEAPP_ALLOW_OPEN": 1})
+            entry = ("-m", "gunicorn", "-c", "gunicorn.conf.py", "--certfile", str(cert),
+                     "--keyfile", str(key), "--worker-connections", str(WORKER_CONNECTIONS), "wsgi:app")
+        else:
+            process = ServerProcess({"HOMEAPP_ALLOW_OPEN": 1, "HOMEAPP_TLS_CERT": str(cert),
+                                     "HOMEAPP_TLS_KEY": str(key)})
+            entry = ("app.py",)
         process.url = process.url.replace("http://", "https://")
-        process.start(entry=("-m", "gunicorn", "-c", "gunicorn.conf.py", "--certfile", str(cert),
-                             "--keyfile", str(key), "--worker-connections", str(WORKER_CONNECTIONS),
-                             "wsgi:app"))
+        process.start(entry=entry)
         yield process
         assert process.stop() == 0, process.log()
 
@@ -90,7 +97,8 @@ def test_a_message_over_tls_reaches_the_other_member_only(tls_server, transports
 
 
 def test_tls_websockets_hold_no_connection_place_once_upgraded(tls_server):
-    """More websockets than gevent lets handlers run at once, all open together and answering."""
+    """More websockets than gunicorn lets handlers run at once (`--worker-connections`), all open
+    together and answering; under app.py, the same websockets over its TLS."""
     peers = []
     try:
         for _ in range(WEBSOCKETS):
