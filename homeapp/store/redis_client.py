@@ -73,8 +73,14 @@ def _cluster(cluster, options):
     # One retry, at once, after the client has learnt the slots again (a MOVED reply or a dead
     # node): a failover is then followed on the next call; more, and a call would hold its
     # caller well past the timeout. Made at its first use (homeapp/seams/redis.py).
-    return LazyCluster(startup_nodes=[ClusterNode(host, port) for host, port in cluster.nodes],
-                       username=cluster.username, password=cluster.password,
+    nodes = [ClusterNode(host, port) for host, port in cluster.nodes]
+    if "connection_pool_class" in options:
+        # RedisCluster makes each node's pool of that class only for a client made from a URL
+        # (others get redis-py's own pool): the first node as one, the others as startup nodes
+        host, port = cluster.nodes[0]
+        options["url"] = f"redis://{'[' + host + ']' if ':' in host else host}:{port}"
+        nodes = nodes[1:]
+    return LazyCluster(startup_nodes=nodes, username=cluster.username, password=cluster.password,
                        retry=Retry(NoBackoff(), 1), **options)
 
 
