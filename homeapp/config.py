@@ -382,6 +382,9 @@ def load_config(env=None):
         "READY_TIMEOUT": _float(env, "HOMEAPP_READY_TIMEOUT", 0.5, minimum=0.05),
         "METRICS_TOKEN": env.get("HOMEAPP_METRICS_TOKEN") or None,
         "SHUTDOWN_GRACE": _float(env, "HOMEAPP_SHUTDOWN_GRACE", 10.0, minimum=0.1),
+        # with recovery and Redis: the seconds over which a shutdown spreads its sockets' closes
+        # (at most a quarter of the grace), so that they reconnect elsewhere a few at a time
+        "SHUTDOWN_SPREAD": _float(env, "HOMEAPP_SHUTDOWN_SPREAD", 2.0),
         # Engine.IO heartbeat, the Socket.IO defaults: a client that misses a pong for
         # interval + timeout seconds is disconnected (and goes offline)
         "PING_INTERVAL": _int(env, "HOMEAPP_PING_INTERVAL", 25, minimum=1),

@@ -403,3 +403,33 @@ def test_another_identity_holds_nobody_online():
     stranger = type("Identity", (), {"user_id": "8"})()
     assert arrived.admit(pid, None, stranger, open_mode=True) is None
     assert presence.online_users() == set() and arrived.admitted == {}
+
+
+# --- a deploy spreads its closes ---------------------------------------------------------------
+
+def _hub_for_shutdown(spread, recovery=True, redis=True):
+    return type("Hub", (), {"config": {"SHUTDOWN_SPREAD": spread}, "recovery": object() if recovery else None,
+                            "keeper": object() if redis else None})()
+
+
+@pytest.mark.parametrize("count, spread, grace, expected", [
+    (2000, 2.0, 10.0, (0.05, 50)),     # 40 batches of 50, one every 50 ms
+    (1000, 2.0, 10.0, (0.05, 25)),
+    (10, 2.0, 10.0, (0.05, 1)),        # one at a time
+    (2000, 2.0, 4.0, (0.05, 100)),     # a short grace: over a quarter of it, 1 s
+    (2000, 0.0, 10.0, (0.0, 2000)),    # 0: all at once
+])
+def test_a_deploy_with_recovery_spreads_its_closes(count, spread, grace, expected):
+    from homeapp.operations.shutdown import _pace
+    assert _pace(_hub_for_shutdown(spread), count, grace) == expected
+
+
+@pytest.mark.parametrize("recovery, redis", [(False, True), (True, False)])
+def test_without_recovery_or_another_process_a_shutdown_closes_all_at_once(recovery, redis):
+    from homeapp.operations.shutdown import _pace
+    assert _pace(_hub_for_shutdown(2.0, recovery, redis), 500, 10.0) == (0.0, 500)
+
+
+def test_a_negative_spread_names_the_variable():
+    with pytest.raises(ConfigError, match="HOMEAPP_SHUTDOWN_SPREAD"):
+        load_config({"HOMEAPP_SHUTDOWN_SPREAD": "-1"})
