@@ -385,6 +385,11 @@ class Recovery:
             if positions is None:
                 raise Refused(why="offset not among what it was sent")
             if not self.sessions.consume(session):
+                if found is not None:  # read on arrival: it may have recovered here since, and
+                    # a reconnect with its pid takes an open socket's place (_supersede), once
+                    # that one's restore (which lets live traffic go first) is done
+                    self._wait_restored(found.sid)
+                    return self.claim(pid, offset, identity, open_mode)
                 raise Refused(why="claimed by another reconnect")
             replay = Replay(session, positions)
             self.read(replay, Budget(self.max_entries, MAX_RESTORE_BYTES), check=True)
@@ -399,6 +404,13 @@ class Recovery:
         except redis.RedisError as exc:  # refused for this request only: not an outage
             log.warning("a recovery failed: Redis refused a read (%s)", exc)
             raise Refused(why="Redis refused a read")
+
+    def _wait_restored(self, sid):
+        """Wait, at most SLOT_WAIT_SECONDS, while socket `sid` is being restored here."""
+        waited = 0.0
+        while sid in self.restoring and waited < SLOT_WAIT_SECONDS:
+            self._hub.server.sleep(0.01)
+            waited += 0.01
 
     def read(self, replay, budget, check=False):
         """Read each of a replay's channels after what it read. Raises OverBudget as Refused,
