@@ -27,6 +27,11 @@ function rssKb(pid) {
   return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
 }
 
+function cpuTicks(pid) {  // user + system time, in clock ticks (1/100 s)
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return Number(fields[11]) + Number(fields[12]);
+}
+
 function connect(url, userID, reconnect) {
   return new Promise((resolve, reject) => {
     const socket = io(url, {
@@ -101,6 +106,13 @@ async function main() {
   const peerId = String(cfg.base + 2 * cfg.rooms + 1);
   const bystanderRoom = { id: `${bystanderId}:${peerId}` };
   const bystander = await member(cfg.url_b, bystanderId, bystanderRoom.id, false);
+  // what everyone heard of the moving users' presence from the stop on: nothing, ideally
+  const announced = { Add: 0, Remove: 0 };
+  const moving = new Set(rooms.map((r) => r.away));
+  let listening = false;
+  bystander.on("newOnlineUser", (p) => {
+    if (listening && p && moving.has(String(p.userID))) announced[p.type] = (announced[p.type] || 0) + 1;
+  });
   out({ type: "ready" });
 
   let sending = true, stormAt = null, stormDone = null;
@@ -137,12 +149,24 @@ async function main() {
   const rssLoop = setInterval(() => {
     try { peakRss = Math.max(peakRss, rssKb(cfg.pid_b)); } catch (err) { /* gone */ }
   }, 100);
+  // each process's share of a core, per half second: [seconds since start, B %, A %]
+  const cpu = [];
+  let lastCpu = null;
+  const cpuLoop = setInterval(() => {
+    const now = [performance.now(), cpuTicks(cfg.pid_b), (() => { try { return cpuTicks(cfg.pid_a); } catch (err) { return null; } })()];
+    if (lastCpu !== null) {
+      const span = (now[0] - lastCpu[0]) / 1000;
+      cpu.push([now[0], (now[1] - lastCpu[1]) / span, now[2] === null || lastCpu[2] === null ? null : (now[2] - lastCpu[2]) / span]);
+    }
+    lastCpu = now;
+  }, 500);
 
   const lines = readline.createInterface({ input: process.stdin });
   let baseRss = rssKb(cfg.pid_b);
   const baseLoop = setInterval(() => {  // the last reading before the storm
     if (firstDrop === null) { baseRss = rssKb(cfg.pid_b); peakRss = baseRss; }
   }, 100);
+  listening = true;
   await new Promise((resolve) => lines.once("line", resolve)); // A was stopped
   stormAt = firstDrop === null ? performance.now() : firstDrop;
   const deadline = stormAt + cfg.storm_timeout * 1000;
@@ -155,6 +179,7 @@ async function main() {
   await Promise.all([sendLoop, bystanderLoop]);
   await sleep(3000); // what is in flight arrives
   clearInterval(rssLoop);
+  clearInterval(cpuLoop);
   clearInterval(baseLoop);
 
   const during = acks.filter(([t]) => t >= stormAt && t <= stormDone + 5000).map(([, ms]) => ms);
@@ -178,7 +203,7 @@ async function main() {
     if (ok) whole++; else if (broken.length < 5) broken.push({ room: room.id, recovered: room.recovered, sent: room.sent.length, got: room.got.join(" ") });
   }
   out({ type: "done", rooms: rooms.length, recovered, fresh, whole, missing: gaps, duplicates: dupes,
-        out_of_order: disorder, failed_sends: failedSends,
+        out_of_order: disorder, failed_sends: failedSends, announced,
         sent: rooms.reduce((s, r) => s + r.sent.length, 0),
         storm_seconds: (stormDone - stormAt) / 1000,
         base_rss_mb: baseRss / 1024, peak_rss_mb: peakRss / 1024,
@@ -186,6 +211,13 @@ async function main() {
         ack_p50_before_ms: percentile(before, 50), ack_p99_before_ms: percentile(before, 99),
         ack_p50_storm_ms: percentile(during, 50), ack_p99_storm_ms: percentile(during, 99),
         ack_max_storm_ms: during.length ? Math.max(...during) : null, acks_storm: during.length,
+        // the slowest acknowledgements of the storm: [seconds after the first drop, ms]
+        slowest_acks: acks.filter(([t]) => t >= stormAt && t <= stormDone + 5000)
+          .sort((a, b) => b[1] - a[1]).slice(0, 8)
+          .map(([t, ms]) => [Math.round((t - stormAt) / 10) / 100, Math.round(ms)]),
+        // B's and A's share of a core (%), per half second from 2 s before the first drop
+        cpu_storm: cpu.filter(([t]) => t >= stormAt - 2000 && t <= stormDone + 5000)
+          .map(([t, b, a]) => [Math.round((t - stormAt) / 100) / 10, Math.round(b), a === null ? null : Math.round(a)]),
         seconds: (performance.now() - started) / 1000, broken });
   for (const room of rooms) { room.receiver.close(); room.sender.close(); }
   bystander.close();

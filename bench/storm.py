@@ -10,14 +10,17 @@ acknowledgement times during the storm, and whether a process declared Redis unr
 
     .venv/bin/python -m bench.storm --sockets 2000 --rate 500 --seconds 60
     .venv/bin/python -m bench.storm --tree /tmp/old-tree     # the servers of another checkout
+    .venv/bin/python -m bench.storm --cluster                # on a 3-master Redis Cluster
 """
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from bench.targets import BENCH, LOADGEN_CORE, TARGETS, PrivateRedis, RunningServer, stop, with_redis
@@ -34,8 +37,16 @@ def parse_args(argv):
     parser.add_argument("--after", type=float, default=10.0, help="traffic after the reconnects")
     parser.add_argument("--tree", type=Path, default=Path(__file__).resolve().parent.parent,
                         help="the checkout whose app.py the servers run")
+    parser.add_argument("--cluster", action="store_true",
+                        help="a private Redis Cluster of 3 masters with a replica each, started as the "
+                             "tests start theirs (tests/redis_cluster.py), instead of one redis-server")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the servers")
     parser.add_argument("--base", type=int, default=700_000_000, help="first user id")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="py-spy's flame graph (SVG; collapsed stacks with .txt) of a process, "
+                             "from the stop")
+    parser.add_argument("--profile-process", choices=("staying", "stopping"), default="staying")
+    parser.add_argument("--profile-seconds", type=int, default=30, help="how long py-spy records")
     return parser.parse_args(argv)
 
 
@@ -46,21 +57,24 @@ def main(argv=None):
         name, _, value = pair.partition("=")
         os.environ[name] = value
     logs = Path(tempfile.mkdtemp(prefix="homeapp-storm-"))
-    with PrivateRedis(logs / "redis.log") as redis:
+    load = os.getloadavg()
+    with (PrivateCluster() if args.cluster else PrivateRedis(logs / "redis.log")) as redis:
         with RunningServer(SERVER, logs / "a.log", redis.url, cwd=args.tree) as a, \
                 RunningServer(SERVER, logs / "b.log", redis.url, cwd=args.tree) as b:
-            config = {"url_a": a.url, "url_b": b.url, "pid_b": b.pid, "rooms": args.sockets // 2,
+            config = {"url_a": a.url, "url_b": b.url, "pid_a": a.pid, "pid_b": b.pid, "rooms": args.sockets // 2,
                       "rate": args.rate, "after": args.after, "storm_timeout": 60,
                       "base": args.base}
             driver = subprocess.Popen(
                 ["taskset", "-c", LOADGEN_CORE, "node", str(BENCH / "storm.js"), json.dumps(config)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=BENCH)
-            result, measured = {}, {}
+            result, measured, profiler = {}, {}, None
             for line in driver.stdout:
                 message = json.loads(line)
                 print(json.dumps(message), flush=True)
                 if message["type"] == "ready":
                     time.sleep(args.seconds)
+                    profiler = _profile((b if args.profile_process == "staying" else a).pid,
+                                        args.profile, args.profile_seconds)
                     stopped = time.monotonic()
                     stop(a.process, timeout=30)
                     print(json.dumps({"type": "stopped", "seconds": time.monotonic() - stopped}),
@@ -73,10 +87,60 @@ def main(argv=None):
                     measured = {name: (logs / name).read_text(errors="replace")
                                 for name in ("a.log", "b.log")}
             driver.wait()
+            if profiler is not None:
+                profiler.wait()
     result["redis_down_declared"] = [name for name, text in measured.items() if OUTAGE in text]
+    result.update(_restores(measured.get("a.log", ""), measured.get("b.log", "")))
     result["logs"] = str(logs)
+    result["load_at_start"] = [round(x, 2) for x in load]
     print(json.dumps(result), flush=True)
     return 0 if result.get("type") == "done" else 1
+
+
+class PrivateCluster:
+    """tests/redis_cluster.py's cluster, its nodes pinned beside the load generator as
+    PrivateRedis is. `url`: REDIS_URL, redis+cluster://."""
+
+    def __enter__(self):
+        from tests.redis_cluster import RedisClusterGroup
+        self.group = RedisClusterGroup(masters=3, replicas=1)
+        for node in self.group.nodes:
+            subprocess.run(["taskset", "-p", "-c", LOADGEN_CORE, str(node.proc.pid)], check=True,
+                           stdout=subprocess.DEVNULL)
+        self.url = self.group.url
+        return self
+
+    def __exit__(self, *exc):
+        self.group.stop()
+
+
+def _when(line):
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+
+
+def _restores(stopping, staying):
+    """From the logs: when the surviving process's first and last restore came, in seconds after
+    the stopping process began to shut down, and how many users the stopping one took offline."""
+    started = next((_when(line) for line in stopping.splitlines() if "shutting down" in line), None)
+    done = [_when(line) for line in staying.splitlines() if line.endswith(" recovered")]
+    retired = re.search(r"retired: removed this process's \d+ sockets; (\d+) users went offline", stopping)
+    found = {"retired_users": int(retired[1]) if retired else None}
+    if started is not None and done:
+        found["restores_s"] = [round((min(done) - started).total_seconds(), 2),
+                               round((max(done) - started).total_seconds(), 2)]
+    return found
+
+
+def _profile(pid, path, seconds):
+    """py-spy recording process `pid` for `seconds` into `path`, or None without a path. Samples
+    without stopping the process (--nonblocking), so that the profile costs it little."""
+    if path is None:
+        return None
+    spy = Path(sys.executable).with_name("py-spy")
+    kind = "raw" if path.suffix == ".txt" else "flamegraph"  # raw: collapsed stacks, to count
+    return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--rate", "100", "--nonblocking",
+                             "--duration", str(seconds), "--format", kind, "--output", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,8 @@ def create_app(test_config=None):
     health = RedisHealth()
     redis_client = None
     if config["REDIS_URL"]:
-        redis_client = connect_redis(config["REDIS_URL"], config["REDIS_TIMEOUT"], decode_responses=True)
+        redis_client = connect_redis(config["REDIS_URL"], config["REDIS_TIMEOUT"], decode_responses=True,
+                                     max_connections=config["REDIS_MAX_CONNECTIONS"])
     client_manager = engine.create_manager(config, health)
     server = flask_socketio.build_server(
         app,

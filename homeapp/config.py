@@ -371,6 +371,10 @@ def load_config(env=None):
         "TYPING_ROOMS": _int(env, "HOMEAPP_TYPING_ROOMS", 32, minimum=1),
         # Redis calls must fail fast so that an outage answers UNAVAILABLE instead of hanging
         "REDIS_TIMEOUT": _float(env, "HOMEAPP_REDIS_TIMEOUT", 2.0, minimum=0.05),
+        # connections each Redis client of a process keeps at most (per node on a cluster); a
+        # call finding them all busy waits for one, at most HOMEAPP_REDIS_TIMEOUT, rather than
+        # failing at once as if Redis were down (a reconnect storm makes a thousand calls at once)
+        "REDIS_MAX_CONNECTIONS": _int(env, "HOMEAPP_REDIS_MAX_CONNECTIONS", 100, minimum=2),
         # with Redis, how long an event's ack waits for Redis to take what it emitted; at most
         # the event log's shortest window (60 s), within which what waits for Redis is kept
         "ACK_TIMEOUT": _ack_timeout(env),
@@ -378,6 +382,9 @@ def load_config(env=None):
         "READY_TIMEOUT": _float(env, "HOMEAPP_READY_TIMEOUT", 0.5, minimum=0.05),
         "METRICS_TOKEN": env.get("HOMEAPP_METRICS_TOKEN") or None,
         "SHUTDOWN_GRACE": _float(env, "HOMEAPP_SHUTDOWN_GRACE", 10.0, minimum=0.1),
+        # with recovery and Redis: the seconds over which a shutdown spreads its sockets' closes
+        # (at most a quarter of the grace), so that they reconnect elsewhere a few at a time
+        "SHUTDOWN_SPREAD": _float(env, "HOMEAPP_SHUTDOWN_SPREAD", 2.0),
         # Engine.IO heartbeat, the Socket.IO defaults: a client that misses a pong for
         # interval + timeout seconds is disconnected (and goes offline)
         "PING_INTERVAL": _int(env, "HOMEAPP_PING_INTERVAL", 25, minimum=1),

@@ -85,6 +85,17 @@ class Hub:
         if following is not None:
             following(rooms, self.config["REDIS_TIMEOUT"])
 
+    def keep_online(self, user_id, sid):
+        """add_live_socket for a socket that is not open here yet (a recovery waiting for its
+        turn); returns whether presence holds it now. While Redis is unreachable, False: the
+        restore's own reinstate, or the client's addOnlineUser, tries again."""
+        try:
+            self.add_live_socket(user_id, sid)
+            return True
+        except PresenceUnavailable as exc:
+            self.health.lost(exc)
+            return False
+
     def take_offline(self, user_id, sid):
         """remove_live_socket; while Redis is unreachable, a departure the keeper settles when
         it is back."""

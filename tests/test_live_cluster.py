@@ -6,6 +6,7 @@ import signal
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import pytest
@@ -99,6 +100,21 @@ def test_a_cluster_url_makes_clients_with_the_timeouts(group):
         assert isinstance(subscriber, ShardedPubSub)
     finally:
         subscriber.close()
+
+
+def test_on_a_cluster_each_node_s_pool_is_bounded_and_a_call_waits_for_a_free_connection(group):
+    """HOMEAPP_REDIS_MAX_CONNECTIONS on a cluster: per node, and more calls at once than that
+    wait their turn instead of failing with Too many connections."""
+    client = redis_client.connect(group.url, 2.0, decode_responses=True, max_connections=2)
+    assert len(client.get_primaries()) == 3
+    for node in client.get_primaries():
+        pool = node.redis_connection.connection_pool
+        assert (pool.max_connections, pool.connection_kwargs["socket_timeout"]) == (2, 2.0)
+    with ThreadPoolExecutor(max_workers=12) as threads:
+        # each call holds its connection 0.1 s (BLPOP on an empty list): twelve at once, more
+        # than any node has connections
+        keys = [f"nothing:{{{slot}}}" for slot in ("a", "b", "c") for _ in range(4)]
+        assert list(threads.map(lambda key: client.blpop([key], timeout=0.1), keys)) == [None] * 12
 
 
 def test_presence_scripts_each_touch_one_slot_and_a_dead_process_is_reaped_once(group):

@@ -195,3 +195,35 @@ def test_a_storm_of_reconnects_stays_within_its_budget(storm, clients):
     bystander = member(clients, other, new_user_id())
     assert bystander.call("addOnlineUser", {"userID": bystander.user_id,
                                             "userUsername": "bystander"}) == {"ok": True}
+
+
+def test_a_room_deleted_while_away_recovers_without_the_room(deploy, clients):
+    """deleteUserRoom while a member's socket is away: the session it recovers gets the room's
+    events up to the deletion and nothing after, and is no longer in the room."""
+    a_id, b_id, c_id = new_user_id(), new_user_id(), new_user_id()
+    group = group_of(a_id, b_id, c_id)
+    first, other = deploy.processes
+    a = member(clients, first, a_id, group)
+    b = member(clients, other, b_id, group)
+    member(clients, other, c_id, group)
+    deploy.listening(f"user:{a_id}", f"room:{group}")
+    say(b, group, "before")
+    until_said(a, "before")
+    with deploy.dropping(first):
+        a.drop()
+    say(b, group, "before delete")
+    assert b.call("deleteUserRoom", payloads.delete_room(b_id, group)) == {"ok": True}
+    # the room's id goes on: a member opening it again and talking there, after the deletion
+    assert b.call("chatRoom.join", group) == {"ok": True}
+    say(b, group, "after delete")
+    until_said(b, "after delete")
+    a2 = back(clients, other, a)
+    assert (a2.recovered, a2.sid) == (True, a.sid)
+    assert chat(a2, "messageRoom") == [("messageRoom", "before delete")]
+    # what its user's channel got meanwhile still comes: the deletion's own announcement
+    assert [args[0] for e, args, _ in a2.events if e == "deleteUserRoomChange"] == [{"roomID": group}]
+    # the room is not its own again: what is said there now does not reach it
+    say(b, group, "later")
+    until_said(b, "later")
+    a2.quiet(0.5)
+    assert ("messageRoom", "later") not in chat(a2, "messageRoom")

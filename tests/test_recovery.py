@@ -310,3 +310,126 @@ def test_an_emit_to_a_socket_being_restored_waits_and_others_get_it_at_once():
     assert [json.loads(text.split(" ", 2)[2])["skip_sid"] for _, text in logged_after] == \
         [None, restored]
     assert logged_after[0][0] == held[0][1]
+
+
+# --- presence while a storm's restores wait their turn ---------------------------------------
+
+class _Process:
+    """What Recovery asks of its hub about presence, for one of two processes sharing one
+    presence store (as Redis is shared): a socket is counted under its process's name, as the
+    Redis store keys it by server id."""
+
+    def __init__(self, name, presence, announced):
+        import gevent
+        self.name = name
+        self._presence = presence
+        self._announced = announced
+        self.connections = {}
+        self.health = type("Health", (), {"lost": lambda self, exc: None})()
+        self.server = type("Server", (), {"start_background_task": staticmethod(gevent.spawn),
+                                           "sleep": staticmethod(gevent.sleep)})()
+
+    def keep_online(self, user_id, sid):
+        if self._presence.add_socket(user_id, f"{self.name}/{sid}"):
+            self._announced.append(("Add", user_id))
+        return True
+
+    def take_offline(self, user_id, sid):
+        if self._presence.remove_socket(user_id, f"{self.name}/{sid}"):
+            self._announced.append(("Remove", user_id))
+
+
+def _storm_processes(grace):
+    from homeapp.engine.recovery import Recovery
+    from homeapp.presence.memory import MemoryPresence
+    presence, announced, sessions = MemoryPresence(), [], MemorySessions(120)
+    stopping, staying = (_Process(name, presence, announced) for name in ("a", "b"))
+    stopping.connections = type("Conns", (), {"get": lambda self, sid: None})()
+    staying.connections = stopping.connections
+    return (Recovery(stopping, None, sessions, grace), Recovery(staying, None, sessions, grace),
+            presence, announced, sessions)
+
+
+def test_a_restore_waiting_for_its_turn_keeps_its_user_online_past_the_grace():
+    """The stopping process's grace ends while the reconnect waits for its turn on the other
+    one: nobody hears its user leave; and if that restore then fails, its user goes offline a
+    grace later, as after any drop, unless another socket of theirs went live."""
+    import gevent
+    left, arrived, presence, announced, sessions = _storm_processes(grace=0.2)
+    user = "7"
+    pid = new_pid()
+    sessions.save(pid, session("s1", user))
+    presence.add_socket(user, "a/s1")     # live on the stopping process
+    left.hold_presence(user, "s1")        # it stopped: the grace runs
+    found = arrived.admit(pid, None, None, open_mode=True)  # the reconnect waits for its turn
+    assert found is not None and found.sid == "s1"
+    gevent.sleep(0.4)                     # past the stopping process's grace
+    assert announced == [] and presence.online_users() == {user}
+    arrived.done(found, recovered=False)  # its turn came, and it could not recover
+    gevent.sleep(0.1)
+    assert announced == []                # within its grace here
+    gevent.sleep(0.3)
+    assert announced == [("Remove", user)]
+
+
+def test_without_a_waiting_restore_the_grace_ends_in_a_remove():
+    import gevent
+    left, _, presence, announced, sessions = _storm_processes(grace=0.2)
+    presence.add_socket("7", "a/s1")
+    left.hold_presence("7", "s1")
+    gevent.sleep(0.4)
+    assert announced == [("Remove", "7")]
+
+
+def test_a_restore_that_recovers_keeps_its_user_online_and_announces_nothing():
+    import gevent
+    left, arrived, presence, announced, sessions = _storm_processes(grace=0.2)
+    pid = new_pid()
+    sessions.save(pid, session("s1", "7"))
+    presence.add_socket("7", "a/s1")
+    left.hold_presence("7", "s1")
+    found = arrived.admit(pid, None, None, open_mode=True)
+    gevent.sleep(0.3)
+    arrived.in_grace.pop("s1", None)      # what reinstate does for the recovered socket
+    arrived.done(found, recovered=True)
+    gevent.sleep(0.4)
+    assert announced == [] and presence.sockets_of("7") == {"b/s1"}
+
+
+def test_another_identity_holds_nobody_online():
+    left, arrived, presence, announced, sessions = _storm_processes(grace=0.2)
+    pid = new_pid()
+    sessions.save(pid, session("s1", "7"))
+    stranger = type("Identity", (), {"user_id": "8"})()
+    assert arrived.admit(pid, None, stranger, open_mode=True) is None
+    assert presence.online_users() == set() and arrived.admitted == {}
+
+
+# --- a deploy spreads its closes ---------------------------------------------------------------
+
+def _hub_for_shutdown(spread, recovery=True, redis=True):
+    return type("Hub", (), {"config": {"SHUTDOWN_SPREAD": spread}, "recovery": object() if recovery else None,
+                            "keeper": object() if redis else None})()
+
+
+@pytest.mark.parametrize("count, spread, grace, expected", [
+    (2000, 2.0, 10.0, (0.05, 50)),     # 40 batches of 50, one every 50 ms
+    (1000, 2.0, 10.0, (0.05, 25)),
+    (10, 2.0, 10.0, (0.05, 1)),        # one at a time
+    (2000, 2.0, 4.0, (0.05, 100)),     # a short grace: over a quarter of it, 1 s
+    (2000, 0.0, 10.0, (0.0, 2000)),    # 0: all at once
+])
+def test_a_deploy_with_recovery_spreads_its_closes(count, spread, grace, expected):
+    from homeapp.operations.shutdown import _pace
+    assert _pace(_hub_for_shutdown(spread), count, grace) == expected
+
+
+@pytest.mark.parametrize("recovery, redis", [(False, True), (True, False)])
+def test_without_recovery_or_another_process_a_shutdown_closes_all_at_once(recovery, redis):
+    from homeapp.operations.shutdown import _pace
+    assert _pace(_hub_for_shutdown(2.0, recovery, redis), 500, 10.0) == (0.0, 500)
+
+
+def test_a_negative_spread_names_the_variable():
+    with pytest.raises(ConfigError, match="HOMEAPP_SHUTDOWN_SPREAD"):
+        load_config({"HOMEAPP_SHUTDOWN_SPREAD": "-1"})

@@ -34,7 +34,8 @@ def create_manager(config, health):
     one when recovery is on without Redis, and None (python-socketio's own) otherwise."""
     if config["REDIS_URL"]:
         return QueueManager(config["REDIS_URL"], health, config["REDIS_TIMEOUT"],
-                            log_seconds(config), config["HISTORY_SIZE"])
+                            log_seconds(config), config["HISTORY_SIZE"],
+                            config["REDIS_MAX_CONNECTIONS"])
     if config["RECOVERY_SECONDS"] > 0:
         return LoggingManager()
     return None

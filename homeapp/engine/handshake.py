@@ -57,27 +57,42 @@ def _identity(hub, environ, auth):
 def connect(server, hub, eio_sid, data):
     """Handle the namespace CONNECT of Engine.IO session `eio_sid` with payload `data`: recover
     its session when it can, else connect it afresh; or refuse it as the connect handler says.
-    A recovery runs in one of HOMEAPP_RECOVERY_CONCURRENCY slots, or not at all."""
+    A recovery runs in one of HOMEAPP_RECOVERY_CONCURRENCY slots, or not at all; while it waits
+    for one, its user counts as online (Recovery.admit), and in its turn it lets the live
+    traffic go first."""
     auth, pid, offset = _split(data)
     if pid is None or hub.draining:  # a draining process refuses it: leave it to another
         outcome = _connect(server, hub, eio_sid, auth, None, pid)
         if outcome is not None:
             metrics.RECOVERIES.labels(outcome).inc()
         return
-    with hub.recovery.slot() as turn:
-        replay = None
-        if not turn:
-            outcome = "budget"
-            log.debug("a reconnect gets a fresh session: no turn to restore in time")
-        else:
-            try:
-                replay = hub.recovery.claim(pid, offset, _identity(hub, server.environ[eio_sid], auth),
-                                            hub.config["AUTH_MODE"] == "open")
-                outcome = "recovered"
-            except Refused as refused:
-                outcome = refused.outcome
-                log.debug("a reconnect gets a fresh session: %s", refused.why)
-        outcome = _connect(server, hub, eio_sid, auth, replay, pid, offset, outcome)
+    recovery = hub.recovery
+    recovery.yield_to_live()  # a storm's thousand CONNECTs come after the live sockets' events
+    if eio_sid not in server.environ:
+        return  # its client went away meanwhile
+    identity = _identity(hub, server.environ[eio_sid], auth)
+    open_mode = hub.config["AUTH_MODE"] == "open"
+    found = recovery.admit(pid, offset, identity, open_mode) if not recovery.crowded() else None
+    outcome = None
+    try:
+        with recovery.slot() as turn:
+            replay = None
+            if not turn:
+                outcome = "budget"
+                log.debug("a reconnect gets a fresh session: no turn to restore in time")
+            elif eio_sid not in server.environ:
+                return  # its client went away while it waited
+            else:
+                recovery.yield_to_live()
+                try:
+                    replay = recovery.claim(pid, offset, identity, open_mode, found)
+                    outcome = "recovered"
+                except Refused as refused:
+                    outcome = refused.outcome
+                    log.debug("a reconnect gets a fresh session: %s", refused.why)
+            outcome = _connect(server, hub, eio_sid, auth, replay, pid, offset, outcome)
+    finally:
+        recovery.done(found, outcome == "recovered")
     if outcome is not None:
         metrics.RECOVERIES.labels(outcome).inc()
 
@@ -167,6 +182,7 @@ def _restore(server, hub, conn, replay, eio_sid, offset):
         hub.enter_channels(conn.sid, rooms)
         if not recovery.catch_up(replay, Budget(recovery.max_entries, MAX_RESTORE_BYTES)):
             return False
+        recovery.yield_to_live()  # what it missed waits a moment more; the live do not
         for room in replay.cut.intersection(rooms):  # cut while it rejoined
             server.leave_room(conn.sid, room)
         sent = []
@@ -184,8 +200,8 @@ def _restore(server, hub, conn, replay, eio_sid, offset):
                 socketio_seam.send_packet(server, eio_sid, event_packet(
                     server, message, offset_of(entry_id, channel)))
         # what was read may still come through the listener, which lags behind Redis
-        recovery.settling[conn.sid] = {c: id_key(i) for c, i in replay.read_to.items()
-                                       if c not in replay.cut}
+        recovery.settle(conn.sid, {c: id_key(i) for c, i in replay.read_to.items()
+                                   if c not in replay.cut})
         # a later drop finds its client's positions among what it was sent here, or at the
         # offset it presented
         conn.since = offset

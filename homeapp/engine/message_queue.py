@@ -112,12 +112,14 @@ class _Heard:
 
 
 class QueueManager(RedisQueue):
-    def __init__(self, url, health, timeout, log_seconds=MIN_LOG_SECONDS, history_size=10000):
+    def __init__(self, url, health, timeout, log_seconds=MIN_LOG_SECONDS, history_size=10000,
+                 max_connections=None):
         """`log_seconds` and `history_size`: how long, and how many per channel, the histories
-        keep entries."""
+        keep entries; `max_connections`: its Redis client's (redis_client.connect)."""
         super().__init__(url, channel=redis_keys.QUEUE)
         self._health = health
         self._timeout = timeout
+        self._max_connections = max_connections
         self._log_seconds = log_seconds
         self._history_size = history_size
         self.recovery = None     # homeapp.engine.recovery's Recovery, set by create_app when it is on
@@ -226,7 +228,8 @@ class QueueManager(RedisQueue):
 
     def _redis(self):
         if self._client is None:
-            self._client = redis_client.connect(self.redis_url, self._timeout)
+            self._client = redis_client.connect(self.redis_url, self._timeout,
+                                                max_connections=self._max_connections)
             self._appender = history.Appender(self._client, self._log_seconds, self._history_size,
                                               one_slot=redis_client.is_cluster(self._client))
         return self._client

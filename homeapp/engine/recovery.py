@@ -19,6 +19,7 @@ import logging
 from collections import deque
 from contextlib import contextmanager
 
+import gevent
 import redis
 
 from homeapp.engine.channels import NAMESPACE, addressed, logged, rooms_of, skipped
@@ -136,11 +137,16 @@ class Recovery:
         self.under_way = 0          # restores running now
         self._waiting = deque()     # Events of the restores waiting for a turn, first come first
         self.restoring = {}         # sid -> [(channel, id, origin, message)] sent live meanwhile
-        # sid -> {channel: id key}: what a restore read; the listener may hear it after (it lags
-        # behind Redis), and the socket must not get it twice
+        # channel -> {sid: id key}: what a restore read there; the listener may hear it after (it
+        # lags behind Redis), and the socket must not get it twice. By channel: a delivery looks
+        # at the sockets restored in its own channel only, not at every socket of a storm
         self.settling = {}
+        self._settling_in = {}      # sid -> the channels where it has a mark
         self.unanchored = set()     # sids given events without an offset (Redis was down)
         self.in_grace = {}          # sid -> user id: dropped, still counted online for the grace
+        # sid -> user id: sessions whose restore is queued or under way here (admit()); their
+        # users count as online until it ends, whatever the grace
+        self.admitted = {}
         self.live = {}              # digest of a connected socket's pid -> its sid
         self._superseded = set()    # sids ended because their client reconnected meanwhile
         self._kept_early = None     # at shutdown: sids whose sessions were kept before closing
@@ -161,24 +167,42 @@ class Recovery:
                 if sid not in skip and addressed(manager, room, sid):
                     held.append((channel, entry_id, origin, message))
                     skip.append(sid)
-            if self.settling:
-                self._settle(channel, id_key(entry_id), skip)
+            marks = self.settling.get(channel)
+            if marks:
+                self._settle(channel, marks, id_key(entry_id), skip)
         args = (*(message.get("data") or ()), offset_of(entry_id, channel))
         emit_here(manager, message["event"], args, NAMESPACE, room=room, skip_sid=skip)
 
-    def _settle(self, channel, key, skip):
+    def _settle(self, channel, marks, key, skip):
         """Skip the recovered sockets that were sent this entry by their restore; forget a
         socket's mark in a channel once the listener is past it."""
-        for sid, read in list(self.settling.items()):
-            upto = read.get(channel)
-            if upto is None:
-                continue
+        for sid, upto in list(marks.items()):
             if key <= upto:
                 skip.append(sid)
                 continue
-            del read[channel]
-            if not read:
-                del self.settling[sid]
+            del marks[sid]
+            channels = self._settling_in.get(sid)
+            if channels is not None:
+                channels.discard(channel)
+                if not channels:
+                    del self._settling_in[sid]
+        if not marks:
+            del self.settling[channel]
+
+    def settle(self, sid, read):
+        """A restored socket was sent its channels' entries up to `read` ({channel: id key})."""
+        for channel, key in read.items():
+            self.settling.setdefault(channel, {})[sid] = key
+        if read:
+            self._settling_in[sid] = set(read)
+
+    def _unsettle(self, sid):
+        for channel in self._settling_in.pop(sid, ()):
+            marks = self.settling.get(channel)
+            if marks is not None:
+                marks.pop(sid, None)
+                if not marks:
+                    del self.settling[channel]
 
     def deliver_unlogged(self, manager, message):
         """Send a logged emit that has no offset yet (Redis is unreachable): its recipients can
@@ -215,7 +239,7 @@ class Recovery:
         this process is shutting down: a deploy). Returns whether it was kept."""
         unanchored = conn.sid in self.unanchored
         self.unanchored.discard(conn.sid)
-        self.settling.pop(conn.sid, None)
+        self._unsettle(conn.sid)
         if conn.pid is not None:
             self.live.pop(digest(conn.pid), None)
         if conn.pid is None or unanchored or not may_return:
@@ -258,11 +282,59 @@ class Recovery:
 
     def _end_grace(self, sid):
         self._hub.server.sleep(self.grace)
+        if sid in self.admitted:
+            return  # its restore is queued or under way: its end decides (done())
         user_id = self.in_grace.pop(sid, None)
         if user_id is not None:
             self._hub.take_offline(user_id, sid)
 
     # --- a socket comes back ---------------------------------------------------------------
+
+    def admit(self, pid, offset, identity, open_mode):
+        """A reconnect about to wait for its turn: its session, found now, or None (none, or
+        another identity presented it). A live session's user is held online here until its
+        restore ends (done()): a restore queued or under way counts as still there, so that the
+        process the socket left announces nothing when its grace ends, however long the storm's
+        queue. Never raises; a session that cannot be read now is looked for again in its turn."""
+        if not isinstance(pid, str) or len(pid) > 128 \
+                or (offset is not None and parse_offset(offset) is None):
+            return None  # refused in its turn, before anything is asked of Redis
+        try:
+            session = self.sessions.find(pid)
+        except UNREACHABLE as exc:
+            self._hub.health.lost(exc)
+            return None
+        except (redis.RedisError, ValueError, TypeError):
+            return None
+        if session is None or not _same_user(identity, session.user_id, open_mode):
+            return None
+        sid = session.sid
+        if session.live and sid not in self.admitted and self._hub.connections.get(sid) is None:
+            self.admitted[sid] = session.user_id
+            if sid not in self.in_grace and self._hub.keep_online(session.user_id, sid):
+                self.in_grace[sid] = session.user_id  # no timer: done() starts it if it fails
+        return session
+
+    def done(self, session, recovered):
+        """The restore of an admitted session ended. One that did not recover leaves its user
+        the grace, as a drop does: a fresh socket of theirs going live meanwhile keeps them online."""
+        if session is None or self.admitted.pop(session.sid, None) is None:
+            return
+        if not recovered and session.sid in self.in_grace \
+                and self._hub.connections.get(session.sid) is None:
+            self._hub.server.start_background_task(self._end_grace, session.sid)
+
+    @staticmethod
+    def yield_to_live():
+        """Let every greenlet that can run go first (a live socket's event, a delivery), and go
+        on when the event loop has nothing else to do: a storm's restores take what the live
+        traffic leaves of the process, never the other way round."""
+        gevent.idle()
+
+    def crowded(self):
+        """Whether a reconnect now would find no place to wait for a turn (slot() says no)."""
+        return self.under_way >= self.concurrency \
+            and len(self._waiting) >= self.concurrency * WAITING_PER_SLOT
 
     @contextmanager
     def slot(self):
@@ -270,7 +342,7 @@ class Recovery:
         WAITING_PER_SLOT others per turn; yields whether it came. Bounds the memory, the Redis
         reads and the connections that a storm of reconnects takes at once."""
         if self.under_way >= self.concurrency:
-            if len(self._waiting) >= self.concurrency * WAITING_PER_SLOT:
+            if self.crowded():
                 yield False
                 return
             turn = self._hub.server.eio.create_event()
@@ -290,17 +362,18 @@ class Recovery:
             else:
                 self.under_way -= 1
 
-    def claim(self, pid, offset, identity, open_mode):
+    def claim(self, pid, offset, identity, open_mode, found=None):
         """A Replay of what a reconnect presenting `pid` and `offset` missed, its session
         consumed; raises Refused when it cannot recover (then it gets a fresh session). The
         identity is checked before the session is consumed: a wrong one leaves it to its owner.
-        The offset is checked before anything touches Redis."""
+        The offset is checked before anything touches Redis. `found`: its session as admit()
+        read it (consumed only if Redis still holds that very one)."""
         if not isinstance(pid, str) or len(pid) > 128:
             raise Refused(why="malformed pid")
         if offset is not None and parse_offset(offset) is None:
             raise Refused(why="malformed offset")
         try:
-            session = self.sessions.find(pid)
+            session = found if found is not None else self.sessions.find(pid)
             if session is None and self._supersede(pid, identity, open_mode):
                 session = self.sessions.find(pid)
             if session is None:
@@ -312,6 +385,11 @@ class Recovery:
             if positions is None:
                 raise Refused(why="offset not among what it was sent")
             if not self.sessions.consume(session):
+                if found is not None:  # read on arrival: it may have recovered here since, and
+                    # a reconnect with its pid takes an open socket's place (_supersede), once
+                    # that one's restore (which lets live traffic go first) is done
+                    self._wait_restored(found.sid)
+                    return self.claim(pid, offset, identity, open_mode)
                 raise Refused(why="claimed by another reconnect")
             replay = Replay(session, positions)
             self.read(replay, Budget(self.max_entries, MAX_RESTORE_BYTES), check=True)
@@ -326,6 +404,13 @@ class Recovery:
         except redis.RedisError as exc:  # refused for this request only: not an outage
             log.warning("a recovery failed: Redis refused a read (%s)", exc)
             raise Refused(why="Redis refused a read")
+
+    def _wait_restored(self, sid):
+        """Wait, at most SLOT_WAIT_SECONDS, while socket `sid` is being restored here."""
+        waited = 0.0
+        while sid in self.restoring and waited < SLOT_WAIT_SECONDS:
+            self._hub.server.sleep(0.01)
+            waited += 0.01
 
     def read(self, replay, budget, check=False):
         """Read each of a replay's channels after what it read. Raises OverBudget as Refused,

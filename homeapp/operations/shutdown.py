@@ -40,6 +40,8 @@ log = logging.getLogger("homeapp.operations.shutdown")
 
 # sockets closed at once: each close may wait on Redis, and an outage must not serialise them
 CONCURRENCY = 100
+# with recovery and Redis: a paced shutdown starts a batch of closes this often
+PACE_STEP_SECONDS = 0.05
 
 
 class HttpConnections:
@@ -98,7 +100,10 @@ def shutdown(hub, grace, http=None):
             hub.keeper.stop()
         if hub.recovery is not None:  # their sessions must be there before their clients are
             hub.recovery.keep_all()
-        for sid in sids:
+        step, batch = _pace(hub, len(sids), grace)
+        for number, sid in enumerate(sids):
+            if number and number % batch == 0:
+                hub.server.sleep(step)
             pool.spawn(_close, hub, sid)
         pool.join()
         # what is still open is no user's (the Admin UI's): it would hold the process to the grace
@@ -119,6 +124,21 @@ def shutdown(hub, grace, http=None):
     log.log(level, "shutdown: %d sockets closed, %d left open, in %.2f s",
             len(sids) - left, left, time.monotonic() - started)
     return left
+
+
+def _pace(hub, count, grace):
+    """(seconds between batches, sockets per batch) for closing `count` sockets. A deploy with
+    recovery and Redis spreads its closes over HOMEAPP_SHUTDOWN_SPREAD seconds (at most a
+    quarter of the grace): every closed socket reconnects to another process at once, and a
+    thousand handshakes and restores arriving there together held that process's own sockets'
+    events back for a second and more, and the closes themselves took this process's core from
+    under its neighbours. Their sessions are kept and their users held online meanwhile, so
+    spreading them costs nobody anything but the time. Otherwise all at once."""
+    spread = min(hub.config.get("SHUTDOWN_SPREAD", 0.0), grace / 4)
+    if hub.recovery is None or hub.keeper is None or spread <= 0 or count == 0:
+        return 0.0, max(count, 1)
+    steps = max(1, int(spread / PACE_STEP_SECONDS))
+    return PACE_STEP_SECONDS, max(1, -(-count // steps))
 
 
 def _let_sockets_move(hub, left):

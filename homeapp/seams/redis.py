@@ -10,8 +10,9 @@ import threading
 
 import redis
 from redis.cluster import RedisCluster
-from redis.connection import Encoder
+from redis.connection import BlockingConnectionPool, Encoder
 from redis.exceptions import RedisClusterException
+from redis.sentinel import SentinelConnectionPool
 
 DISTRIBUTION = "redis"
 
@@ -19,6 +20,14 @@ DISTRIBUTION = "redis"
 class ClusterUnreachable(redis.ConnectionError):
     """No node of the cluster answers, or no master holds a slot: redis-py's RedisClusterException,
     which is no RedisError, made one, so that it is an outage like any other."""
+
+
+class WaitingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """The Sentinel master's pool, waiting for a free connection (BlockingConnectionPool's
+    `max_connections` and `timeout`) rather than raising "Too many connections". redis-py has
+    no such pool: SentinelConnectionPool's own methods (the master's address, its connection
+    class) come first, BlockingConnectionPool's take and give connections; both are built on
+    ConnectionPool and call it through super(), which this order keeps."""
 
 
 class _Lazy:
