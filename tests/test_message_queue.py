@@ -133,6 +133,24 @@ def test_one_senders_emits_arrive_in_order_whatever_channels_they_take(processes
     assert receiver.got(socket) == [("n", n) for n in range(300)]
 
 
+def test_emits_cross_once_each_after_redis_forgot_its_scripts(processes, redis_url):
+    """The append script runs by its digest, without asking Redis whether it knows it before
+    every batch; a Redis that lost it (restarted, SCRIPT FLUSH) gets it again, and nothing is
+    lost or doubled."""
+    sender, receiver = processes(2)
+    socket = receiver.socket("room:11")
+    sender.server.emit("n", 0, to="room:11")
+    receiver.wait_for(socket, "n")
+    client = sender.manager._redis()
+    client.script_flush()
+    asked = client.info("commandstats").get("cmdstat_script|exists", {}).get("calls", 0)
+    for n in range(1, 20):
+        sender.server.emit("n", n, to="room:11")
+    wait_until(lambda: len(receiver.got(socket)) >= 20, 10, f"not every emit arrived: {receiver.got(socket)}")
+    assert receiver.got(socket) == [("n", n) for n in range(20)]
+    assert client.info("commandstats").get("cmdstat_script|exists", {}).get("calls", 0) == asked
+
+
 def test_an_emit_to_everyone_reaches_every_process(processes):
     sender, *others = processes(3)
     sockets = [(process, process.socket(f"user:{n}")) for n, process in enumerate(others)]

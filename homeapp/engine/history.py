@@ -14,6 +14,8 @@ import re
 import time
 from collections import deque
 
+import redis
+
 from homeapp.store import redis_keys
 
 # an id's two numbers are 64-bit in Redis: anything larger is refused, and must never reach it
@@ -129,16 +131,28 @@ class Appender:
         """Append `text` ("<sender> <number> <json>") to `channels` and publish it with `command`
         (PUBLISH or SPUBLISH), refused past `deadline` (ms since the epoch; 0: never), on `pipe`: a
         pipeline or a client. Returns a list with one element per script call: on a pipeline
-        the pipeline (the results come from its execute()), on a client the script's result."""
+        the pipeline (the results come from its execute(); a NoScriptError there means Redis
+        lost its scripts: load() them, and append those messages again), on a client the
+        script's result."""
         sender = text[:text.index(" ")]
         groups = [[c] for c in channels] if self._one_slot else [channels]
-        return [self._script(keys=[key for c in group for key in (redis_keys.history(c),
-                                                                   redis_keys.sent_mark(c, sender),
-                                                                   redis_keys.sent_refused(c, sender))],
-                             args=[self._window_ms, self._size, self._expire_ms, command, text,
-                                   deadline, *(redis_keys.queue_channel(c) for c in group)],
-                             client=pipe)
-                for group in groups]
+        calls = []
+        for group in groups:
+            keys = [key for c in group for key in (redis_keys.history(c), redis_keys.sent_mark(c, sender),
+                                                   redis_keys.sent_refused(c, sender))]
+            args = [self._window_ms, self._size, self._expire_ms, command, text, deadline,
+                    *(redis_keys.queue_channel(c) for c in group)]
+            if isinstance(pipe, redis.client.Pipeline):
+                # EVALSHA as is: redis-py's pipeline asks SCRIPT EXISTS first, a round trip of
+                # its own before every batch
+                calls.append(pipe.evalsha(self._script.sha, len(keys), *keys, *args))
+            else:
+                calls.append(self._script(keys=keys, args=args, client=pipe))
+        return calls
+
+    def load(self, client):
+        """Load the script into Redis (after a restart, or a SCRIPT FLUSH). Raises RedisError."""
+        client.script_load(_APPEND)
 
 
 def newest(client, channels):
