@@ -143,9 +143,9 @@ def numbers(entries):
 
 def append(client, channel, text):
     """Append as the message queue does; returns the entry's id."""
-    pipe = client.pipeline(transaction=False)
-    Appender(client, window_seconds=60, size=10000).append(pipe, text, [channel], "PUBLISH")
-    pipe.execute()
+    [[result]] = Appender(client, window_seconds=60, size=10000).append_all(client, [(text, [channel], 0)],
+                                                                             "PUBLISH")
+    assert not isinstance(result, Exception), result
     return client.xrevrange(redis_keys.history(channel), count=1)[0][0]
 
 

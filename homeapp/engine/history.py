@@ -127,32 +127,47 @@ class Appender:
         self._size = size
         self._one_slot = one_slot
 
-    def append(self, pipe, text, channels, command, deadline=0):
+    def append(self, client, text, channels, command, deadline=0):
         """Append `text` ("<sender> <number> <json>") to `channels` and publish it with `command`
-        (PUBLISH or SPUBLISH), refused past `deadline` (ms since the epoch; 0: never), on `pipe`: a
-        pipeline or a client. Returns a list with one element per script call: on a pipeline
-        the pipeline (the results come from its execute(); a NoScriptError there means Redis
-        lost its scripts: load() them, and append those messages again), on a client the
-        script's result."""
+        (PUBLISH or SPUBLISH), refused past `deadline` (ms since the epoch; 0: never), at once:
+        a script call per slot on a cluster. Returns each call's result. Raises RedisError."""
+        return [self._script(keys=keys, args=args, client=client)
+                for keys, args in self._calls(text, channels, command, deadline)]
+
+    def append_all(self, client, messages, command):
+        """append() each of `messages` ((text, channels, deadline)) in one round trip; per
+        message, its calls' results, a call's own error (a ResponseError) as its result.
+
+        By EVALSHA as is: redis-py's pipeline asks SCRIPT EXISTS first, a round trip of its own
+        before every batch. A batch answered NOSCRIPT (Redis restarted or flushed) loads the
+        script and is sent again: a message that was appended the first time is refused the
+        second by its sender's mark. Raises RedisError when Redis cannot be reached."""
+        results = self._pipelined(client, messages, command)
+        if any(isinstance(r, redis.exceptions.NoScriptError) for calls in results for r in calls):
+            client.script_load(_APPEND)
+            results = self._pipelined(client, messages, command)
+        return results
+
+    def _pipelined(self, client, messages, command):
+        pipe = client.pipeline(transaction=False)
+        counts = []
+        for text, channels, deadline in messages:
+            calls = self._calls(text, channels, command, deadline)
+            for keys, args in calls:
+                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+            counts.append(len(calls))
+        flat = iter(pipe.execute(raise_on_error=False))
+        return [[next(flat) for _ in range(count)] for count in counts]
+
+    def _calls(self, text, channels, command, deadline):
+        """(keys, args) of each script call: one, or one per channel on a cluster."""
         sender = text[:text.index(" ")]
         groups = [[c] for c in channels] if self._one_slot else [channels]
-        calls = []
-        for group in groups:
-            keys = [key for c in group for key in (redis_keys.history(c), redis_keys.sent_mark(c, sender),
-                                                   redis_keys.sent_refused(c, sender))]
-            args = [self._window_ms, self._size, self._expire_ms, command, text, deadline,
-                    *(redis_keys.queue_channel(c) for c in group)]
-            if isinstance(pipe, redis.client.Pipeline):
-                # EVALSHA as is: redis-py's pipeline asks SCRIPT EXISTS first, a round trip of
-                # its own before every batch
-                calls.append(pipe.evalsha(self._script.sha, len(keys), *keys, *args))
-            else:
-                calls.append(self._script(keys=keys, args=args, client=pipe))
-        return calls
-
-    def load(self, client):
-        """Load the script into Redis (after a restart, or a SCRIPT FLUSH). Raises RedisError."""
-        client.script_load(_APPEND)
+        return [([key for c in group for key in (redis_keys.history(c), redis_keys.sent_mark(c, sender),
+                                                 redis_keys.sent_refused(c, sender))],
+                 [self._window_ms, self._size, self._expire_ms, command, text, deadline,
+                  *(redis_keys.queue_channel(c) for c in group)])
+                for group in groups]
 
 
 def newest(client, channels):

@@ -305,12 +305,8 @@ class QueueManager(RedisQueue):
             if redis_client.is_cluster(client):
                 calls = [self._append_now(client, item, command) for item in batch]
             else:
-                calls = self._append_batch(client, batch, command)
-                if any(isinstance(r, redis.exceptions.NoScriptError) for c in calls for r in c):
-                    # Redis lost its scripts (restarted, flushed). Again, the whole batch: one
-                    # that ran the first time is refused now by its sender's mark
-                    self._appender.load(client)
-                    calls = self._append_batch(client, batch, command)
+                calls = self._appender.append_all(
+                    client, [(item.text, item.channels, item.deadline) for item in batch], command)
         except redis.RedisError as exc:
             self._health.lost(exc)
             return False
@@ -327,14 +323,6 @@ class QueueManager(RedisQueue):
             self._outbox.drop(len(failed), f"Redis refused them ({failed[0]})")
         return [None if any(result is None or isinstance(result, Exception) for result in item_calls)
                 else True for item_calls in calls]
-
-    def _append_batch(self, client, batch, command):
-        """The results of appending a batch in one round trip, per message one per call."""
-        pipe = client.pipeline(transaction=False)
-        queued = [len(self._appender.append(pipe, item.text, item.channels, command, item.deadline))
-                  for item in batch]
-        flat = iter(pipe.execute(raise_on_error=False))
-        return [[next(flat) for _ in range(count)] for count in queued]
 
     def _append_now(self, client, item, command):
         """The results of appending one message on a cluster, a call per slot; a call's own
