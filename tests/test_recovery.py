@@ -9,7 +9,8 @@ import pytest
 from homeapp.cluster import redis_keys
 from homeapp.config import ConfigError, load_config
 from homeapp.recovery.channels import logged
-from homeapp.engine.history import Appender, Budget, MemoryHistory, NotHeld, OverBudget, RedisHistory
+from homeapp.engine.history import (ENTRY_OVERHEAD, Appender, Budget, MemoryHistory, NotHeld, OverBudget,
+                                    RedisHistory)
 from homeapp.engine.positions import Positions, locate, parse_offset
 from homeapp.recovery.sessions import MemorySessions, RedisSessions, Session, new_pid
 
@@ -37,6 +38,7 @@ def test_recovery_is_off_by_default_with_a_five_second_grace():
     ("HOMEAPP_RECOVERY_SECONDS", "nan"), ("HOMEAPP_RECOVERY_SECONDS", "two minutes"),
     ("HOMEAPP_PRESENCE_GRACE", "-5"), ("HOMEAPP_HISTORY_SIZE", "5"),
     ("HOMEAPP_RECOVERY_CONCURRENCY", "0"), ("HOMEAPP_RECOVERY_MAX_ENTRIES", "many"),
+    ("HOMEAPP_HISTORY_MAX_BYTES", "1000"),
 ])
 def test_bad_recovery_settings_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
@@ -170,6 +172,40 @@ def test_the_memory_history_holds_no_position_past_which_it_forgot():
     with pytest.raises(NotHeld):
         history.read({"room:1:2": ids[0]}, unbounded())
     assert numbers(history.read({"room:1:2": ids[1]}, unbounded())["room:1:2"]) == [2, 3, 4]
+
+
+def test_the_memory_histories_of_all_channels_together_hold_at_most_their_bound():
+    bound = 200 * 1024
+    history = MemoryHistory(seconds=60, size=1000, max_bytes=bound)
+    first = {}
+    last = {}
+    largest = 0
+    for n in range(5000):  # 500 channels, 10 entries each, far more than the bound holds
+        channel = f"room:{n % 500}:x"
+        entry_id = history.append(channel, f"a {n} {message(n, channel)}")
+        first.setdefault(channel, entry_id)
+        last[channel] = (n, entry_id)
+        largest = max(largest, history.bytes)
+    assert largest <= bound
+    held = sum(len(t) + ENTRY_OVERHEAD for c in last for _, t in
+               history.read({c: "0-0"}, unbounded(), check=False)[c])
+    assert held == history.bytes > bound - 1000
+    # the oldest went first, whatever their channel: a position among them is not held any
+    # more; the newest entries of every channel are
+    with pytest.raises(NotHeld):
+        history.read({"room:0:x": first["room:0:x"]}, unbounded())
+    for channel, (n, entry_id) in list(last.items())[-100:]:
+        assert numbers(history.read({channel: first[channel]}, unbounded(), check=False)[channel])[-1] == n
+
+
+def test_the_memory_history_forgets_entries_its_channel_trimmed_in_its_bound_too():
+    history = MemoryHistory(seconds=60, size=10, max_bytes=10 ** 9)
+    for n in range(20000):  # one busy channel, trimmed by its size: nothing else holds them
+        history.append("room:1:2", f"a {n} {message(n)}")
+    assert numbers(history.read({"room:1:2": "0-0"}, unbounded(), check=False)["room:1:2"]) == \
+        list(range(19990, 20000))
+    assert history.bytes == sum(len(f"a {n} {message(n)}") + ENTRY_OVERHEAD for n in range(19990, 20000))
+    assert len(history._order) < 3000
 
 
 @pytest.mark.parametrize("kind", ["memory", "redis"])

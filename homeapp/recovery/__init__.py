@@ -389,7 +389,7 @@ def build_recovery(hub, config, redis_client):
         sessions = RedisSessions(redis_client, seconds)
         base = manager.last_id
     else:
-        history = MemoryHistory(log_seconds(config), config["HISTORY_SIZE"])
+        history = MemoryHistory(log_seconds(config), config["HISTORY_SIZE"], config["HISTORY_MAX_BYTES"])
         sessions = MemorySessions(seconds)
         manager.history = history
         base = manager.last_id
