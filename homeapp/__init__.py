@@ -60,7 +60,7 @@ def create_app(test_config=None):
 
     health = RedisHealth()
     redis_client = None
-    client_manager = None  # Socket.IO's in-process one
+    client_manager = socketio_seam.KeepingManager()  # in this process, keeping nothing
     if config["REDIS_URL"]:
         redis_client = connect_redis(config["REDIS_URL"], config["REDIS_TIMEOUT"], decode_responses=True)
         client_manager = QueueManager(config["REDIS_URL"], health, config["REDIS_TIMEOUT"],

@@ -19,6 +19,8 @@ from socketio import RedisManager, packet
 from socketio.manager import Manager
 from socketio.server import Server
 
+from homeapp.seams import engineio as engineio_seam
+
 DISTRIBUTION = "python-socketio"
 
 # python-socketio's own
@@ -58,9 +60,27 @@ def send_packet(server, eio_sid, pkt):
 
 
 def emit_here(manager, event, data, namespace, room=None, skip_sid=None):
-    """python-socketio's own delivery of an emit to the sockets of this process, whatever the
-    manager's class does in front of it (a queue, a history)."""
-    Manager.emit(manager, event, data, namespace, room=room, skip_sid=skip_sid)
+    """python-socketio's delivery of an emit without an acknowledgement to the sockets of this
+    process (Manager.emit), whatever the manager's class does in front of it (a queue, a
+    history): the packet encoded once, as Manager.emit does, and its text written to each
+    socket as it is, without the Engine.IO packet and the four calls per recipient that
+    python-socketio and Engine.IO make to send it (homeapp.seams.engineio.send_message)."""
+    if namespace not in manager.rooms:
+        return
+    if isinstance(data, tuple):  # as Manager.emit: a tuple is the arguments, anything else one
+        data = list(data)
+    elif data is not None:
+        data = [data]
+    else:
+        data = []
+    if not isinstance(skip_sid, list):
+        skip_sid = [skip_sid]
+    server = manager.server
+    text = server.packet_class(packet.EVENT, namespace=namespace, data=[event] + data).encode()
+    eio = server.eio
+    for sid, eio_sid in manager.get_participants(namespace, room):
+        if sid not in skip_sid:
+            engineio_seam.send_message(eio, eio_sid, text)
 
 
 def _register(table, server, hook):
@@ -130,20 +150,24 @@ class FollowingManager(Manager):
 
 
 class KeepingManager(FollowingManager):
-    """A manager without a queue that may keep an emit instead of delivering it at once."""
+    """A manager without a queue that may keep an emit instead of delivering it at once; as it
+    is, the client manager of a process without Redis or recovery. An emit without an
+    acknowledgement it does not keep is delivered by emit_here()."""
 
     def keep(self, event, data, namespace, room, skip_sid):
         """Take an emit without an acknowledgement: True when it did (then it is delivered by
-        the keeper), False to have python-socketio deliver it."""
+        the keeper), False to have emit_here() deliver it."""
         return False
 
     def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None,
              **kwargs):
         room = to or room
-        if callback is None and self.keep(event, data, namespace, room, skip_sid):
-            return None
-        return super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
-                            callback=callback, **kwargs)
+        if callback is not None:
+            return super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
+                                callback=callback, **kwargs)
+        if not self.keep(event, data, namespace, room, skip_sid):
+            emit_here(self, event, data, namespace, room=room, skip_sid=skip_sid)
+        return None
 
 
 class RedisQueue(FollowingManager, RedisManager):
