@@ -382,6 +382,9 @@ def load_config(env=None):
         # memory, the oldest entries of any channel dropped first
         "HISTORY_MAX_BYTES": _int(env, "HOMEAPP_HISTORY_MAX_BYTES", 64 * 1024 * 1024,
                                   minimum=1024 * 1024),
+        # with recovery on: the most recently delivered copies a process remembers, all channels
+        # together (what a dropped socket's offset is placed by), the oldest forgotten first
+        "RECOVERY_RECENT_COPIES": _int(env, "HOMEAPP_RECOVERY_RECENT_COPIES", 200000, minimum=1000),
         # a storm of reconnects is bounded: restores under way at once, entries read by one
         "RECOVERY_CONCURRENCY": _int(env, "HOMEAPP_RECOVERY_CONCURRENCY", 32, minimum=1),
         "RECOVERY_MAX_ENTRIES": _int(env, "HOMEAPP_RECOVERY_MAX_ENTRIES", 5000, minimum=1),

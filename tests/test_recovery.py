@@ -38,7 +38,7 @@ def test_recovery_is_off_by_default_with_a_five_second_grace():
     ("HOMEAPP_RECOVERY_SECONDS", "nan"), ("HOMEAPP_RECOVERY_SECONDS", "two minutes"),
     ("HOMEAPP_PRESENCE_GRACE", "-5"), ("HOMEAPP_HISTORY_SIZE", "5"),
     ("HOMEAPP_RECOVERY_CONCURRENCY", "0"), ("HOMEAPP_RECOVERY_MAX_ENTRIES", "many"),
-    ("HOMEAPP_HISTORY_MAX_BYTES", "1000"),
+    ("HOMEAPP_HISTORY_MAX_BYTES", "1000"), ("HOMEAPP_RECOVERY_RECENT_COPIES", "10"),
 ])
 def test_bad_recovery_settings_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
@@ -312,6 +312,29 @@ def test_copies_forgotten_for_room_soon_before_the_drop_leave_no_start():
     assert kept["room:a"] == ["10-0", None, [[2, "12-0"], [3, "13-0"]]]
     assert locate(kept, None, "11-0@room:a") is None  # it may not have had 12-0
     assert locate(kept, None, "12-0@room:a") == {"room:a": "12-0"}
+
+
+def test_the_recent_copies_of_all_channels_together_are_at_most_their_bound():
+    positions = Positions(lambda channel: "1-0", keep_seconds=60, size=1000, max_copies=500)
+    positions.joined("s", "room:0:x")
+    largest = 0
+    for n in range(1, 5001):  # 100 channels, 50 copies each
+        positions.delivered(f"room:{n % 100}:x", f"{n}-0")
+        largest = max(largest, positions.held)
+    assert largest == 500
+    kept = positions.snapshot("s")["room:0:x"]
+    # the oldest went first, whatever their channel, and soon before the drop: no start
+    assert kept[1] is None and [i for _, i in kept[2]] == [f"{n}-0" for n in range(4600, 5001, 100)]
+    assert locate({"room:0:x": kept}, None, "4500-0@room:0:x") is None
+    assert locate({"room:0:x": kept}, None, "4600-0@room:0:x") == {"room:0:x": "4600-0"}
+
+
+def test_a_channel_s_own_bound_leaves_nothing_behind_in_the_process_s():
+    positions = Positions(lambda channel: "1-0", keep_seconds=60, size=10, max_copies=10 ** 6)
+    for n in range(1, 20001):
+        positions.delivered("room:1:2", f"{n}-0")
+    positions.unused("room:3:4")
+    assert positions.held == 10 and len(positions._order) < 3000
 
 
 # --- delivery while a socket is restored ----------------------------------------------------------

@@ -235,10 +235,11 @@ class MemoryHistory:
 
     def __init__(self, seconds, size, max_bytes=None):
         self._seconds = seconds
+        self._window_ms = int(seconds * 1000)
         self._size = size
-        self._max_bytes = max_bytes
+        self._max_bytes = float("inf") if max_bytes is None else max_bytes
         self._channels = {}
-        self._appends = 0
+        self._appends = self.SWEEP_EVERY  # until the next sweep
         # every entry held, in the order appended across channels: (channel, key, bytes); one
         # already trimmed from its channel (by `size`) stays here until it comes to the front,
         # or until those outnumber the entries held (then this is rebuilt)
@@ -261,12 +262,17 @@ class MemoryHistory:
         history.touched = now
         size = len(text) + ENTRY_OVERHEAD
         self.bytes += size
-        self._order.append((history, key, size))
+        order = self._order
+        order.append((history, key, size))
         if len(entries) > self._size:
             self._trim(history)
-        self._bound((ms - self._seconds * 1000, 0))
-        self._appends += 1
-        if self._appends % self.SWEEP_EVERY == 0:
+        oldest, oldest_key, _ = order[0]
+        horizon = (ms - self._window_ms, 0)
+        if oldest_key < horizon or self.bytes > self._max_bytes or not _holds(oldest, oldest_key):
+            self._bound(horizon)
+        self._appends -= 1
+        if not self._appends:
+            self._appends = self.SWEEP_EVERY
             self._sweep(now)
         return entry_id
 
@@ -285,7 +291,7 @@ class MemoryHistory:
         while order:
             history, key, size = order[0]
             held = _holds(history, key)  # then it is its channel's oldest entry
-            if held and key >= horizon and (max_bytes is None or self.bytes <= max_bytes):
+            if held and key >= horizon and self.bytes <= max_bytes:
                 break
             order.popleft()
             if held:

@@ -396,5 +396,5 @@ def build_recovery(hub, config, redis_client):
     recovery = Recovery(hub, history, sessions, config["PRESENCE_GRACE"],
                         config["RECOVERY_CONCURRENCY"], config["RECOVERY_MAX_ENTRIES"])
     keep = config["PING_INTERVAL"] + config["PING_TIMEOUT"] + DELIVERY_MARGIN_SECONDS
-    recovery.positions = Positions(base, keep, config["HISTORY_SIZE"])
+    recovery.positions = Positions(base, keep, config["HISTORY_SIZE"], config["RECOVERY_RECENT_COPIES"])
     return recovery
