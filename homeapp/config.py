@@ -384,7 +384,7 @@ def load_config(env=None):
                                   minimum=1024 * 1024),
         # with recovery on: the most recently delivered copies a process remembers, all channels
         # together (what a dropped socket's offset is placed by), the oldest forgotten first
-        "RECOVERY_RECENT_COPIES": _int(env, "HOMEAPP_RECOVERY_RECENT_COPIES", 200000, minimum=1000),
+        "RECOVERY_RECENT_COPIES": _int(env, "HOMEAPP_RECOVERY_RECENT_COPIES", 100000, minimum=1000),
         # a storm of reconnects is bounded: restores under way at once, entries read by one
         "RECOVERY_CONCURRENCY": _int(env, "HOMEAPP_RECOVERY_CONCURRENCY", 32, minimum=1),
         "RECOVERY_MAX_ENTRIES": _int(env, "HOMEAPP_RECOVERY_MAX_ENTRIES", 5000, minimum=1),

@@ -218,7 +218,10 @@ ENTRY_OVERHEAD = 300
 
 
 def _holds(history, key):
-    """Whether a channel's history still holds the entry of `key` (it only loses its oldest)."""
+    """Whether a channel's history (None: forgotten) still holds the entry of `key` (it only
+    loses its oldest; one made again after it was forgotten starts later)."""
+    if history is None:
+        return False
     entries = history.entries
     return bool(entries) and entries[0][0] <= key
 
@@ -240,9 +243,10 @@ class MemoryHistory:
         self._max_bytes = float("inf") if max_bytes is None else max_bytes
         self._channels = {}
         self._appends = self.SWEEP_EVERY  # until the next sweep
-        # every entry held, in the order appended across channels: (channel, key, bytes); one
-        # already trimmed from its channel (by `size`) stays here until it comes to the front,
-        # or until those outnumber the entries held (then this is rebuilt)
+        # every entry held, in the order appended across channels: (channel, key, bytes), names
+        # and numbers only, which the garbage collector stops walking; one already trimmed from
+        # its channel (by `size`) stays here until it comes to the front, or until those
+        # outnumber the entries held (then this is rebuilt)
         self._order = deque()
         self._trimmed = 0
         self.bytes = 0  # what the entries held take, counted as above
@@ -263,12 +267,13 @@ class MemoryHistory:
         size = len(text) + ENTRY_OVERHEAD
         self.bytes += size
         order = self._order
-        order.append((history, key, size))
+        order.append((channel, key, size))
         if len(entries) > self._size:
             self._trim(history)
         oldest, oldest_key, _ = order[0]
         horizon = (ms - self._window_ms, 0)
-        if oldest_key < horizon or self.bytes > self._max_bytes or not _holds(oldest, oldest_key):
+        if oldest_key < horizon or self.bytes > self._max_bytes \
+                or not _holds(self._channels.get(oldest), oldest_key):
             self._bound(horizon)
         self._appends -= 1
         if not self._appends:
@@ -288,8 +293,10 @@ class MemoryHistory:
         than `horizon` or all of them take more than the bound."""
         order = self._order
         max_bytes = self._max_bytes
+        channels = self._channels
         while order:
-            history, key, size = order[0]
+            channel, key, size = order[0]
+            history = channels.get(channel)
             held = _holds(history, key)  # then it is its channel's oldest entry
             if held and key >= horizon and self.bytes <= max_bytes:
                 break
@@ -301,7 +308,7 @@ class MemoryHistory:
             else:
                 self._trimmed -= 1
         if self._trimmed > len(order) // 2 + 1000:
-            self._order = deque(item for item in order if _holds(item[0], item[1]))
+            self._order = deque(item for item in order if _holds(channels.get(item[0]), item[1]))
             self._trimmed = 0
 
     def _sweep(self, now):

@@ -68,6 +68,12 @@ class _Recent:
         self.unsure_until = 0.0  # copies forgotten for room before they could be taken as received
 
 
+def _holds(recent, sequence):
+    """Whether a channel's copies (None: forgotten) still hold copy `sequence` (they only lose
+    their oldest; a channel's made again after it was forgotten start later)."""
+    return recent is not None and bool(recent.copies) and recent.copies[0][0] <= sequence
+
+
 class Positions:
     """This process's delivered copies and its sockets' joins. `base(channel)`: the id of the
     last entry of a channel handled here (what a socket joining now comes after), or None.
@@ -82,8 +88,9 @@ class Positions:
         self.sequence = 0
         self.held = 0       # copies kept, all channels
         self._recent = {}   # channel -> _Recent
-        self._order = deque()  # (_Recent, sequence) of the copies kept, in delivery order, and
-        #                         of some already forgotten from their channel (skipped, compacted)
+        # (channel, sequence) of the copies kept, in delivery order (names and numbers only, which
+        # the garbage collector stops walking), and of some already forgotten (skipped, compacted)
+        self._order = deque()
         self._joins = {}    # sid -> {channel: (sequence, base id)}
         self._first = {}    # sid -> [(sequence, channel, id)] a recovery sent it
 
@@ -98,24 +105,25 @@ class Positions:
         copies = recent.copies
         copies.append((sequence, entry_id, now))
         order = self._order
-        order.append((recent, sequence))
+        order.append((channel, sequence))
         self.held += 1
         if len(copies) > self._size:
             self._forget(recent, now)
         # the oldest copies of all channels, past the window or the bound
         horizon = now - self._keep
         limit = self._max
+        channels = self._recent
         while order:
-            oldest, seq = order[0]
-            kept = oldest.copies
+            name, seq = order[0]
+            oldest = channels.get(name)
+            kept = oldest.copies if oldest is not None else None
             if kept and kept[0][0] == seq:
                 if kept[0][2] >= horizon and (limit is None or self.held <= limit):
                     break
                 self._forget(oldest, now)
             order.popleft()
         if len(order) > 2 * self.held + 1000:
-            self._order = deque(item for item in order
-                                if item[0].copies and item[0].copies[0][0] <= item[1])
+            self._order = deque(item for item in order if _holds(channels.get(item[0]), item[1]))
 
     def _forget(self, recent, now):
         """Forget a channel's oldest copy; one delivered within the window may not have reached
