@@ -26,6 +26,7 @@ DISTRIBUTION = "python-socketio"
 # python-socketio's own
 _library_handle_eio_message = Server._handle_eio_message
 _library_handle_connect = Server._handle_connect
+_library_send_packet = Server._send_packet
 
 # One table per replaced method: id(server) -> the hook that server registered. A server's entry
 # goes with the server.
@@ -40,6 +41,7 @@ def install():
     CONNECT)."""
     Server._handle_eio_message = _handle_eio_message
     Server._handle_connect = _handle_connect
+    Server._send_packet = _send_packet
 
 
 def guard_messages(server, guard):
@@ -123,6 +125,16 @@ def _handle_eio_message(self, eio_sid, data):
     if guard is None:
         return _library_handle_eio_message(self, eio_sid, data)
     return guard(self, eio_sid, data)
+
+
+def _send_packet(self, eio_sid, pkt):
+    """python-socketio's _send_packet (an acknowledgement, a CONNECT's answer), its text written
+    through send_message as emit_here's are."""
+    encoded = pkt.encode()
+    if isinstance(encoded, list):  # binary attachments: never with TextPacket
+        return _library_send_packet(self, eio_sid, pkt)
+    engineio_seam.send_message(self.eio, eio_sid, encoded)
+    return None
 
 
 def _handle_connect(self, eio_sid, namespace, data):
