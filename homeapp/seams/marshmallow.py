@@ -99,8 +99,12 @@ class Lean:
     """Mixed into a marshmallow field type: marshmallow 4 builds an `And` of a field's validators
     each time a field is loaded, even when there are none, which with the inline checks of
     homeapp.schemas.common.BoundedString was a fifth of a `message`'s load. Skipped when a field
-    has no validators."""
+    has no validators; built once while its validators stay the same when it has some."""
 
     def _validate(self, value):
-        if self.validators:
-            super()._validate(value)
+        validators = self.validators
+        if validators:
+            built = self.__dict__.get("_lean_all")
+            if built is None or built[0] != validators:
+                built = self._lean_all = (list(validators), self._validate_all)
+            built[1](value)
