@@ -203,13 +203,12 @@ def _field(fields, name):
 
 
 class _Channel:
-    __slots__ = ("entries", "last", "floor", "touched")
+    __slots__ = ("entries", "last", "floor")
 
     def __init__(self):
         self.entries = deque()  # (id key, id, text), oldest first
         self.last = (0, 0)
         self.floor = (0, 0)     # key of the last entry trimmed
-        self.touched = 0.0
 
 
 # what an entry takes beside its text: the tuple, its key, its id string and their slots
@@ -263,7 +262,6 @@ class MemoryHistory:
         entry_id = f"{key[0]}-{key[1]}"
         entries = history.entries
         entries.append((key, entry_id, text))
-        history.touched = now
         size = len(text) + ENTRY_OVERHEAD
         self.bytes += size
         order = self._order
@@ -312,7 +310,9 @@ class MemoryHistory:
             self._trimmed = 0
 
     def _sweep(self, now):
-        idle = [c for c, h in self._channels.items() if h.touched < now - 2 * self._seconds]
+        # a channel's last entry is its last append (or later, if the clock went back)
+        idle_since = int((now - 2 * self._seconds) * 1000)
+        idle = [c for c, h in self._channels.items() if h.last[0] < idle_since]
         for channel in idle:
             history = self._channels.pop(channel)
             while history.entries:
