@@ -22,7 +22,8 @@ def main():
         sys.exit(f"homeapp: cannot start: {exc}")
     except ConfigError as exc:
         sys.exit(f"homeapp: bad setting: {exc}")
-    logging.getLogger("homeapp").info("HomeApp realtime server on http://%s:%s/",
+    scheme = "https" if app.config["TLS_CERT"] else "http"
+    logging.getLogger("homeapp").info("HomeApp realtime server on %s://%s:%s/", scheme,
                                       app.config["HOST"], app.config["PORT"])
     serve(app, app.config["HOST"], app.config["PORT"])
 

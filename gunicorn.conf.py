@@ -32,7 +32,7 @@ def _standalone(path):
 
 
 _settings = _standalone("config").load_config()  # a bad setting stops gunicorn with its name
-_logs = _standalone("operations/logs")
+_logs = _standalone("telemetry/logs")
 # the libraries the master runs, checked before it loads them (the worker checks all of them)
 for _refusal in _standalone("seams/versions").refusals(("gunicorn", "gevent", "gevent-websocket")):
     if not _settings["ALLOW_UNTESTED_LIBRARIES"]:

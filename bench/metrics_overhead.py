@@ -58,8 +58,8 @@ def per_call(handler, sid, payload, rounds, calls):
 def metric_operations():
     """The cost of each thing _run adds, in nanoseconds, or {} when the tree has no metrics."""
     try:
-        from homeapp.operations import metrics
-        from homeapp.operations.logs import EVENT_CONTEXT
+        from homeapp.telemetry import metrics
+        from homeapp.telemetry.logs import EVENT_CONTEXT
     except ImportError:
         return {}
     meter = metrics.EventMeter("bench")

@@ -48,7 +48,7 @@ def git(*args, **kwargs):
 def default_before():
     """The parent of the commit that gave each Socket.IO room its own channel."""
     commits = git("log", "--reverse", "--format=%H", "-S", "def queue_room", "--",
-                  "homeapp/cluster/redis_keys.py", text=True).split()
+                  "homeapp/store/redis_keys.py", text=True).split()
     if not commits:
         raise SetupError("no commit introduces room channels here: pass --before REV")
     return commits[0] + "^"

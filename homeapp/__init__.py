@@ -11,7 +11,7 @@ How the libraries divide the work:
   gevent's WSGI server with this project's connection handler (homeapp.operations.shutdown's
   serve() for `python app.py`, homeapp.transport.worker under gunicorn).
 - python-socketio, over python-engineio, speaks the protocol: the handshake, namespaces,
-  rooms, acknowledgements, and the message queue between processes (homeapp.cluster).
+  rooms, acknowledgements, and the message queue between processes (homeapp.engine).
 - gevent-websocket answers the websocket upgrade; then homeapp.transport's frame path
   (frames.py, evented.py) carries every websocket, plain TCP or TLS, with no greenlet each.
 
@@ -22,21 +22,19 @@ from pathlib import Path
 
 from flask import Flask
 
-from homeapp import seams
+from homeapp import engine, seams
 from homeapp.api import endpoint as api
-from homeapp.cluster.message_queue import QueueManager
-from homeapp.cluster.outage import RedisHealth
-from homeapp.cluster.redis_client import connect as connect_redis
 from homeapp.config import load_config
 from homeapp.events import register
 from homeapp.events.lifecycle import reinstate
 from homeapp.hub import build_hub
-from homeapp.operations import admin, metrics
-from homeapp.operations.logs import configure_logging
-from homeapp.recovery import handshake, log_seconds
-from homeapp.recovery.manager import LoggingManager
+from homeapp.operations import admin
 from homeapp.schemas import limits
 from homeapp.seams import flask_socketio, socketio as socketio_seam
+from homeapp.store.outage import RedisHealth
+from homeapp.store.redis_client import connect as connect_redis
+from homeapp.telemetry import metrics
+from homeapp.telemetry.logs import configure_logging
 from homeapp.transport import evented, jsoncodec, packets, websocket
 from homeapp.transport.origins import allowed_origins
 
@@ -60,13 +58,9 @@ def create_app(test_config=None):
 
     health = RedisHealth()
     redis_client = None
-    client_manager = socketio_seam.KeepingManager()  # in this process, keeping nothing
     if config["REDIS_URL"]:
         redis_client = connect_redis(config["REDIS_URL"], config["REDIS_TIMEOUT"], decode_responses=True)
-        client_manager = QueueManager(config["REDIS_URL"], health, config["REDIS_TIMEOUT"],
-                                      log_seconds(config), config["HISTORY_SIZE"])
-    elif config["RECOVERY_SECONDS"] > 0:
-        client_manager = LoggingManager()
+    client_manager = engine.create_manager(config, health)
     server = flask_socketio.build_server(
         app,
         client_manager,
@@ -82,13 +76,10 @@ def create_app(test_config=None):
         async_handlers=False,
     )
     hub = build_hub(server, config, redis_client, health)
-    server.manager.recovery = hub.recovery
     metrics.watch(hub.connections, health)
     evented.configure(config)
     packets.guard(server)
-    if hub.recovery is not None:
-        hub.recovery.reinstate = reinstate
-        handshake.install(server, hub)
+    engine.attach(server, hub, reinstate)
     register(server, hub)
     app.wsgi_app = websocket.bounded_polling(app.wsgi_app, server.eio, config["MAX_PACKET_BYTES"])
     admin.init_app(app, server, config)

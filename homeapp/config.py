@@ -202,6 +202,19 @@ def _cors(env):
             "TRUST_PROXY": _flag(env, "HOMEAPP_TRUST_PROXY", False)}
 
 
+def _tls(env):
+    """A certificate and its key for `python app.py` to terminate TLS itself: both or neither,
+    each a readable file. gunicorn takes its own (`--certfile`, `--keyfile`)."""
+    cert = env.get("HOMEAPP_TLS_CERT") or None
+    key = env.get("HOMEAPP_TLS_KEY") or None
+    if (cert is None) != (key is None):
+        raise ConfigError("HOMEAPP_TLS_CERT and HOMEAPP_TLS_KEY go together: set both, or neither")
+    for name, path in (("HOMEAPP_TLS_CERT", cert), ("HOMEAPP_TLS_KEY", key)):
+        if path is not None and not os.access(path, os.R_OK):
+            raise ConfigError(f"{name} is not a readable file: {path!r}")
+    return {"TLS_CERT": cert, "TLS_KEY": key}
+
+
 def _auth(env, auth, redis_url):
     """The settings of the identity modes (docs/auth.md); a mode's own are required."""
     settings = {
@@ -322,6 +335,7 @@ def load_config(env=None):
     return {
         "HOST": env.get("HOST", "127.0.0.1"),
         "PORT": _int(env, "PORT", 5000, minimum=0),
+        **_tls(env),
         "REDIS_URL": redis_url,
         "AUTH_MODE": auth,
         **_auth(env, auth, redis_url),

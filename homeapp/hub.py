@@ -6,16 +6,16 @@ from datetime import datetime
 from time import time
 from zoneinfo import ZoneInfo
 
-from homeapp.presence.keeper import PresenceKeeper, heartbeat_schedule
-from homeapp.cluster.outage import RedisHealth
+from homeapp import names
 from homeapp.connections import Connections
-from homeapp.events import names
+from homeapp.engine.recovery import build_recovery
 from homeapp.identity import OpenIdentifier, create_identifier
 from homeapp.identity.expiry import ExpiryWatch
-from homeapp.operations import metrics
 from homeapp.presence import PresenceUnavailable, create_presence
-from homeapp.recovery import build_recovery
+from homeapp.presence.keeper import PresenceKeeper, heartbeat_schedule
 from homeapp.services.rooms import is_room_channel, rooms_after_opening
+from homeapp.store.outage import RedisHealth
+from homeapp.telemetry import metrics
 
 
 
@@ -33,7 +33,7 @@ class Hub:
         self.expiry = ExpiryWatch(server.start_background_task, server.sleep)
         self.health = health or RedisHealth()
         self.keeper = None  # the PresenceKeeper, when presence lives in Redis
-        self.recovery = None  # homeapp.recovery's Recovery, when HOMEAPP_RECOVERY_SECONDS is set
+        self.recovery = None  # homeapp.engine.recovery's Recovery, when HOMEAPP_RECOVERY_SECONDS is set
         self.timezone = ZoneInfo(config["TIMEZONE"])
         self.emit = metrics.counting_emits(_emitter(server))
         self.draining = False  # set by homeapp.operations.shutdown: refuse new sockets, report not ready

@@ -10,8 +10,8 @@ from pathlib import Path
 import redis
 from redis.sentinel import Sentinel
 
-from homeapp.cluster import redis_keys
 from homeapp.presence.keeper import SETTLE_SECONDS
+from homeapp.store import redis_keys
 from tests import payloads
 from tests.live import Peer, new_user_id, settle
 from tests.processes import (ROOT, RedisSentinel, RedisServer, ServerProcess, answers_http, free_port,

@@ -208,3 +208,14 @@ def test_the_handler_pool():
 def test_bad_handler_pool_settings_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
         load_config({name: value})
+
+
+def test_tls_files_go_together_and_must_be_readable(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("c"), key.write_text("k")
+    assert load_config({})["TLS_CERT"] is None
+    assert load_config({"HOMEAPP_TLS_CERT": str(cert), "HOMEAPP_TLS_KEY": str(key)})["TLS_KEY"] == str(key)
+    with pytest.raises(ConfigError, match="go together"):
+        load_config({"HOMEAPP_TLS_CERT": str(cert)})
+    with pytest.raises(ConfigError, match="HOMEAPP_TLS_KEY is not a readable file"):
+        load_config({"HOMEAPP_TLS_CERT": str(cert), "HOMEAPP_TLS_KEY": str(tmp_path / "missing.pem")})

@@ -1,7 +1,7 @@
 """homeapp.api.idempotency: both stores answer a repeated key once, refuse conflicts, and forget."""
 import pytest
 
-from homeapp.cluster import redis_keys
+from homeapp.store import redis_keys
 from homeapp.api.idempotency import (CHANGED, IN_FLIGHT, IN_FLIGHT_SECONDS, Answer, Conflict, MemoryIdempotency,
                                  RedisIdempotency)
 from tests.live import new_user_id

@@ -6,15 +6,15 @@ import pytest
 import redis
 import socketio
 
-from homeapp.presence import keeper as keeper_module
-from homeapp.cluster import redis_keys
 from homeapp.config import load_config
 from homeapp.connections import Connections
 from homeapp.hub import Hub
-from homeapp.cluster.outage import RedisHealth
-from homeapp.presence.keeper import PresenceKeeper, retire
+from homeapp.presence import keeper as keeper_module
 from homeapp.presence import PresenceUnavailable
+from homeapp.presence.keeper import PresenceKeeper, retire
 from homeapp.presence.redis import RedisPresence
+from homeapp.store import redis_keys
+from homeapp.store.outage import RedisHealth
 from tests.live import new_user_id
 from tests.processes import RedisServer, free_port
 

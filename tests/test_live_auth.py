@@ -10,7 +10,7 @@ import redis
 import requests
 import websocket
 
-from homeapp.cluster import redis_keys
+from homeapp.store import redis_keys
 from tests import credentials as cred
 from tests import payloads
 from tests.conftest import FAST

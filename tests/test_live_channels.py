@@ -3,7 +3,7 @@ emits to everyone: what that subscribes and unsubscribes, and what a process spe
 conversations it takes no part in."""
 import pytest
 
-from homeapp.cluster import redis_keys
+from homeapp.store import redis_keys
 from tests import payloads
 from tests.cluster import Cluster
 from tests.live import open_room, room_of, settle

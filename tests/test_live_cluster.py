@@ -12,10 +12,10 @@ import pytest
 import redis
 import requests
 
-from homeapp.cluster import redis_client, redis_keys
-from homeapp.cluster.sharded import ShardedPubSub
 from homeapp.presence.redis import RedisPresence
 from homeapp.services.rooms import room_channel
+from homeapp.store import redis_client, redis_keys
+from homeapp.store.sharded import ShardedPubSub
 from tests import credentials as cred
 from tests import payloads
 from tests.cluster import UNLIMITED, Cluster

@@ -8,7 +8,7 @@ events sent to open views are seen too.
 import pytest
 from marshmallow import ValidationError
 
-from homeapp.events import names
+from homeapp import names
 from homeapp.schemas.examples import EXAMPLES
 from homeapp.schemas.outgoing import ACKS, SERVER_EVENTS, AckSchema, RefusalSchema, server_event_schema
 from tests.live import settle

@@ -5,7 +5,7 @@ import time
 import pytest
 import requests
 
-from homeapp.cluster import redis_keys
+from homeapp.store import redis_keys
 from tests import payloads
 from tests.cluster import Cluster
 from tests.live import Peer, new_user_id, room_of, settle

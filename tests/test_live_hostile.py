@@ -9,7 +9,7 @@ import pytest
 import requests
 import websocket
 
-from homeapp.cluster import redis_keys
+from homeapp.store import redis_keys
 from tests import credentials as cred
 from tests import payloads
 from tests.cluster import Cluster

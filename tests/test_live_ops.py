@@ -8,7 +8,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from homeapp.cluster import redis_keys
+from homeapp.store import redis_keys
 from tests import payloads
 from tests.conftest import FAST
 from tests.live import Peer, new_user_id, room_of, settle

@@ -178,6 +178,34 @@ def test_a_request_for_a_closed_session_is_a_400_without_a_traceback(polling_ser
     assert "Traceback" not in logged and " ERROR " not in logged, logged
 
 
+MALFORMED_POSTS = {
+    "not UTF-8": b"\xff\xfe",
+    "not UTF-8 after a good packet": b"40\x1e\xff",
+    "an empty packet between two": b"3\x1e\x1e3",
+    "a packet type that is no number": b"x",
+    "an unknown packet type": b"9",
+    "a NOOP, which only servers send": b"6",
+    "a PING, which only servers send on EIO 4": b"2",
+    "an OPEN": b"0",
+    "undecodable base64 binary": b"b!!!",
+}
+
+
+@pytest.mark.parametrize("body", MALFORMED_POSTS.values(), ids=MALFORMED_POSTS.keys())
+def test_a_malformed_post_is_a_400_and_ends_its_session_at_once(polling_server, body):
+    """Engine.IO answered some of these with a traceback and a 200, and held the others' POSTs
+    until the client fetched its CLOSE: a client that never does held a greenlet each."""
+    client = PollingClient(polling_server, new_user_id())
+    client.connect()
+    before = len(polling_server.log())
+    answer = client.http.post(client.url, data=body, timeout=5)
+    assert answer.status_code == 400, (answer.status_code, answer.text)
+    assert client.get().status_code == 400  # the session is gone
+    logged = polling_server.log()[before:]
+    assert "Traceback" not in logged and " ERROR " not in logged, logged
+    assert "refused a long-polling POST with" in logged
+
+
 @pytest.fixture
 def stoppable_redis():
     """A redis-server of this test's own, which it may freeze with SIGSTOP."""

@@ -2,7 +2,7 @@
 import pytest
 import requests
 
-from homeapp.cluster import redis_keys
+from homeapp.store import redis_keys
 from tests import payloads
 from tests.live import Peer, assert_refused, new_user_id, settle
 from tests.refusals import ADD_ONLINE_USER_CASES, ANONYMOUS_CASES, USER_CHANNEL_CASES

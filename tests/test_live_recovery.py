@@ -19,7 +19,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from homeapp.cluster import redis_keys
+from homeapp.store import redis_keys
 from tests.cluster import UNLIMITED, Cluster, all_at_once
 from tests.credentials import JWT_SECRET, NODE_DIR, token
 from tests.link import Link

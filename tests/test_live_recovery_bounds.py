@@ -1,7 +1,7 @@
 """Recovery's costs and limits, live (issue 22): a reconnect reads only its own channels'
 histories; an offset Redis could not hold is a fresh session, not an outage; a session is only
-consumed once its identity is checked; a kick while a socket is away is applied to the session it
-recovers; and a storm of reconnects stays within its budget. Each of these failed on the single
+consumed once its identity is checked; a kick or a deleted room while a socket is away is applied
+to the session it recovers; and a storm of reconnects stays within its budget. Each of these failed on the single
 event log (one stream for the whole deployment) this replaced."""
 import time
 
@@ -117,6 +117,34 @@ def test_a_user_kicked_while_away_recovers_without_the_room(deploy, clients):
     until_said(b, "later")
     a2.quiet(0.5)
     assert ("messageRoom", "later") not in chat(a2, "messageRoom")
+
+
+def test_a_room_deleted_while_away_is_not_recovered(deploy, clients):
+    """deleteUserRoom while a member's socket is away: it recovers with the room's events up to
+    the delete, the delete's own events, and nothing said there after; and it is out of the room."""
+    a_id, b_id, c_id = new_user_id(), new_user_id(), new_user_id()
+    group = group_of(a_id, b_id, c_id)
+    first, other = deploy.processes
+    a = member(clients, first, a_id, group)
+    b = member(clients, other, b_id, group)
+    deploy.listening(f"user:{a_id}", f"room:{group}")
+    say(b, group, "before")
+    until_said(a, "before")
+    with deploy.dropping(first):
+        a.drop()
+    say(b, group, "before delete")
+    assert b.call("deleteUserRoom", payloads.delete_room(b_id, group)) == {"ok": True}
+    assert b.call("chatRoom.join", group) == {"ok": True}  # the deleter opens it again, alone
+    say(b, group, "after delete")
+    until_said(b, "after delete")
+    a2 = back(clients, other, a)
+    assert (a2.recovered, a2.sid) == (True, a.sid)
+    assert chat(a2, "messageRoom") == [("messageRoom", "before delete")]
+    assert [args[0] for e, args, _ in a2.events if e == "deleteUserRoomChange"] == [{"roomID": group}]
+    say(b, group, "later")
+    until_said(b, "later")
+    a2.quiet(0.5)
+    assert chat(a2, "messageRoom") == [("messageRoom", "before delete")]
 
 
 storm = deployments(HOMEAPP_RECOVERY_CONCURRENCY=1, HOMEAPP_RECOVERY_MAX_ENTRIES=12)

@@ -1,8 +1,8 @@
 """chatRoom.join and chatRoom.leave: members only, and they decide who sees messageRoom."""
 import pytest
 
-from homeapp.cluster.redis_keys import queue_channel
 from homeapp.services.rooms import room_channel
+from homeapp.store.redis_keys import queue_channel
 from tests import payloads
 from tests.conftest import FAST
 from tests.live import assert_refused, peers_on, room_of, settle

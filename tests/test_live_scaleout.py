@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from homeapp.cluster import redis_keys
+from homeapp.store import redis_keys
 from tests import payloads
 from tests.cluster import NGINX, Cluster, NginxProxy, all_at_once
 from tests.live import Peer, new_user_id, room_of, settle

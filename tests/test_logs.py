@@ -1,4 +1,4 @@
-"""homeapp.operations.logs: the two formats, the event context, and the transports held back."""
+"""homeapp.telemetry.logs: the two formats, the event context, and the transports held back."""
 import io
 import json
 import logging
@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from homeapp.connections import Connection
-from homeapp.operations.logs import EVENT_CONTEXT, configure_logging, make_handler
+from homeapp.telemetry.logs import EVENT_CONTEXT, configure_logging, make_handler
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import uuid
 import pytest
 import socketio
 
-from homeapp.cluster import redis_keys
-from homeapp.cluster.message_queue import QueueManager
-from homeapp.cluster.outage import RedisHealth
+from homeapp.engine.message_queue import QueueManager
+from homeapp.store import redis_keys
+from homeapp.store.outage import RedisHealth
 from tests.processes import RedisServer, wait_until
 
 NS = "/"

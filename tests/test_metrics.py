@@ -1,8 +1,8 @@
-"""homeapp.operations.metrics: emit labels, the counting emit, and the per-event meter."""
+"""homeapp.telemetry.metrics: emit labels, the counting emit, and the per-event meter."""
 import pytest
 from prometheus_client import REGISTRY
 
-from homeapp.operations import metrics
+from homeapp.telemetry import metrics
 
 
 def sample(name, **labels):

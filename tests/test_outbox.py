@@ -6,9 +6,9 @@ import time
 
 import socketio
 
-from homeapp.cluster import durability
-from homeapp.cluster.outbox import Outbox, Queued
-from homeapp.operations import metrics
+from homeapp.engine import durability
+from homeapp.engine.outbox import Outbox, Queued
+from homeapp.telemetry import metrics
 from tests.processes import wait_until
 
 
@@ -57,7 +57,7 @@ def test_what_waited_past_the_window_is_dropped_counted_and_logged_once(caplog):
     redis = Redis()
     box = outbox(redis, keep_seconds=0.3)
     before = dropped()
-    with caplog.at_level(logging.WARNING, logger="homeapp.cluster.message_queue"):
+    with caplog.at_level(logging.WARNING, logger="homeapp.engine.message_queue"):
         for number in range(3):
             box.add(Queued(["c"], f"old{number}", number, False))
         wait_until(lambda: not box.items, 5, "nothing expired")
@@ -71,7 +71,7 @@ def test_what_waited_past_the_window_is_dropped_counted_and_logged_once(caplog):
     assert any("3 emits to other processes were dropped" in w for w in warnings)
 
 
-# --- an event's ack waits until Redis took what it emitted (homeapp.cluster.durability) ---------
+# --- an event's ack waits until Redis took what it emitted (homeapp.engine.durability) ---------
 
 
 class Answering(Redis):

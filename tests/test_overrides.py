@@ -74,6 +74,7 @@ def test_the_upgrade_check_may_start_on_an_untested_version_but_production_may_n
 def test_the_versions_are_checked_before_any_library_object_is_built(monkeypatch):
     """A refused version stops create_app before it builds the queue manager or the server."""
     import homeapp
+    from homeapp import engine
     from homeapp.seams import flask_socketio
 
     def built(*args, **kwargs):
@@ -82,7 +83,7 @@ def test_the_versions_are_checked_before_any_library_object_is_built(monkeypatch
     real = versions.installed_version
     monkeypatch.setattr(versions, "installed_version",
                         lambda name: "6.0.0" if name == "python-socketio" else real(name))
-    monkeypatch.setattr(homeapp, "QueueManager", built)
+    monkeypatch.setattr(engine, "QueueManager", built)
     monkeypatch.setattr(homeapp, "connect_redis", built)
     monkeypatch.setattr(flask_socketio, "build_server", built)
     with pytest.raises(seams.UnsupportedLibrary, match="python-socketio 6.0.0 is installed"):

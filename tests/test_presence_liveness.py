@@ -5,12 +5,12 @@ import uuid
 
 import pytest
 
-from homeapp.cluster import redis_keys
 from homeapp.config import ConfigError, load_config
-from homeapp.cluster.outage import RedisHealth
-from homeapp.presence.keeper import heartbeat_schedule
 from homeapp.presence import PresenceUnavailable
+from homeapp.presence.keeper import heartbeat_schedule
 from homeapp.presence.redis import RedisPresence
+from homeapp.store import redis_keys
+from homeapp.store.outage import RedisHealth
 from tests.live import new_user_id
 
 
@@ -134,7 +134,7 @@ def test_calls_for_events_fail_fast_during_a_known_outage(client):
 
 def test_an_outage_is_logged_once_and_so_is_its_end(caplog):
     health = RedisHealth()
-    with caplog.at_level(logging.INFO, logger="homeapp.cluster.outage"):
+    with caplog.at_level(logging.INFO, logger="homeapp.store.outage"):
         for _ in range(5):
             health.lost(ConnectionError("refused"))
         health.back()

@@ -4,9 +4,9 @@ import uuid
 
 import pytest
 
-from homeapp.cluster import redis_keys
 from homeapp.presence import MemoryPresence
 from homeapp.presence.redis import RedisPresence
+from homeapp.store import redis_keys
 from tests.live import new_user_id
 
 

@@ -6,13 +6,13 @@ import time
 
 import pytest
 
-from homeapp.cluster import redis_keys
 from homeapp.config import ConfigError, load_config
-from homeapp.recovery.channels import logged
+from homeapp.engine.channels import logged
 from homeapp.engine.history import (ENTRY_OVERHEAD, Appender, Budget, MemoryHistory, NotHeld, OverBudget,
                                     RedisHistory)
 from homeapp.engine.positions import Positions, locate, parse_offset
-from homeapp.recovery.sessions import MemorySessions, RedisSessions, Session, new_pid
+from homeapp.engine.sessions import MemorySessions, RedisSessions, Session, new_pid
+from homeapp.store import redis_keys
 
 
 def session(sid="s1", user="7"):
@@ -342,8 +342,8 @@ def test_a_channel_s_own_bound_leaves_nothing_behind_in_the_process_s():
 def test_an_emit_to_a_socket_being_restored_waits_and_others_get_it_at_once():
     import logging
     import socketio
-    from homeapp.recovery import Recovery
-    from homeapp.recovery.manager import LoggingManager
+    from homeapp.engine.recovery import Recovery
+    from homeapp.engine.memory import LoggingManager
 
     manager = LoggingManager()
     server = socketio.Server(async_mode="threading", client_manager=manager,

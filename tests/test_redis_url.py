@@ -4,7 +4,7 @@ import pytest
 import redis
 from redis.sentinel import SentinelConnectionPool
 
-from homeapp.cluster.redis_client import ClusterUnreachable, connect
+from homeapp.store.redis_client import ClusterUnreachable, connect
 from homeapp.config import (ClusterURL, ConfigError, SentinelURL, load_config, parse_cluster_url,
                             parse_sentinel_url)
 from tests.processes import free_port

@@ -19,7 +19,7 @@ from marshmallow import fields as mm_fields
 from marshmallow import RAISE, missing, validate
 
 from homeapp import events  # noqa: F401  (binds every handler to its event)
-from homeapp.events import names
+from homeapp import names
 from homeapp.events.dispatch import _HANDLERS
 from homeapp.schemas import common, messaging
 from homeapp.schemas.examples import EXAMPLES

@@ -25,12 +25,12 @@ from urllib.parse import quote
 import jwt
 import redis
 
-from homeapp.cluster import redis_keys
-from homeapp.cluster.redis_client import connect
 from homeapp.config import ConfigError, load_config
 from homeapp.identity.sessions import SIGNED, sign
 from homeapp.identity.tokens import ALGORITHMS
 from homeapp.services.rooms import is_user_id
+from homeapp.store import redis_keys
+from homeapp.store.redis_client import connect
 
 DEFAULT_EXPIRES_IN = 8 * 3600  # a working day of trying things
 

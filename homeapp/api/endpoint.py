@@ -16,13 +16,14 @@ import logging
 from flask import Blueprint, Response, current_app, request
 
 from homeapp import errors
+from homeapp import names
 from homeapp.api.idempotency import Answer, Conflict, IdempotencyUnavailable, create_idempotency
 from homeapp.config import ConfigError
 from homeapp.errors import EventError, error_payload
-from homeapp.events import dispatch, names
+from homeapp.events import dispatch
 from homeapp.identity import bearer
-from homeapp.operations import metrics
 from homeapp.schemas.api import MAX_EVENT_NAME, event_request_schema
+from homeapp.telemetry import metrics
 from homeapp.transport import jsoncodec
 from homeapp.transport.bodies import body_within
 

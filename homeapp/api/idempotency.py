@@ -16,8 +16,8 @@ from collections import OrderedDict, namedtuple
 import orjson
 import redis
 
-from homeapp.operations import metrics
-from homeapp.cluster import redis_keys
+from homeapp.store import redis_keys
+from homeapp.telemetry import metrics
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ them gets it once, by the copy of the first channel in the emit's order that it 
 process alike: so no process needs to remember which copies it handled, and a socket's offset
 always names a channel it is in.
 """
-from homeapp.cluster.redis_keys import EVERYONE
-from homeapp.recovery.channels import NAMESPACE, has_channel, rooms_of, skipped
+from homeapp.engine.channels import NAMESPACE, has_channel, rooms_of, skipped
+from homeapp.store.redis_keys import EVERYONE
 
 
 def channel_of(room):

@@ -14,7 +14,7 @@ import re
 import time
 from collections import deque
 
-from homeapp.cluster import redis_keys
+from homeapp.store import redis_keys
 
 # an id's two numbers are 64-bit in Redis: anything larger is refused, and must never reach it
 MAX_PART = 2 ** 64 - 1
@@ -71,7 +71,7 @@ class Budget:
 # channel, prefixed with the id it got there. Each entry names the one before it (`p`): a reader
 # that finds the entry after its position naming that position knows nothing between was trimmed
 # (XTRIM leaves no trace of what it removed).
-# Acknowledged means durable (homeapp.cluster.durability): a message carries its event's deadline,
+# Acknowledged means durable (homeapp.engine.durability): a message carries its event's deadline,
 # past which a channel refuses it, and every later copy of it too (its event was answered
 # UNAVAILABLE: it must never be delivered, even by a copy written before Redis stalled and run
 # when it resumed); a copy of one already appended (a retry) is not appended again.

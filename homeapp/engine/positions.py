@@ -26,9 +26,9 @@ import re
 import time
 from collections import deque
 
-from homeapp.cluster.redis_keys import EVERYONE
+from homeapp.engine.channels import CHANNEL_PREFIXES
 from homeapp.engine.history import id_key, later
-from homeapp.recovery.channels import CHANNEL_PREFIXES
+from homeapp.store.redis_keys import EVERYONE
 
 # longest offset a client may present: an id of two 20-digit numbers and a channel's name
 MAX_OFFSET = 200

@@ -11,13 +11,13 @@ from time import perf_counter
 from marshmallow import ValidationError
 
 from homeapp import errors
-from homeapp.cluster import durability
+from homeapp import names
 from homeapp.connections import Connection
+from homeapp.engine import durability
 from homeapp.errors import EventError, error_payload
-from homeapp.events import names
-from homeapp.operations import metrics
-from homeapp.operations.logs import EVENT_CONTEXT
 from homeapp.presence import PresenceUnavailable
+from homeapp.telemetry import metrics
+from homeapp.telemetry.logs import EVENT_CONTEXT
 
 log = logging.getLogger("homeapp.events")
 

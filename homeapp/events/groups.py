@@ -1,6 +1,6 @@
 """Group chats: create, add a member, kick a member, delete. Each notification reaches only its addressee."""
 from homeapp import engine
-from homeapp.events import names
+from homeapp import names
 from homeapp.events.dispatch import handles
 from homeapp.schemas import groups as schemas
 from homeapp.services.access import require_member, require_notifications_from, require_self

@@ -3,7 +3,7 @@ import logging
 
 from socketio import exceptions as socketio_errors
 
-from homeapp.events import names
+from homeapp import names
 from homeapp.events.dispatch import handles
 from homeapp.identity import Refused
 from homeapp.presence import PresenceUnavailable

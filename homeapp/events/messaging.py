@@ -1,5 +1,5 @@
 """`message`: the hot path. One emit per distinct payload, addressed to every channel at once."""
-from homeapp.events import names
+from homeapp import names
 from homeapp.events.dispatch import handles
 from homeapp.schemas import messaging as schemas
 from homeapp.services.access import require_member, require_notifications_from, require_self

@@ -1,5 +1,5 @@
 """commentNotification and ratingNotification: delivered to the houseworker's own channel only."""
-from homeapp.events import names
+from homeapp import names
 from homeapp.events.dispatch import handles
 from homeapp.schemas import notifications as schemas
 from homeapp.services.access import require_notifications_from

@@ -1,5 +1,5 @@
 """chatRoom.join and chatRoom.leave: open and close a chat view (members only)."""
-from homeapp.events import names
+from homeapp import names
 from homeapp.events.dispatch import handles
 from homeapp.schemas import rooms as schemas
 from homeapp.services.access import require_member

@@ -1,5 +1,5 @@
 """startTypingRoom and stopTypingRoom: relayed to the room's open views, never back to the typist."""
-from homeapp.events import names
+from homeapp import names
 from homeapp.events.dispatch import handles
 from homeapp.schemas import typing_status as schemas
 from homeapp.services.access import require_member, require_self

@@ -16,9 +16,9 @@ from urllib.parse import unquote
 
 import redis
 
-from homeapp.cluster import redis_keys
 from homeapp.identity import Identity, Refused
 from homeapp.services.rooms import is_user_id
+from homeapp.store import redis_keys
 
 log = logging.getLogger("homeapp.identity")
 

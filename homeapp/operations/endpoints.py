@@ -3,9 +3,9 @@ import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from homeapp.cluster.redis_client import connect
 from homeapp.identity import bearer
-from homeapp.operations import metrics
+from homeapp.store.redis_client import connect
+from homeapp.telemetry import metrics
 
 bp = Blueprint("ops", __name__)
 _PROBE = "homeapp.readiness_redis"

@@ -178,8 +178,11 @@ def serve(app, host, port, signals=(signal.SIGTERM, signal.SIGINT)):
     http = HttpConnections()
     # what Flask-SocketIO's run() builds for gevent, plus a pool so that stop() can wait for
     # handlers, and tracebacks in the log's format
+    tls = {}
+    if app.config.get("TLS_CERT"):  # gevent wraps each accepted socket; the frame path reads it
+        tls = {"certfile": app.config["TLS_CERT"], "keyfile": app.config["TLS_KEY"]}
     server = Server((host, port), app, handler_class=http.handler(handler_class(app.config)),
-                               log=None, spawn=Pool(), error_log=logging.getLogger("homeapp.wsgi"))
+                    log=None, spawn=Pool(), error_log=logging.getLogger("homeapp.wsgi"), **tls)
     stopping = []
     stopped = Event()
 

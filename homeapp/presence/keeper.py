@@ -28,8 +28,8 @@ process's sockets out of presence at once.
 import logging
 import time
 
-from homeapp.cluster.message_queue import LISTEN_RETRY_SECONDS
-from homeapp.events.names import PRESENCE_REMOVE
+from homeapp.engine.message_queue import LISTEN_RETRY_SECONDS
+from homeapp.names import PRESENCE_REMOVE
 from homeapp.presence import PresenceUnavailable
 
 log = logging.getLogger("homeapp.presence.keeper")

@@ -18,9 +18,9 @@ import time
 
 import redis
 
-from homeapp.cluster import redis_keys
-from homeapp.cluster.redis_client import is_cluster, slot_master
 from homeapp.presence.base import PresenceStore, PresenceUnavailable
+from homeapp.store import redis_keys
+from homeapp.store.redis_client import is_cluster, slot_master
 
 # KEYS: user sockets, onlineUsers, server sockets, server registry, heartbeat.
 # ARGV: socket key, user id, sid, server id, heartbeat TTL (ms), heartbeat value, deadline.

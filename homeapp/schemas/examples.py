@@ -4,7 +4,7 @@ User "1" talks with user "2" in the private room "1:2" and runs the group "1:2:3
 examples that the protocol description (docs/asyncapi.yaml) shows and the demo page starts from;
 a test sends each to a live server and expects it accepted, so they cannot drift from the schemas.
 """
-from homeapp.events import names
+from homeapp import names
 
 DATE = {"day": 25, "month": 10, "year": 2025, "time": "14:30"}
 

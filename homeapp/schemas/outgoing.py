@@ -9,7 +9,7 @@ from marshmallow import RAISE, validate
 from marshmallow.fields import Dict
 
 from homeapp import errors
-from homeapp.events import names
+from homeapp import names
 from homeapp.schemas import fields
 from homeapp.schemas.common import (BaseSchema, DateSchema, NotificationSchema, RoomId, Text,
                                     UserId, Username)

@@ -26,12 +26,12 @@ COVERED = {
     "python-socketio": (
         ">=5.18.1,<5.19",
         "Server._handle_eio_message and Packet.uses_binary_events; Server._handle_connect, "
-        "_send_packet and _trigger_event for the recovering CONNECT (homeapp/recovery/handshake.py "
+        "_send_packet and _trigger_event for the recovering CONNECT (homeapp/engine/handshake.py "
         "registers it), with the manager's pending_connect and basic_enter_room; the managers' "
         "base classes: RedisManager's _publish and _listen (documented), initialize, set_server, "
         "_handle_emit, the room bookkeeping and Manager.emit, for the message queue "
-        "(homeapp/cluster/message_queue.py) and the in-memory histories "
-        "(homeapp/recovery/manager.py), all in homeapp/seams/socketio.py; instrument() and "
+        "(homeapp/engine/message_queue.py) and the in-memory histories "
+        "(homeapp/engine/memory.py), all in homeapp/seams/socketio.py; instrument() and "
         "_trigger_event, "
         "the admin namespace's connect handler and serialize_socket (homeapp/seams/socketio.py, "
         "homeapp/operations/admin.py)",
@@ -75,13 +75,13 @@ COVERED = {
         "RedisCluster's __init__ run at the first use, its close, execute_command and pipeline "
         "overridden (homeapp/seams/redis.py); otherwise public API: PubSub with ssubscribe, "
         "streams, Lua scripts, the connection pool's timeouts, the cluster client's nodes_manager "
-        "(homeapp/cluster, homeapp/presence, homeapp/recovery)",
+        "(homeapp/engine, homeapp/store, homeapp/presence)",
         "tests/test_message_queue.py tests/test_live_scaleout.py tests/test_presence_store.py "
         "tests/test_live_queue_outage.py tests/test_redis_url.py tests/test_live_cluster.py"),
     "prometheus-client": (
         ">=0.26.0,<0.27",
         "public API only: a collector registered with REGISTRY.register and its collect(), "
-        "disable_created_metrics() (homeapp/operations/metrics.py)",
+        "disable_created_metrics() (homeapp/telemetry/metrics.py)",
         "tests/test_metrics.py tests/test_live_ops.py"),
 }
 

@@ -5,9 +5,9 @@ messages (a private method of its Server; homeapp.seams checks python-socketio's
 """
 import logging
 
-from homeapp.operations import metrics
 from homeapp.seams import socketio as socketio_seam
 from homeapp.seams.engineio import end_session
+from homeapp.telemetry import metrics
 
 log = logging.getLogger("homeapp.transport")
 

@@ -9,7 +9,7 @@ With HOMEAPP_RECOVERY_SECONDS above 0:
   shut down), its session is kept for the window: its id, identity and channels;
 - a reconnect presenting `{pid, offset}` with the same identity gets the same socket id back,
   its channels, and every event sent to them after `offset`, in order, before the CONNECT
-  reply (homeapp.recovery.handshake). Anything less, and it gets a fresh session, never a
+  reply (homeapp.engine.handshake). Anything less, and it gets a fresh session, never a
   partial replay;
 - a user whose last socket dropped stays online for HOMEAPP_PRESENCE_GRACE seconds, so that a
   recovery announces nothing.
@@ -21,13 +21,13 @@ from contextlib import contextmanager
 
 import redis
 
-from homeapp.cluster.redis_keys import EVERYONE
+from homeapp.engine.channels import NAMESPACE, addressed, logged, rooms_of, skipped
 from homeapp.engine.history import Budget, MemoryHistory, NotHeld, OverBudget, RedisHistory, id_key
 from homeapp.engine.positions import Positions, locate, offset_of, parse_offset
-from homeapp.operations import metrics
-from homeapp.recovery.channels import NAMESPACE, addressed, logged, rooms_of, skipped
-from homeapp.recovery.sessions import MemorySessions, RedisSessions, Session, digest
+from homeapp.engine.sessions import MemorySessions, RedisSessions, Session, digest
 from homeapp.seams.socketio import emit_here
+from homeapp.store.redis_keys import EVERYONE
+from homeapp.telemetry import metrics
 
 log = logging.getLogger(__name__)
 

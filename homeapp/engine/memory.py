@@ -1,10 +1,10 @@
 """The client manager of a deployment without Redis, with recovery on."""
 import itertools
 
+from homeapp.engine.channels import NAMESPACE, channel_of_room, to_channel
 from homeapp.engine.copies import channels_of, copy_for
-from homeapp.cluster.redis_keys import EVERYONE
-from homeapp.recovery.channels import NAMESPACE, channel_of_room, to_channel
 from homeapp.seams.socketio import KeepingManager
+from homeapp.store.redis_keys import EVERYONE
 from homeapp.transport import jsoncodec
 
 # stands for the sender in the entries of this process's histories, which only it reads
@@ -17,7 +17,7 @@ class LoggingManager(KeepingManager):
     and sends each copy with its offset."""
 
     recovery = None  # set by create_app
-    history = None   # a MemoryHistory, set by homeapp.recovery.build_recovery
+    history = None   # a MemoryHistory, set by homeapp.engine.recovery.build_recovery
 
     def __init__(self):
         super().__init__()
@@ -58,6 +58,6 @@ class LoggingManager(KeepingManager):
         return True
 
     def publish_cut(self, user_id, channel):
-        """Append to a channel's history that a user was taken out of it (homeapp.recovery)."""
+        """Append to a channel's history that a user was taken out of it (homeapp.engine.recovery)."""
         message = {"method": "cut", "namespace": NAMESPACE, "room": channel, "user": user_id}
         self.history.append(channel, f"{_SENDER} {next(self._numbers)} {jsoncodec.dumps(message)}")

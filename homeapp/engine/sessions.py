@@ -17,8 +17,8 @@ import time
 from collections import OrderedDict
 
 
-from homeapp.cluster import redis_keys
-from homeapp.cluster.redis_keys import EVERYONE
+from homeapp.store import redis_keys
+from homeapp.store.redis_keys import EVERYONE
 
 PID_BYTES = 24  # 192 random bits, in 32 URL-safe characters
 

@@ -2,8 +2,8 @@
 user's channel (user:{id}), a room's (room:{id}), or everyone."""
 from socketio import packet
 
-from homeapp.cluster.redis_keys import EVERYONE
 from homeapp.services.rooms import ROOM_CHANNEL, USER_CHANNEL
+from homeapp.store.redis_keys import EVERYONE
 
 NAMESPACE = "/"
 CHANNEL_PREFIXES = (USER_CHANNEL, ROOM_CHANNEL)

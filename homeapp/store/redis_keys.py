@@ -53,7 +53,7 @@ def idempotency(key):
     return f"{_PREFIX}api:idempotency:{key}"
 
 
-# The delivery engine's channels (homeapp.cluster.message_queue, homeapp.engine): the app's
+# The delivery engine's channels (homeapp.engine.message_queue, homeapp.engine): the app's
 # Socket.IO rooms user:{id} and room:{id}, and everyone, written "*". Each has its own history
 # (a Redis stream) and its own pub/sub channel; the braces are a Redis Cluster hash tag, so that
 # both live in one hash slot and one script can append to the one and publish on the other.

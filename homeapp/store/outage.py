@@ -7,7 +7,7 @@ that it is back, after it has re-asserted this process's sockets.
 import logging
 import time
 
-from homeapp.operations import metrics
+from homeapp.telemetry import metrics
 
 log = logging.getLogger(__name__)
 

@@ -3,16 +3,16 @@ task, kept while Redis cannot take them and retried every half second. What wait
 the event log's window, or arrived past the backlog bound, is dropped, counted in
 homeapp_queue_dropped_total and logged once.
 
-An event's ack waits here until Redis took what the event emitted (homeapp.cluster.durability):
+An event's ack waits here until Redis took what the event emitted (homeapp.engine.durability):
 `wait_taken`, woken after every attempt to send; what it gives up on is cancelled, and the
 sender skips it."""
 import logging
 import time
 
-from homeapp.cluster import durability
-from homeapp.operations import metrics
+from homeapp.engine import durability
+from homeapp.telemetry import metrics
 
-log = logging.getLogger("homeapp.cluster.message_queue")
+log = logging.getLogger("homeapp.engine.message_queue")
 
 RETRY_SECONDS = 0.5
 # messages per pipelined round trip: bounds one batch's memory and Redis's output buffer

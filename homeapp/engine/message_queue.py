@@ -32,9 +32,9 @@ The histories are what make delivery survive Redis:
   restarted, stalled, failed over, or only this process's connection broke) it subscribes
   first, then reads each channel's history from there, then goes on with pub/sub, skipping
   what it already handled: nothing lost, nothing twice, in order within each channel;
-- publishing never drops while Redis is down: messages wait in order (homeapp.cluster.outbox),
+- publishing never drops while Redis is down: messages wait in order (homeapp.engine.outbox),
   retried until Redis takes them, within the window;
-- with recovery on (homeapp.recovery), an emit to a channel reaches this process's own sockets
+- with recovery on (homeapp.engine.recovery), an emit to a channel reaches this process's own sockets
   through the listener too, with its offset, so that every socket gets its events in their
   channels' order; while Redis is unreachable they get it at once, without one.
 
@@ -53,16 +53,16 @@ import time
 
 import redis
 
-from homeapp.cluster import redis_client, redis_keys
-from homeapp.cluster.outbox import MAX_OUTBOX, Outbox, Queued
-from homeapp.cluster.redis_keys import EVERYONE, channel_of_queue
 from homeapp.engine import history
+from homeapp.engine.channels import NAMESPACE, channel_of_room, has_channel, logged, rooms_of
 from homeapp.engine.copies import channels_of, copy_for
-from homeapp.recovery import MIN_LOG_SECONDS
-from homeapp.recovery.channels import NAMESPACE, channel_of_room, has_channel, logged, rooms_of
+from homeapp.engine.outbox import MAX_OUTBOX, Outbox, Queued
+from homeapp.engine.recovery import MIN_LOG_SECONDS
 from homeapp.seams.socketio import RedisQueue
+from homeapp.store import redis_client, redis_keys
+from homeapp.store.redis_keys import EVERYONE, channel_of_queue
 
-log = logging.getLogger("homeapp.cluster.message_queue")
+log = logging.getLogger("homeapp.engine.message_queue")
 
 LISTEN_RETRY_SECONDS = 1.0
 # senders whose last number is remembered per channel; one per process start, so old ones go
@@ -120,7 +120,7 @@ class QueueManager(RedisQueue):
         self._timeout = timeout
         self._log_seconds = log_seconds
         self._history_size = history_size
-        self.recovery = None     # homeapp.recovery's Recovery, set by create_app when it is on
+        self.recovery = None     # homeapp.engine.recovery's Recovery, set by create_app when it is on
         self._client = None      # for publishing and probing, with timeouts
         self._appender = None    # history.Appender on _client
         self._sharded = None     # SPUBLISH/SSUBSCRIBE, once a probe found them
@@ -263,7 +263,7 @@ class QueueManager(RedisQueue):
             self._unsent()
 
     def publish_cut(self, user_id, channel):
-        """Append to a channel's history that a user was taken out of it (homeapp.recovery)."""
+        """Append to a channel's history that a user was taken out of it (homeapp.engine.recovery)."""
         self.publish({"method": "cut", "namespace": NAMESPACE, "room": channel, "user": user_id,
                        "host_id": self.host_id})
 

@@ -14,14 +14,14 @@ import logging
 from socketio import exceptions, packet
 from bidict import ValueDuplicationError
 
-from homeapp.cluster.redis_keys import EVERYONE
+from homeapp.engine.channels import NAMESPACE, event_packet
 from homeapp.engine.history import Budget, id_key
 from homeapp.engine.positions import offset_of
-from homeapp.operations import metrics
-from homeapp.recovery import MAX_RESTORE_BYTES, Refused
-from homeapp.recovery.channels import NAMESPACE, event_packet
-from homeapp.recovery.sessions import new_pid
+from homeapp.engine.recovery import MAX_RESTORE_BYTES, Refused
+from homeapp.engine.sessions import new_pid
 from homeapp.seams import socketio as socketio_seam
+from homeapp.store.redis_keys import EVERYONE
+from homeapp.telemetry import metrics
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@
 With Sentinel, redis-py asks the Sentinels for the master's address whenever a connection
 is opened, so a client whose connection broke (the master died or was demoted) reaches the
 new master on its next call, without a restart. Each call fails after `timeout` seconds
-rather than waiting: a failover is an outage of a few seconds (homeapp.cluster.outage).
+rather than waiting: a failover is an outage of a few seconds (homeapp.store.outage).
 
 With a Redis Cluster (redis+cluster://, startup nodes), the client learns the slots' masters
 from any node that answers, and learns them again when a call meets a dead node or a MOVED
@@ -18,8 +18,8 @@ from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from homeapp.cluster.sharded import ShardedPubSub
 from homeapp.config import parse_cluster_url, parse_sentinel_url
+from homeapp.store.sharded import ShardedPubSub
 # ClusterUnreachable: the cluster client's errors, RedisErrors (part of this module's interface)
 from homeapp.seams.redis import ClusterUnreachable, LazyCluster
 
@@ -75,7 +75,7 @@ def slot_master(client, key):
 
 def pubsub(url, timeout):
     """A subscriber for the message queue: redis-py's PubSub on one server (or its Sentinels'
-    master), or on a cluster a homeapp.cluster.sharded.ShardedPubSub, which listens on each
+    master), or on a cluster a homeapp.store.sharded.ShardedPubSub, which listens on each
     master that owns a subscribed channel's slot. Both raise RedisError from listen() when a
     connection fails; the caller then closes it and makes another one."""
     cluster = parse_cluster_url(url)

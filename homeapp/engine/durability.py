@@ -10,7 +10,7 @@ An event whose messages Redis did not take within its timeout is answered UNAVAI
 they are never delivered: those not yet written are cancelled, and each message carries its
 deadline, past which the log's append script refuses it, so a copy written before Redis stalled
 and executed when it resumes is refused too. While this process's own sockets would otherwise
-get emits at once during an outage (homeapp.cluster.message_queue's `_unsent`), an emit whose
+get emits at once during an outage (homeapp.engine.message_queue's `_unsent`), an emit whose
 event waits is held back: it reaches them through Redis like any other, or never.
 """
 import time

@@ -42,7 +42,7 @@ def _name(channel):
 
 
 class ShardedPubSub:
-    """`cluster` is a RedisCluster (from homeapp.cluster.redis_client.connect), only read for its
+    """`cluster` is a RedisCluster (from homeapp.store.redis_client.connect), only read for its
     map of the slots and closed with this object; `options` are the redis.Redis arguments of a
     connection to one master (credentials, timeouts)."""
 
