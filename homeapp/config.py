@@ -399,6 +399,13 @@ def load_config(env=None):
         # each channel's history (a Redis stream per channel, or memory) keeps entries for the
         # recovery window, at least 60 s, and at most this many per channel
         "HISTORY_SIZE": _int(env, "HOMEAPP_HISTORY_SIZE", 10000, minimum=10),
+        # without Redis: the most the histories of all channels together take in this process's
+        # memory, the oldest entries of any channel dropped first
+        "HISTORY_MAX_BYTES": _int(env, "HOMEAPP_HISTORY_MAX_BYTES", 64 * 1024 * 1024,
+                                  minimum=1024 * 1024),
+        # with recovery on: the most recently delivered copies a process remembers, all channels
+        # together (what a dropped socket's offset is placed by), the oldest forgotten first
+        "RECOVERY_RECENT_COPIES": _int(env, "HOMEAPP_RECOVERY_RECENT_COPIES", 100000, minimum=1000),
         # a storm of reconnects is bounded: restores under way at once, entries read by one
         "RECOVERY_CONCURRENCY": _int(env, "HOMEAPP_RECOVERY_CONCURRENCY", 32, minimum=1),
         "RECOVERY_MAX_ENTRIES": _int(env, "HOMEAPP_RECOVERY_MAX_ENTRIES", 5000, minimum=1),

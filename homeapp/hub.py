@@ -35,7 +35,7 @@ class Hub:
         self.keeper = None  # the PresenceKeeper, when presence lives in Redis
         self.recovery = None  # homeapp.engine.recovery's Recovery, when HOMEAPP_RECOVERY_SECONDS is set
         self.timezone = ZoneInfo(config["TIMEZONE"])
-        self.emit = metrics.counting_emits(server.emit)
+        self.emit = metrics.counting_emits(_emitter(server))
         self.draining = False  # set by homeapp.operations.shutdown: refuse new sockets, report not ready
         self._date_minute, self._date = None, None
         self._ids = random.Random(secrets.randbits(128))
@@ -121,6 +121,18 @@ class Hub:
         """32 hex digits, random: unique across processes, and telling nobody how many
         messages came before (uuid4 read the kernel's random source for every message)."""
         return f"{self._ids.getrandbits(128):032x}"
+
+
+def _emitter(server):
+    """python-socketio's Server.emit on the app's namespace, without its log line per emit (at
+    INFO, which python-socketio's logger is never at here): the manager's emit, looked up at
+    each call (the Admin UI wraps it)."""
+    manager = server.manager
+
+    def emit(event, data=None, to=None, skip_sid=None):
+        manager.emit(event, data, "/", room=to, skip_sid=skip_sid)
+
+    return emit
 
 
 def build_hub(server, config, redis_client=None, health=None):

@@ -8,7 +8,8 @@ import pytest
 
 from homeapp.config import ConfigError, load_config
 from homeapp.engine.channels import logged
-from homeapp.engine.history import Appender, Budget, MemoryHistory, NotHeld, OverBudget, RedisHistory
+from homeapp.engine.history import (ENTRY_OVERHEAD, Appender, Budget, MemoryHistory, NotHeld, OverBudget,
+                                    RedisHistory)
 from homeapp.engine.positions import Positions, locate, parse_offset
 from homeapp.engine.sessions import MemorySessions, RedisSessions, Session, new_pid
 from homeapp.store import redis_keys
@@ -37,6 +38,7 @@ def test_recovery_is_off_by_default_with_a_five_second_grace():
     ("HOMEAPP_RECOVERY_SECONDS", "nan"), ("HOMEAPP_RECOVERY_SECONDS", "two minutes"),
     ("HOMEAPP_PRESENCE_GRACE", "-5"), ("HOMEAPP_HISTORY_SIZE", "5"),
     ("HOMEAPP_RECOVERY_CONCURRENCY", "0"), ("HOMEAPP_RECOVERY_MAX_ENTRIES", "many"),
+    ("HOMEAPP_HISTORY_MAX_BYTES", "1000"), ("HOMEAPP_RECOVERY_RECENT_COPIES", "10"),
 ])
 def test_bad_recovery_settings_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
@@ -172,6 +174,40 @@ def test_the_memory_history_holds_no_position_past_which_it_forgot():
     assert numbers(history.read({"room:1:2": ids[1]}, unbounded())["room:1:2"]) == [2, 3, 4]
 
 
+def test_the_memory_histories_of_all_channels_together_hold_at_most_their_bound():
+    bound = 200 * 1024
+    history = MemoryHistory(seconds=60, size=1000, max_bytes=bound)
+    first = {}
+    last = {}
+    largest = 0
+    for n in range(5000):  # 500 channels, 10 entries each, far more than the bound holds
+        channel = f"room:{n % 500}:x"
+        entry_id = history.append(channel, f"a {n} {message(n, channel)}")
+        first.setdefault(channel, entry_id)
+        last[channel] = (n, entry_id)
+        largest = max(largest, history.bytes)
+    assert largest <= bound
+    held = sum(len(t) + ENTRY_OVERHEAD for c in last for _, t in
+               history.read({c: "0-0"}, unbounded(), check=False)[c])
+    assert held == history.bytes > bound - 1000
+    # the oldest went first, whatever their channel: a position among them is not held any
+    # more; the newest entries of every channel are
+    with pytest.raises(NotHeld):
+        history.read({"room:0:x": first["room:0:x"]}, unbounded())
+    for channel, (n, entry_id) in list(last.items())[-100:]:
+        assert numbers(history.read({channel: first[channel]}, unbounded(), check=False)[channel])[-1] == n
+
+
+def test_the_memory_history_forgets_entries_its_channel_trimmed_in_its_bound_too():
+    history = MemoryHistory(seconds=60, size=10, max_bytes=10 ** 9)
+    for n in range(20000):  # one busy channel, trimmed by its size: nothing else holds them
+        history.append("room:1:2", f"a {n} {message(n)}")
+    assert numbers(history.read({"room:1:2": "0-0"}, unbounded(), check=False)["room:1:2"]) == \
+        list(range(19990, 20000))
+    assert history.bytes == sum(len(f"a {n} {message(n)}") + ENTRY_OVERHEAD for n in range(19990, 20000))
+    assert len(history._order) < 3000
+
+
 @pytest.mark.parametrize("kind", ["memory", "redis"])
 def test_a_read_past_its_budget_stops(kind, redis_server):
     history = MemoryHistory(60, 1000) if kind == "memory" else RedisHistory(redis_server.client())
@@ -276,6 +312,29 @@ def test_copies_forgotten_for_room_soon_before_the_drop_leave_no_start():
     assert kept["room:a"] == ["10-0", None, [[2, "12-0"], [3, "13-0"]]]
     assert locate(kept, None, "11-0@room:a") is None  # it may not have had 12-0
     assert locate(kept, None, "12-0@room:a") == {"room:a": "12-0"}
+
+
+def test_the_recent_copies_of_all_channels_together_are_at_most_their_bound():
+    positions = Positions(lambda channel: "1-0", keep_seconds=60, size=1000, max_copies=500)
+    positions.joined("s", "room:0:x")
+    largest = 0
+    for n in range(1, 5001):  # 100 channels, 50 copies each
+        positions.delivered(f"room:{n % 100}:x", f"{n}-0")
+        largest = max(largest, positions.held)
+    assert largest == 500
+    kept = positions.snapshot("s")["room:0:x"]
+    # the oldest went first, whatever their channel, and soon before the drop: no start
+    assert kept[1] is None and [i for _, i in kept[2]] == [f"{n}-0" for n in range(4600, 5001, 100)]
+    assert locate({"room:0:x": kept}, None, "4500-0@room:0:x") is None
+    assert locate({"room:0:x": kept}, None, "4600-0@room:0:x") == {"room:0:x": "4600-0"}
+
+
+def test_a_channel_s_own_bound_leaves_nothing_behind_in_the_process_s():
+    positions = Positions(lambda channel: "1-0", keep_seconds=60, size=10, max_copies=10 ** 6)
+    for n in range(1, 20001):
+        positions.delivered("room:1:2", f"{n}-0")
+    positions.unused("room:3:4")
+    assert positions.held == 10 and len(positions._order) < 3000
 
 
 # --- delivery while a socket is restored ----------------------------------------------------------

@@ -14,7 +14,7 @@ the Socket.IO server emits through, with these additions that the rest of homeap
 
 | part | in memory (one process) | in Redis (several processes) |
 | --- | --- | --- |
-| client manager | python-socketio's own, or memory.LoggingManager with recovery | message_queue.QueueManager (outbox.py, durability.py) |
+| client manager | seams.socketio.KeepingManager (python-socketio's, each emit encoded once), or memory.LoggingManager with recovery | message_queue.QueueManager (outbox.py, durability.py) |
 | histories | history.MemoryHistory | history.RedisHistory, appended by history.Appender |
 | sessions | sessions.MemorySessions | sessions.RedisSessions |
 
@@ -27,18 +27,20 @@ from homeapp.engine import handshake
 from homeapp.engine.memory import LoggingManager
 from homeapp.engine.message_queue import QueueManager
 from homeapp.engine.recovery import log_seconds
+from homeapp.seams.socketio import KeepingManager
 
 
 def create_manager(config, health):
     """The client manager for this deployment: the Redis one when REDIS_URL is set, the memory
-    one when recovery is on without Redis, and None (python-socketio's own) otherwise."""
+    one when recovery is on without Redis, and otherwise python-socketio's in this process,
+    keeping nothing (seams.socketio.KeepingManager: its emits take emit_here)."""
     if config["REDIS_URL"]:
         return QueueManager(config["REDIS_URL"], health, config["REDIS_TIMEOUT"],
                             log_seconds(config), config["HISTORY_SIZE"],
                             config["REDIS_MAX_CONNECTIONS"])
     if config["RECOVERY_SECONDS"] > 0:
         return LoggingManager()
-    return None
+    return KeepingManager()
 
 
 def attach(server, hub, reinstate):

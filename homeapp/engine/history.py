@@ -232,27 +232,52 @@ def _field(fields, name):
 
 
 class _Channel:
-    __slots__ = ("entries", "last", "floor", "touched")
+    __slots__ = ("entries", "last", "floor")
 
     def __init__(self):
         self.entries = deque()  # (id key, id, text), oldest first
         self.last = (0, 0)
         self.floor = (0, 0)     # key of the last entry trimmed
-        self.touched = 0.0
+
+
+# what an entry takes beside its text: the tuple, its key, its id string and their slots
+# (sys.getsizeof, CPython 3.11); counted so that many small entries are bounded like few large
+ENTRY_OVERHEAD = 300
+
+
+def _holds(history, key):
+    """Whether a channel's history (None: forgotten) still holds the entry of `key` (it only
+    loses its oldest; one made again after it was forgotten starts later)."""
+    if history is None:
+        return False
+    entries = history.entries
+    return bool(entries) and entries[0][0] <= key
 
 
 class MemoryHistory:
     """The channels' histories in this process, for a deployment without Redis: the entries of
-    the last `seconds`, at most `size` per channel; a channel without an entry for a window is
-    forgotten, as a Redis stream expires. An entry is kept as its JSON text."""
+    the last `seconds`, at most `size` per channel, and at most `max_bytes` (texts and
+    ENTRY_OVERHEAD each) for all channels together, the oldest of any channel dropped first:
+    however many channels a client sends to, the process holds no more than that. A channel
+    without an entry for a window is forgotten, as a Redis stream expires. An entry is kept as
+    its JSON text (nothing for the garbage collector to walk)."""
 
     SWEEP_EVERY = 1000
 
-    def __init__(self, seconds, size):
+    def __init__(self, seconds, size, max_bytes=None):
         self._seconds = seconds
+        self._window_ms = int(seconds * 1000)
         self._size = size
+        self._max_bytes = float("inf") if max_bytes is None else max_bytes
         self._channels = {}
-        self._appends = 0
+        self._appends = self.SWEEP_EVERY  # until the next sweep
+        # every entry held, in the order appended across channels: (channel, key, bytes), names
+        # and numbers only, which the garbage collector stops walking; one already trimmed from
+        # its channel (by `size`) stays here until it comes to the front, or until those
+        # outnumber the entries held (then this is rebuilt)
+        self._order = deque()
+        self._trimmed = 0
+        self.bytes = 0  # what the entries held take, counted as above
 
     def append(self, channel, text):
         """Add `text` to a channel's history; returns its id."""
@@ -262,23 +287,65 @@ class MemoryHistory:
             history = self._channels[channel] = _Channel()
         ms = int(now * 1000)
         last_ms, seq = history.last
-        history.last = (ms, 0) if ms > last_ms else (last_ms, seq + 1)
-        entry_id = f"{history.last[0]}-{history.last[1]}"
-        history.entries.append((history.last, entry_id, text))
-        history.touched = now
-        horizon = (ms - self._seconds * 1000, 0)
+        key = history.last = (ms, 0) if ms > last_ms else (last_ms, seq + 1)
+        entry_id = f"{key[0]}-{key[1]}"
         entries = history.entries
-        while entries and (len(entries) > self._size or entries[0][0] < horizon):
-            history.floor = entries.popleft()[0]
-        self._appends += 1
-        if self._appends % self.SWEEP_EVERY == 0:
+        entries.append((key, entry_id, text))
+        size = len(text) + ENTRY_OVERHEAD
+        self.bytes += size
+        order = self._order
+        order.append((channel, key, size))
+        if len(entries) > self._size:
+            self._trim(history)
+        oldest, oldest_key, _ = order[0]
+        horizon = (ms - self._window_ms, 0)
+        if oldest_key < horizon or self.bytes > self._max_bytes \
+                or not _holds(self._channels.get(oldest), oldest_key):
+            self._bound(horizon)
+        self._appends -= 1
+        if not self._appends:
+            self._appends = self.SWEEP_EVERY
             self._sweep(now)
         return entry_id
 
+    def _trim(self, history):
+        """Drop a channel's oldest entry (it stays in _order, counted in _trimmed)."""
+        key, _, text = history.entries.popleft()
+        history.floor = key
+        self.bytes -= len(text) + ENTRY_OVERHEAD
+        self._trimmed += 1
+
+    def _bound(self, horizon):
+        """Drop the oldest entries of all channels, in the order appended, while they are older
+        than `horizon` or all of them take more than the bound."""
+        order = self._order
+        max_bytes = self._max_bytes
+        channels = self._channels
+        while order:
+            channel, key, size = order[0]
+            history = channels.get(channel)
+            held = _holds(history, key)  # then it is its channel's oldest entry
+            if held and key >= horizon and self.bytes <= max_bytes:
+                break
+            order.popleft()
+            if held:
+                history.entries.popleft()
+                history.floor = key
+                self.bytes -= size
+            else:
+                self._trimmed -= 1
+        if self._trimmed > len(order) // 2 + 1000:
+            self._order = deque(item for item in order if _holds(channels.get(item[0]), item[1]))
+            self._trimmed = 0
+
     def _sweep(self, now):
-        idle = [c for c, h in self._channels.items() if h.touched < now - 2 * self._seconds]
+        # a channel's last entry is its last append (or later, if the clock went back)
+        idle_since = int((now - 2 * self._seconds) * 1000)
+        idle = [c for c, h in self._channels.items() if h.last[0] < idle_since]
         for channel in idle:
-            del self._channels[channel]
+            history = self._channels.pop(channel)
+            while history.entries:
+                self._trim(history)
 
     def newest(self, channels):
         found = {}

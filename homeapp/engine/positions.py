@@ -68,38 +68,77 @@ class _Recent:
         self.unsure_until = 0.0  # copies forgotten for room before they could be taken as received
 
 
+def _holds(recent, sequence):
+    """Whether a channel's copies (None: forgotten) still hold copy `sequence` (they only lose
+    their oldest; a channel's made again after it was forgotten start later)."""
+    return recent is not None and bool(recent.copies) and recent.copies[0][0] <= sequence
+
+
 class Positions:
     """This process's delivered copies and its sockets' joins. `base(channel)`: the id of the
-    last entry of a channel handled here (what a socket joining now comes after), or None."""
+    last entry of a channel handled here (what a socket joining now comes after), or None.
+    The recent copies of all channels together are at most `max_copies`: past it the oldest of
+    any channel are forgotten first, as those of a channel past `size` are."""
 
-    def __init__(self, base, keep_seconds, size):
+    def __init__(self, base, keep_seconds, size, max_copies=None):
         self._base = base
         self._keep = keep_seconds
         self._size = size
+        self._max = max_copies
         self.sequence = 0
+        self.held = 0       # copies kept, all channels
         self._recent = {}   # channel -> _Recent
+        # (channel, sequence) of the copies kept, in delivery order (names and numbers only, which
+        # the garbage collector stops walking), and of some already forgotten (skipped, compacted)
+        self._order = deque()
         self._joins = {}    # sid -> {channel: (sequence, base id)}
         self._first = {}    # sid -> [(sequence, channel, id)] a recovery sent it
 
     def delivered(self, channel, entry_id):
         """A copy was delivered to this process's sockets of `channel`."""
         self.sequence += 1
+        sequence = self.sequence
         recent = self._recent.get(channel)
         if recent is None:
             recent = self._recent[channel] = _Recent()
         now = time.monotonic()
-        recent.copies.append((self.sequence, entry_id, now))
-        if len(recent.copies) > self._size:
-            seq, forgotten, at = recent.copies.popleft()
-            recent.floor, recent.floor_seq = forgotten, seq
+        copies = recent.copies
+        copies.append((sequence, entry_id, now))
+        order = self._order
+        order.append((channel, sequence))
+        self.held += 1
+        if len(copies) > self._size:
+            self._forget(recent, now)
+        # the oldest copies of all channels, past the window or the bound
+        horizon = now - self._keep
+        limit = self._max
+        channels = self._recent
+        while order:
+            name, seq = order[0]
+            oldest = channels.get(name)
+            kept = oldest.copies if oldest is not None else None
+            if kept and kept[0][0] == seq:
+                if kept[0][2] >= horizon and (limit is None or self.held <= limit):
+                    break
+                self._forget(oldest, now)
+            order.popleft()
+        if len(order) > 2 * self.held + 1000:
+            self._order = deque(item for item in order if _holds(channels.get(item[0]), item[1]))
+
+    def _forget(self, recent, now):
+        """Forget a channel's oldest copy; one delivered within the window may not have reached
+        its sockets yet, so a drop until then cannot be placed by the copies before it."""
+        seq, forgotten, at = recent.copies.popleft()
+        recent.floor, recent.floor_seq = forgotten, seq
+        if at + self._keep > now:
             recent.unsure_until = max(recent.unsure_until, at + self._keep)
-        self._prune(recent, now)
+        self.held -= 1
 
     def _prune(self, recent, now):
         horizon = now - self._keep
         copies = recent.copies
         while copies and copies[0][2] < horizon:
-            recent.floor_seq, recent.floor, _ = copies.popleft()
+            self._forget(recent, now)
 
     def joined(self, sid, channel):
         self._joins.setdefault(sid, {})[channel] = (self.sequence, self._base(channel))
@@ -114,7 +153,10 @@ class Positions:
 
     def unused(self, channel):
         """No socket of this process is in `channel` any more."""
-        self._recent.pop(channel, None)
+        recent = self._recent.pop(channel, None)
+        if recent is not None:
+            self.held -= len(recent.copies)
+            recent.copies.clear()
 
     def restored(self, sid, bases, sent):
         """A recovered socket, whose client stood at `bases` ({channel: id}), has been sent the

@@ -474,12 +474,12 @@ def build_recovery(hub, config, redis_client):
         sessions = RedisSessions(redis_client, seconds)
         base = manager.last_id
     else:
-        history = MemoryHistory(log_seconds(config), config["HISTORY_SIZE"])
+        history = MemoryHistory(log_seconds(config), config["HISTORY_SIZE"], config["HISTORY_MAX_BYTES"])
         sessions = MemorySessions(seconds)
         manager.history = history
         base = manager.last_id
     recovery = Recovery(hub, history, sessions, config["PRESENCE_GRACE"],
                         config["RECOVERY_CONCURRENCY"], config["RECOVERY_MAX_ENTRIES"])
     keep = config["PING_INTERVAL"] + config["PING_TIMEOUT"] + DELIVERY_MARGIN_SECONDS
-    recovery.positions = Positions(base, keep, config["HISTORY_SIZE"])
+    recovery.positions = Positions(base, keep, config["HISTORY_SIZE"], config["RECOVERY_RECENT_COPIES"])
     return recovery

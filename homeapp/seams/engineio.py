@@ -128,6 +128,25 @@ def _send(sock, pkt):
         ws.send(pkt.encode())  # never blocks, never raises
 
 
+def send_message(eio, sid, text):
+    """Engine.IO server `eio`'s send_packet of a MESSAGE packet whose data is `text`, without the
+    packet object on a websocket: the text is written as it is, "4" before it, so that an emit
+    to many sockets encodes its packet once (homeapp.seams.socketio.emit_here). Elsewhere
+    (long-polling, an upgrade, what waits in the queue) the packet goes through the queue as
+    Engine.IO sends it."""
+    sock = eio.sockets.get(sid)
+    if sock is None or sock.closed:  # as Engine.IO's send_packet (_get_socket)
+        if sock is not None:
+            del eio.sockets[sid]
+        eio.logger.warning("Cannot send to sid %s", sid)
+        return
+    ws = _on_websocket(sock)
+    if ws is None or not sock.queue.empty():
+        return _enqueue(sock, packet.Packet(packet.MESSAGE, text))
+    if sock.check_ping_timeout():
+        ws.send("4" + text)  # never blocks, never raises
+
+
 def _enqueue(sock, pkt):
     """Engine.IO's send, through the socket's queue, unless more than Limits.pending_output
     waits there already: then the client, which does not fetch what it is sent (a polling

@@ -1,10 +1,14 @@
 """marshmallow's schema and field loading, minus costs the hot path pays on every field of every
-event (versions: homeapp/seams/versions.py; bench/optimised.md has the figures).
+event (versions: homeapp/seams/versions.py; bench/optimised.md and bench/round5.md have the
+figures).
 
 The schemas build on LeanSchema and on the field types of homeapp/schemas/fields.py, which mix
 Lean in.
 """
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, missing
+from marshmallow.decorators import POST_LOAD, PRE_LOAD, VALIDATES, VALIDATES_SCHEMA
+from marshmallow.error_store import ErrorStore
+from marshmallow.fields import Field
 from marshmallow.utils import set_value
 
 DISTRIBUTION = "marshmallow"
@@ -16,36 +20,91 @@ class LeanSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
+    def _do_load(self, data, *, many=None, partial=None, unknown=None, postprocess=True):
+        """marshmallow's load, for the case every event payload and each object nested in it
+        takes (one object, no partial loading, no pre- or post-load processor, no validator
+        of a single field by name): the same steps, the fields then the schema's validators,
+        and the same error, without the steps for what is never set here."""
+        hooks = self._hooks
+        if many or self.many or partial is not None or self.partial is not None \
+                or hooks[PRE_LOAD] or hooks[POST_LOAD] or hooks[VALIDATES]:
+            return super()._do_load(data, many=many, partial=partial, unknown=unknown,
+                                    postprocess=postprocess)
+        if unknown is None:
+            unknown = self.unknown
+        error_store = ErrorStore()
+        result = self._deserialize(data, error_store=error_store, unknown=unknown)
+        if hooks[VALIDATES_SCHEMA]:
+            field_errors = bool(error_store.errors)
+            for pass_collection in (True, False):
+                self._invoke_schema_validators(
+                    error_store=error_store, pass_collection=pass_collection, data=result,
+                    original_data=data, many=False, partial=None, unknown=unknown,
+                    field_errors=field_errors)
+        if error_store.errors:
+            error = ValidationError(error_store.errors, data=data, valid_data=result)
+            self.handle_error(error, data, many=False, partial=None)
+            raise error
+        return result
+
     def _deserialize(self, data, *, error_store, many=False, partial=None, unknown=RAISE, index=None):
         """marshmallow's loop over the fields, for the case every event payload takes (one JSON
         object, no partial loading, unknown keys dropped): the same calls to each field and the
         same errors, without the closure, the error-catching helper and the checks of options
         that are never set here, which marshmallow pays per field. That was a quarter of a
-        `message`'s load (bench/optimised.md). tests/test_schemas.py compares the two loops."""
+        `message`'s load (bench/optimised.md). A field given a value (not None) that has no
+        validators or processors is loaded by its own `_deserialize`, which is all its
+        `deserialize` would run. tests/test_schemas.py compares the two loops."""
         if many or partial is not None or unknown != EXCLUDE or type(data) is not dict:
             return super()._deserialize(data, error_store=error_store, many=many, partial=partial,
                                         unknown=unknown, index=index)
         if not self.opts.index_errors:
             index = None
+        plan = self.__dict__.get("_lean_plan")
+        if plan is None:
+            plan = self._lean_plan = _plan(self.load_fields)
         result = self.dict_class()
-        for name, field in self.load_fields.items():
-            key = name if field.data_key is None else field.data_key
+        for key, attribute, field, plain, dotted in plan:
+            value = data.get(key, missing)
             try:
-                value = field.deserialize(data.get(key, missing), key, data)
+                if plain and value is not missing and value is not None:
+                    value = field._deserialize(value, key, data)
+                else:
+                    value = field.deserialize(value, key, data)
             except ValidationError as error:
                 error_store.store_error(error.messages, key, index=index)
                 value = error.valid_data or missing
             if value is not missing:
-                set_value(result, field.attribute or name, value)
+                if dotted:
+                    set_value(result, attribute, value)
+                else:
+                    result[attribute] = value
         return result
+
+
+def _plan(load_fields):
+    """(key in the payload, attribute, field, loaded by its _deserialize alone, dotted attribute)
+    of each field a schema loads, in order."""
+    plan = []
+    for name, field in load_fields.items():
+        attribute = field.attribute or name
+        plain = (type(field).deserialize is Field.deserialize and not field.validators
+                 and not field.pre_load and not field.post_load)
+        plan.append((name if field.data_key is None else field.data_key, attribute, field, plain,
+                     "." in attribute))
+    return tuple(plan)
 
 
 class Lean:
     """Mixed into a marshmallow field type: marshmallow 4 builds an `And` of a field's validators
     each time a field is loaded, even when there are none, which with the inline checks of
     homeapp.schemas.common.BoundedString was a fifth of a `message`'s load. Skipped when a field
-    has no validators."""
+    has no validators; built once while its validators stay the same when it has some."""
 
     def _validate(self, value):
-        if self.validators:
-            super()._validate(value)
+        validators = self.validators
+        if validators:
+            built = self.__dict__.get("_lean_all")
+            if built is None or built[0] != validators:
+                built = self._lean_all = (list(validators), self._validate_all)
+            built[1](value)

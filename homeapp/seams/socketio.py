@@ -19,11 +19,14 @@ from socketio import RedisManager, packet
 from socketio.manager import Manager
 from socketio.server import Server
 
+from homeapp.seams import engineio as engineio_seam
+
 DISTRIBUTION = "python-socketio"
 
 # python-socketio's own
 _library_handle_eio_message = Server._handle_eio_message
 _library_handle_connect = Server._handle_connect
+_library_send_packet = Server._send_packet
 
 # One table per replaced method: id(server) -> the hook that server registered. A server's entry
 # goes with the server.
@@ -38,6 +41,7 @@ def install():
     CONNECT)."""
     Server._handle_eio_message = _handle_eio_message
     Server._handle_connect = _handle_connect
+    Server._send_packet = _send_packet
 
 
 def guard_messages(server, guard):
@@ -57,10 +61,37 @@ def send_packet(server, eio_sid, pkt):
     server._send_packet(eio_sid, pkt)
 
 
+_EVENT = str(packet.EVENT)
+
+
 def emit_here(manager, event, data, namespace, room=None, skip_sid=None):
-    """python-socketio's own delivery of an emit to the sockets of this process, whatever the
-    manager's class does in front of it (a queue, a history)."""
-    Manager.emit(manager, event, data, namespace, room=room, skip_sid=skip_sid)
+    """python-socketio's delivery of an emit without an acknowledgement to the sockets of this
+    process (Manager.emit), whatever the manager's class does in front of it (a queue, a
+    history): the packet encoded once, as Manager.emit does (here as TextPacket.encode would,
+    without the packet object), and its text written to each socket as it is, without the
+    Engine.IO packet and the four calls per recipient that python-socketio and Engine.IO make
+    to send it (homeapp.seams.engineio.send_message)."""
+    server = manager.server
+    if "_send_eio_packet" in vars(server):  # wrapped on this server (Flask-SocketIO's test client)
+        return Manager.emit(manager, event, data, namespace, room=room, skip_sid=skip_sid)
+    if namespace not in manager.rooms:
+        return None
+    if isinstance(data, tuple):  # as Manager.emit: a tuple is the arguments, anything else one
+        data = list(data)
+    elif data is not None:
+        data = [data]
+    else:
+        data = []
+    if not isinstance(skip_sid, list):
+        skip_sid = [skip_sid]
+    # Packet.encode of an EVENT without an id or attachments (TextPacket never has any)
+    text = (_EVENT if namespace == "/" else f"{_EVENT}{namespace},") \
+        + server.packet_class.json.dumps([event] + data)
+    eio = server.eio
+    for sid, eio_sid in manager.get_participants(namespace, room):
+        if sid not in skip_sid:
+            engineio_seam.send_message(eio, eio_sid, text)
+    return None
 
 
 def _register(table, server, hook):
@@ -94,6 +125,16 @@ def _handle_eio_message(self, eio_sid, data):
     if guard is None:
         return _library_handle_eio_message(self, eio_sid, data)
     return guard(self, eio_sid, data)
+
+
+def _send_packet(self, eio_sid, pkt):
+    """python-socketio's _send_packet (an acknowledgement, a CONNECT's answer), its text written
+    through send_message as emit_here's are."""
+    encoded = pkt.encode()
+    if isinstance(encoded, list):  # binary attachments: never with TextPacket
+        return _library_send_packet(self, eio_sid, pkt)
+    engineio_seam.send_message(self.eio, eio_sid, encoded)
+    return None
 
 
 def _handle_connect(self, eio_sid, namespace, data):
@@ -130,20 +171,24 @@ class FollowingManager(Manager):
 
 
 class KeepingManager(FollowingManager):
-    """A manager without a queue that may keep an emit instead of delivering it at once."""
+    """A manager without a queue that may keep an emit instead of delivering it at once; as it
+    is, the client manager of a process without Redis or recovery. An emit without an
+    acknowledgement it does not keep is delivered by emit_here()."""
 
     def keep(self, event, data, namespace, room, skip_sid):
         """Take an emit without an acknowledgement: True when it did (then it is delivered by
-        the keeper), False to have python-socketio deliver it."""
+        the keeper), False to have emit_here() deliver it."""
         return False
 
     def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None,
              **kwargs):
         room = to or room
-        if callback is None and self.keep(event, data, namespace, room, skip_sid):
-            return None
-        return super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
-                            callback=callback, **kwargs)
+        if callback is not None:
+            return super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
+                                callback=callback, **kwargs)
+        if not self.keep(event, data, namespace, room, skip_sid):
+            emit_here(self, event, data, namespace, room=room, skip_sid=skip_sid)
+        return None
 
 
 class RedisQueue(FollowingManager, RedisManager):

@@ -68,7 +68,7 @@ COVERED = {
         "tests/test_live_body_timeout.py"),
     "marshmallow": (
         ">=4.4.0,<4.5",
-        "Schema._deserialize, the field loop, and Field._validate (homeapp/seams/marshmallow.py)",
+        "Schema._do_load and _deserialize, the field loop, and Field._validate (homeapp/seams/marshmallow.py)",
         "tests/test_schemas.py"),
     "redis": (
         ">=8.1.0,<8.2",
