@@ -91,7 +91,9 @@ def group_of(*user_ids):
     return ":".join(sorted(user_ids, key=int))
 
 
-def test_a_user_kicked_while_away_recovers_without_the_room(deploy, clients):
+def away_in_a_group(deploy, clients):
+    """Three users in a group, b and c on the second process, a on the first; a heard "before",
+    then its socket dropped. Returns (a, b, group)."""
     a_id, b_id, c_id = new_user_id(), new_user_id(), new_user_id()
     group = group_of(a_id, b_id, c_id)
     first, other = deploy.processes
@@ -103,48 +105,47 @@ def test_a_user_kicked_while_away_recovers_without_the_room(deploy, clients):
     until_said(a, "before")
     with deploy.dropping(first):
         a.drop()
-    say(b, group, "before kick")
-    assert b.call("kickUserFromGroup", payloads.kick(b_id, group, a_id)) == {"ok": True}
-    say(b, group, "after kick")
-    until_said(b, "after kick")
-    a2 = back(clients, other, a)
-    assert (a2.recovered, a2.sid) == (True, a.sid)
-    room_events = [(e, args[0]) for e, args, _ in a2.events if e in ("messageRoom", "kickUserFromGroupChangeInRoom")]
-    assert [(e, p.get("message") if e == "messageRoom" else p["kickedUserID"]) for e, p in room_events] == \
-        [("messageRoom", "before kick"), ("kickUserFromGroupChangeInRoom", a_id)]
-    # the room is not its own again: what is said there now does not reach it
+    return a, b, group
+
+
+def said_later_is_not_heard(a2, b, group):
+    """The room is not a2's again: what is said there now does not reach it."""
     say(b, group, "later")
     until_said(b, "later")
     a2.quiet(0.5)
     assert ("messageRoom", "later") not in chat(a2, "messageRoom")
 
 
-def test_a_room_deleted_while_away_is_not_recovered(deploy, clients):
-    """deleteUserRoom while a member's socket is away: it recovers with the room's events up to
-    the delete, the delete's own events, and nothing said there after; and it is out of the room."""
-    a_id, b_id, c_id = new_user_id(), new_user_id(), new_user_id()
-    group = group_of(a_id, b_id, c_id)
-    first, other = deploy.processes
-    a = member(clients, first, a_id, group)
-    b = member(clients, other, b_id, group)
-    deploy.listening(f"user:{a_id}", f"room:{group}")
-    say(b, group, "before")
-    until_said(a, "before")
-    with deploy.dropping(first):
-        a.drop()
+def test_a_user_kicked_while_away_recovers_without_the_room(deploy, clients):
+    a, b, group = away_in_a_group(deploy, clients)
+    say(b, group, "before kick")
+    assert b.call("kickUserFromGroup", payloads.kick(b.user_id, group, a.user_id)) == {"ok": True}
+    say(b, group, "after kick")
+    until_said(b, "after kick")
+    a2 = back(clients, deploy.processes[1], a)
+    assert (a2.recovered, a2.sid) == (True, a.sid)
+    room_events = [(e, args[0]) for e, args, _ in a2.events if e in ("messageRoom", "kickUserFromGroupChangeInRoom")]
+    assert [(e, p.get("message") if e == "messageRoom" else p["kickedUserID"]) for e, p in room_events] == \
+        [("messageRoom", "before kick"), ("kickUserFromGroupChangeInRoom", a.user_id)]
+    said_later_is_not_heard(a2, b, group)
+
+
+def test_a_room_deleted_while_away_recovers_without_the_room(deploy, clients):
+    """deleteUserRoom while a member's socket is away: the session it recovers gets the room's
+    events up to the deletion and nothing after, and is no longer in the room."""
+    a, b, group = away_in_a_group(deploy, clients)
     say(b, group, "before delete")
-    assert b.call("deleteUserRoom", payloads.delete_room(b_id, group)) == {"ok": True}
-    assert b.call("chatRoom.join", group) == {"ok": True}  # the deleter opens it again, alone
+    assert b.call("deleteUserRoom", payloads.delete_room(b.user_id, group)) == {"ok": True}
+    # the room's id goes on: a member opening it again and talking there, after the deletion
+    assert b.call("chatRoom.join", group) == {"ok": True}
     say(b, group, "after delete")
     until_said(b, "after delete")
-    a2 = back(clients, other, a)
+    a2 = back(clients, deploy.processes[1], a)
     assert (a2.recovered, a2.sid) == (True, a.sid)
     assert chat(a2, "messageRoom") == [("messageRoom", "before delete")]
+    # what its user's channel got meanwhile still comes: the deletion's own announcement
     assert [args[0] for e, args, _ in a2.events if e == "deleteUserRoomChange"] == [{"roomID": group}]
-    say(b, group, "later")
-    until_said(b, "later")
-    a2.quiet(0.5)
-    assert chat(a2, "messageRoom") == [("messageRoom", "before delete")]
+    said_later_is_not_heard(a2, b, group)
 
 
 storm = deployments(HOMEAPP_RECOVERY_CONCURRENCY=1, HOMEAPP_RECOVERY_MAX_ENTRIES=12)
@@ -195,35 +196,3 @@ def test_a_storm_of_reconnects_stays_within_its_budget(storm, clients):
     bystander = member(clients, other, new_user_id())
     assert bystander.call("addOnlineUser", {"userID": bystander.user_id,
                                             "userUsername": "bystander"}) == {"ok": True}
-
-
-def test_a_room_deleted_while_away_recovers_without_the_room(deploy, clients):
-    """deleteUserRoom while a member's socket is away: the session it recovers gets the room's
-    events up to the deletion and nothing after, and is no longer in the room."""
-    a_id, b_id, c_id = new_user_id(), new_user_id(), new_user_id()
-    group = group_of(a_id, b_id, c_id)
-    first, other = deploy.processes
-    a = member(clients, first, a_id, group)
-    b = member(clients, other, b_id, group)
-    member(clients, other, c_id, group)
-    deploy.listening(f"user:{a_id}", f"room:{group}")
-    say(b, group, "before")
-    until_said(a, "before")
-    with deploy.dropping(first):
-        a.drop()
-    say(b, group, "before delete")
-    assert b.call("deleteUserRoom", payloads.delete_room(b_id, group)) == {"ok": True}
-    # the room's id goes on: a member opening it again and talking there, after the deletion
-    assert b.call("chatRoom.join", group) == {"ok": True}
-    say(b, group, "after delete")
-    until_said(b, "after delete")
-    a2 = back(clients, other, a)
-    assert (a2.recovered, a2.sid) == (True, a.sid)
-    assert chat(a2, "messageRoom") == [("messageRoom", "before delete")]
-    # what its user's channel got meanwhile still comes: the deletion's own announcement
-    assert [args[0] for e, args, _ in a2.events if e == "deleteUserRoomChange"] == [{"roomID": group}]
-    # the room is not its own again: what is said there now does not reach it
-    say(b, group, "later")
-    until_said(b, "later")
-    a2.quiet(0.5)
-    assert ("messageRoom", "later") not in chat(a2, "messageRoom")
