@@ -58,6 +58,7 @@ def build(tree, rooms):
         for user in room.split(":"):
             sock = Socket(server.eio, f"eio-{user}")
             sock.connected = sock.upgraded = True
+            sock.last_ping = None  # no pings here: never timed out (a long run would lose its frames)
             sock.direct_websocket = _Connection(frames.frame, frames.TEXT)
             server.eio.sockets[sock.sid] = sock
             sid = server.manager.connect(sock.sid, "/")

@@ -262,17 +262,25 @@ class MemoryHistory:
     without an entry for a window is forgotten, as a Redis stream expires. An entry is kept as
     its JSON text (nothing for the garbage collector to walk)."""
 
+    # appends between two looks at the window (each look is a loop over the oldest entries:
+    # once per append, it was a third of an append's cost)
+    CHECK_EVERY = 64
     SWEEP_EVERY = 1000
+    # past the bound, entries are dropped until this share of it is free again, so that the next
+    # appends do not each drop one
+    SLACK = 1 / 64
 
     def __init__(self, seconds, size, max_bytes=None):
         self._seconds = seconds
         self._window_ms = int(seconds * 1000)
         self._size = size
         self._max_bytes = float("inf") if max_bytes is None else max_bytes
+        self._low_bytes = self._max_bytes - self._max_bytes * self.SLACK
         self._channels = {}
-        self._appends = self.SWEEP_EVERY  # until the next sweep
-        # every entry held, in the order appended across channels: (channel, key, bytes), names
-        # and numbers only, which the garbage collector stops walking; one already trimmed from
+        self._checks = self.CHECK_EVERY  # appends until the next look at the window
+        self._sweeps = self.SWEEP_EVERY // self.CHECK_EVERY  # looks until the next sweep
+        # every entry held, in the order appended across channels: (channel, key), names and
+        # numbers only, which the garbage collector stops walking; one already trimmed from
         # its channel (by `size`) stays here until it comes to the front, or until those
         # outnumber the entries held (then this is rebuilt)
         self._order = deque()
@@ -281,32 +289,33 @@ class MemoryHistory:
 
     def append(self, channel, text):
         """Add `text` to a channel's history; returns its id."""
-        now = time.time()
         history = self._channels.get(channel)
         if history is None:
             history = self._channels[channel] = _Channel()
-        ms = int(now * 1000)
-        last_ms, seq = history.last
-        key = history.last = (ms, 0) if ms > last_ms else (last_ms, seq + 1)
+        ms = int(time.time() * 1000)
+        last = history.last
+        key = history.last = (ms, 0) if ms > last[0] else (last[0], last[1] + 1)
         entry_id = f"{key[0]}-{key[1]}"
         entries = history.entries
         entries.append((key, entry_id, text))
-        size = len(text) + ENTRY_OVERHEAD
-        self.bytes += size
-        order = self._order
-        order.append((channel, key, size))
+        self._order.append((channel, key))
+        self.bytes += len(text) + ENTRY_OVERHEAD
         if len(entries) > self._size:
             self._trim(history)
-        oldest, oldest_key, _ = order[0]
-        horizon = (ms - self._window_ms, 0)
-        if oldest_key < horizon or self.bytes > self._max_bytes \
-                or not _holds(self._channels.get(oldest), oldest_key):
-            self._bound(horizon)
-        self._appends -= 1
-        if not self._appends:
-            self._appends = self.SWEEP_EVERY
-            self._sweep(now)
+        self._checks -= 1
+        if not self._checks or self.bytes > self._max_bytes:
+            self._look(ms)
         return entry_id
+
+    def _look(self, ms):
+        """Drop what is past the window or the bound; now and then forget idle channels."""
+        if not self._checks:
+            self._checks = self.CHECK_EVERY
+            self._sweeps -= 1
+            if not self._sweeps:
+                self._sweeps = self.SWEEP_EVERY // self.CHECK_EVERY
+                self._sweep(ms / 1000)
+        self._bound((ms - self._window_ms, 0))
 
     def _trim(self, history):
         """Drop a channel's oldest entry (it stays in _order, counted in _trimmed)."""
@@ -317,23 +326,22 @@ class MemoryHistory:
 
     def _bound(self, horizon):
         """Drop the oldest entries of all channels, in the order appended, while they are older
-        than `horizon` or all of them take more than the bound."""
+        than `horizon` or all of them take more than the bound (then down to SLACK below it)."""
         order = self._order
-        max_bytes = self._max_bytes
+        limit = self._low_bytes if self.bytes > self._max_bytes else self._max_bytes
         channels = self._channels
         while order:
-            channel, key, size = order[0]
+            channel, key = order[0]
             history = channels.get(channel)
-            held = _holds(history, key)  # then it is its channel's oldest entry
-            if held and key >= horizon and self.bytes <= max_bytes:
-                break
-            order.popleft()
-            if held:
-                history.entries.popleft()
+            if _holds(history, key):  # then it is its channel's oldest entry
+                if key >= horizon and self.bytes <= limit:
+                    break
+                _, _, text = history.entries.popleft()
                 history.floor = key
-                self.bytes -= size
+                self.bytes -= len(text) + ENTRY_OVERHEAD
             else:
                 self._trimmed -= 1
+            order.popleft()
         if self._trimmed > len(order) // 2 + 1000:
             self._order = deque(item for item in order if _holds(channels.get(item[0]), item[1]))
             self._trimmed = 0

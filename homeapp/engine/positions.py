@@ -80,11 +80,18 @@ class Positions:
     The recent copies of all channels together are at most `max_copies`: past it the oldest of
     any channel are forgotten first, as those of a channel past `size` are."""
 
+    # copies between two looks at the window, and the share of the bound freed when past it, as
+    # in homeapp.engine.history.MemoryHistory: a look per copy was most of a delivery's cost here
+    CHECK_EVERY = 64
+    SLACK = 1 / 64
+
     def __init__(self, base, keep_seconds, size, max_copies=None):
         self._base = base
         self._keep = keep_seconds
         self._size = size
-        self._max = max_copies
+        self._max = float("inf") if max_copies is None else max_copies
+        self._low = self._max - self._max * self.SLACK
+        self._checks = self.CHECK_EVERY
         self.sequence = 0
         self.held = 0       # copies kept, all channels
         self._recent = {}   # channel -> _Recent
@@ -96,29 +103,35 @@ class Positions:
 
     def delivered(self, channel, entry_id):
         """A copy was delivered to this process's sockets of `channel`."""
-        self.sequence += 1
-        sequence = self.sequence
+        self.sequence = sequence = self.sequence + 1
         recent = self._recent.get(channel)
         if recent is None:
             recent = self._recent[channel] = _Recent()
         now = time.monotonic()
         copies = recent.copies
         copies.append((sequence, entry_id, now))
-        order = self._order
-        order.append((channel, sequence))
+        self._order.append((channel, sequence))
         self.held += 1
         if len(copies) > self._size:
             self._forget(recent, now)
-        # the oldest copies of all channels, past the window or the bound
+        self._checks -= 1
+        if not self._checks or self.held > self._max:
+            self._checks = self.CHECK_EVERY
+            self._bound(now)
+
+    def _bound(self, now):
+        """Forget the oldest copies of all channels while they are past the window or the bound
+        (then down to SLACK below it)."""
         horizon = now - self._keep
-        limit = self._max
+        limit = self._low if self.held > self._max else self._max
+        order = self._order
         channels = self._recent
         while order:
             name, seq = order[0]
             oldest = channels.get(name)
             kept = oldest.copies if oldest is not None else None
             if kept and kept[0][0] == seq:
-                if kept[0][2] >= horizon and (limit is None or self.held <= limit):
+                if kept[0][2] >= horizon and self.held <= limit:
                     break
                 self._forget(oldest, now)
             order.popleft()
