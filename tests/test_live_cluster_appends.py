@@ -183,3 +183,27 @@ def test_a_message_refused_or_failing_is_its_own_result_and_the_others_land(grou
     assert isinstance(fails, redis.ResponseError) and "WRONGTYPE" in str(fails)
     assert stored(client, channels[0]) == ["fine", "fine too"]
     assert stored(client, channels[2]) == ["fine too"]
+
+
+def test_after_a_master_dies_the_next_try_reaches_the_promoted_replica():
+    """A batch meeting a dead master is unreachable (the outbox tries again); the client has
+    learnt the slots again by then, and the next try appends on the promoted replica."""
+    group = RedisClusterGroup(masters=3, replicas=1)
+    try:
+        client = redis_client.connect(group.url, 1.0)
+        channels = channels_on_every_master(client, 6)
+        sender = Sender()
+        appending = appender(client)
+        appending.append_all(client, [sender.message(channels, "before")], "SPUBLISH")
+        victim = group.master_of(redis_keys.history(channels[0]))
+        group.kill(victim)
+        group.wait_until_promoted(victim, redis_keys.history(channels[0]))
+
+        batch = [sender.message([channel], f"after {channel}") for channel in channels]
+        with pytest.raises(redis.ConnectionError):  # the client's map still names the dead master
+            appending.append_all(client, batch, "SPUBLISH")
+        assert appending.append_all(client, batch, "SPUBLISH") == [[0]] * 6
+        for channel in channels:
+            assert stored(client, channel) == ["before", f"after {channel}"]
+    finally:
+        group.stop()
