@@ -354,6 +354,37 @@ def test_room_traffic_spreads_over_the_three_masters(cluster, group):
     assert len(work) == 3 and all(share >= total / 6 for share in work.values()), work
 
 
+def rooms_on_every_master(group, per_master):
+    """Pairs of new users whose private rooms' channels hash to slots of each master, `per_master` each."""
+    client = group.client()
+    found = {}
+    while len(found) < 3 or any(len(rooms) < per_master for rooms in found.values()):
+        first, second = new_user_id(), new_user_id()
+        room = ":".join(sorted((first, second), key=int))
+        rooms = found.setdefault(client.get_node_from_key(f"homeapp:q:{{{room_channel(room)}}}").name, [])
+        if len(rooms) < per_master:
+            rooms.append((first, second))
+    return [pair for rooms in found.values() for pair in rooms]
+
+
+# The outbox appends a batch with one pipeline per master (homeapp/engine/cluster_appends.py):
+# each room's messages must still arrive once, in the order sent.
+def test_a_burst_of_emits_arrives_once_and_in_order_on_the_other_process(cluster, group):
+    pairs = [(cluster.peer(0, user_id=first), cluster.peer(1, user_id=second))
+             for first, second in rooms_on_every_master(group, 4)]
+    for a, b in pairs:
+        open_room(room_of(a, b), a, b)
+    for n in range(25):
+        for a, b in pairs:
+            a.emit("message", payloads.message(a.user_id, room_of(a, b), f"burst {n}"))
+    for a, b in pairs:
+        wait_until(lambda b=b: len(b.got("messageRoom")) >= 25, 30, "the burst did not arrive")
+    settle(*(b for _, b in pairs))
+    for a, b in pairs:
+        assert [(p["from"], p["message"]) for _, p in b.got("messageRoom")] == \
+            [(a.user_id, f"burst {n}") for n in range(25)]
+
+
 def test_the_rest_apis_sessions_are_read_from_the_cluster(group):
     """HOMEAPP_AUTH=session reads express-session's `sess:<sid>` wherever its slot is."""
     process = Cluster(1, redis_server=Borrowed(group), HOMEAPP_AUTH="session",

@@ -16,6 +16,7 @@ from collections import deque
 
 import redis
 
+from homeapp.engine import cluster_appends
 from homeapp.store import redis_keys
 
 # an id's two numbers are 64-bit in Redis: anything larger is refused, and must never reach it
@@ -120,6 +121,8 @@ class Appender:
 
     def __init__(self, client, window_seconds, size, one_slot=False):
         self._script = client.register_script(_APPEND)
+        self.sha = self._script.sha
+        self.source = _APPEND
         self._window_ms = int(window_seconds * 1000)
         # an idle channel's stream goes a window after its last entry; twice, so that a session
         # kept at the end of a window still finds what came just before it
@@ -127,21 +130,23 @@ class Appender:
         self._size = size
         self._one_slot = one_slot
 
-    def append(self, client, text, channels, command, deadline=0):
-        """Append `text` ("<sender> <number> <json>") to `channels` and publish it with `command`
-        (PUBLISH or SPUBLISH), refused past `deadline` (ms since the epoch; 0: never), at once:
-        a script call per slot on a cluster. Returns each call's result. Raises RedisError."""
-        return [self._script(keys=keys, args=args, client=client)
-                for keys, args in self._calls(text, channels, command, deadline)]
+    def call(self, client, keys, args):
+        """One script call, loading the script when Redis lacks it. Raises RedisError."""
+        return self._script(keys=keys, args=args, client=client)
 
     def append_all(self, client, messages, command):
-        """append() each of `messages` ((text, channels, deadline)) in one round trip; per
-        message, its calls' results, a call's own error (a ResponseError) as its result.
+        """Append each of `messages` ((text, channels, deadline): "<sender> <number> <json>", its
+        channels, refused past `deadline`, ms since the epoch, 0: never) to its channels and
+        publish it with `command` (PUBLISH or SPUBLISH), in one round trip (on a cluster, one
+        per master: cluster_appends.py); per message, its calls' results, a call's own error (a
+        ResponseError) as its result.
 
         By EVALSHA as is: redis-py's pipeline asks SCRIPT EXISTS first, a round trip of its own
         before every batch. A batch answered NOSCRIPT (Redis restarted or flushed) loads the
-        script and is sent again: a message that was appended the first time is refused the
+        script and is sent again: a message that was appended the first time is skipped the
         second by its sender's mark. Raises RedisError when Redis cannot be reached."""
+        if self._one_slot:
+            return cluster_appends.append_all(self, client, messages, command)
         results = self._pipelined(client, messages, command)
         if any(isinstance(r, redis.exceptions.NoScriptError) for calls in results for r in calls):
             client.script_load(_APPEND)
@@ -152,15 +157,16 @@ class Appender:
         pipe = client.pipeline(transaction=False)
         counts = []
         for text, channels, deadline in messages:
-            calls = self._calls(text, channels, command, deadline)
+            calls = self.calls(text, channels, command, deadline)
             for keys, args in calls:
-                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+                pipe.evalsha(self.sha, len(keys), *keys, *args)
             counts.append(len(calls))
         flat = iter(pipe.execute(raise_on_error=False))
         return [[next(flat) for _ in range(count)] for count in counts]
 
-    def _calls(self, text, channels, command, deadline):
-        """(keys, args) of each script call: one, or one per channel on a cluster."""
+    def calls(self, text, channels, command, deadline):
+        """(keys, args) of each script call of one message: one, or one per channel on a
+        cluster."""
         sender = text[:text.index(" ")]
         groups = [[c] for c in channels] if self._one_slot else [channels]
         return [([key for c in group for key in (redis_keys.history(c), redis_keys.sent_mark(c, sender),

@@ -294,19 +294,15 @@ class QueueManager(RedisQueue):
         return self._outbox.flush(timeout)
 
     def _send(self, batch):
-        """Append and publish a batch: on one server in one round trip, on a cluster one script
-        call per slot (a cluster's pipeline does not load a script its node lacks). Returns False
-        when Redis did not take it (unreachable), else one result per message: None when Redis
-        refused it (past its event's deadline, or an error of its own: then it is dropped,
-        counted and logged)."""
+        """Append and publish a batch in one round trip (on a cluster, one per master, at once:
+        homeapp.engine.cluster_appends). Returns False when Redis did not take it (unreachable),
+        else one result per message: None when Redis refused it (past its event's deadline, or
+        an error of its own: then it is dropped, counted and logged)."""
         try:
             client = self._redis()
             command = "SPUBLISH" if self._sharded_pubsub() else "PUBLISH"
-            if redis_client.is_cluster(client):
-                calls = [self._append_now(client, item, command) for item in batch]
-            else:
-                calls = self._appender.append_all(
-                    client, [(item.text, item.channels, item.deadline) for item in batch], command)
+            calls = self._appender.append_all(
+                client, [(item.text, item.channels, item.deadline) for item in batch], command)
         except redis.RedisError as exc:
             self._health.lost(exc)
             return False
@@ -323,14 +319,6 @@ class QueueManager(RedisQueue):
             self._outbox.drop(len(failed), f"Redis refused them ({failed[0]})")
         return [None if any(result is None or isinstance(result, Exception) for result in item_calls)
                 else True for item_calls in calls]
-
-    def _append_now(self, client, item, command):
-        """The results of appending one message on a cluster, a call per slot; a call's own
-        error (a ResponseError) is its result, as a pipeline's would be. Raises RedisError."""
-        try:
-            return self._appender.append(client, item.text, item.channels, command, item.deadline)
-        except redis.ResponseError as exc:
-            return [exc]
 
     # --- listening -----------------------------------------------------------------------
 

@@ -77,7 +77,8 @@ COVERED = {
         "streams, Lua scripts, the connection pool's timeouts, the cluster client's nodes_manager "
         "(homeapp/engine, homeapp/store, homeapp/presence)",
         "tests/test_message_queue.py tests/test_live_scaleout.py tests/test_presence_store.py "
-        "tests/test_live_queue_outage.py tests/test_redis_url.py tests/test_live_cluster.py"),
+        "tests/test_live_queue_outage.py tests/test_redis_url.py tests/test_live_cluster.py "
+        "tests/test_live_cluster_appends.py"),
     "prometheus-client": (
         ">=0.26.0,<0.27",
         "public API only: a collector registered with REGISTRY.register and its collect(), "
