@@ -8,10 +8,9 @@ each channel's messages keep the batch's order.
 
 What a master may answer besides a result:
 
-- NOSCRIPT (it restarted, was flushed, or is a promoted replica that never ran the script): the
-  script is loaded on that master and its calls sent again. A call that got in the first time
-  does nothing the second: the script skips a message whose number is not above its sender's
-  mark in that channel.
+- NOSCRIPT: never after the SCRIPT LOAD at the head of each pipeline (history.Appender.pipeline:
+  a master restarted, flushed, or a promoted replica has the script again before its calls);
+  flushed between the two, a call's NOSCRIPT is that message's failure, as any ResponseError.
 - a redirect (MOVED, ASK: the slot moved, or its master failed over) or the cluster's state
   (TRYAGAIN, CLUSTERDOWN): those calls are sent again one by one through the cluster client,
   which follows redirects and learns the slots again, after the pipelines and in the batch's
@@ -94,21 +93,12 @@ def _guarded(appender, client, node, calls):
 
 
 def _on_node(appender, client, node, calls):
-    """The results of `calls` ((message index, keys, args)) in one pipeline on `node`, sent again
-    once after loading the script there when it answered NOSCRIPT. Raises RedisError."""
-    server = client.get_redis_connection(node)
-    results = _pipelined(appender, server, calls)
-    if any(isinstance(result, redis.exceptions.NoScriptError) for result in results):
-        server.script_load(appender.source)
-        results = _pipelined(appender, server, calls)
-    return results
-
-
-def _pipelined(appender, server, calls):
-    pipe = server.pipeline(transaction=False)
+    """The results of `calls` ((message index, keys, args)) in one pipeline on `node`, the script
+    loaded at its head (history.Appender.pipeline). Raises RedisError."""
+    pipe = appender.pipeline(client.get_redis_connection(node))
     for _, keys, args in calls:
         pipe.evalsha(appender.sha, len(keys), *keys, *args)
-    return pipe.execute(raise_on_error=False)
+    return appender.execute(pipe)
 
 
 def _one_by_one(appender, client, keys, args):

@@ -14,8 +14,6 @@ import re
 import time
 from collections import deque
 
-import redis
-
 from homeapp.engine import cluster_appends
 from homeapp.store import redis_keys
 
@@ -122,7 +120,6 @@ class Appender:
     def __init__(self, client, window_seconds, size, one_slot=False):
         self._script = client.register_script(_APPEND)
         self.sha = self._script.sha
-        self.source = _APPEND
         self._window_ms = int(window_seconds * 1000)
         # an idle channel's stream goes a window after its last entry; twice, so that a session
         # kept at the end of a window still finds what came just before it
@@ -141,28 +138,35 @@ class Appender:
         per master: cluster_appends.py); per message, its calls' results, a call's own error (a
         ResponseError) as its result.
 
-        By EVALSHA as is: redis-py's pipeline asks SCRIPT EXISTS first, a round trip of its own
-        before every batch. A batch answered NOSCRIPT (Redis restarted or flushed) loads the
-        script and is sent again: a message that was appended the first time is skipped the
-        second by its sender's mark. Raises RedisError when Redis cannot be reached."""
+        By EVALSHA, after a SCRIPT LOAD at the head of the same pipeline (no round trip more):
+        redis-py's pipeline asks SCRIPT EXISTS first, a round trip of its own before every batch;
+        and reloading the script after a NOSCRIPT answer and sending the batch again could lose
+        a message: another process may load it between two calls of the batch to one channel,
+        and the second's mark then makes the first's resend a no-op. Raises RedisError when Redis
+        cannot be reached."""
         if self._one_slot:
             return cluster_appends.append_all(self, client, messages, command)
-        results = self._pipelined(client, messages, command)
-        if any(isinstance(r, redis.exceptions.NoScriptError) for calls in results for r in calls):
-            client.script_load(_APPEND)
-            results = self._pipelined(client, messages, command)
-        return results
-
-    def _pipelined(self, client, messages, command):
-        pipe = client.pipeline(transaction=False)
+        pipe = self.pipeline(client)
         counts = []
         for text, channels, deadline in messages:
             calls = self.calls(text, channels, command, deadline)
             for keys, args in calls:
                 pipe.evalsha(self.sha, len(keys), *keys, *args)
             counts.append(len(calls))
-        flat = iter(pipe.execute(raise_on_error=False))
+        flat = iter(self.execute(pipe))
         return [[next(flat) for _ in range(count)] for count in counts]
+
+    @staticmethod
+    def pipeline(server):
+        """A pipeline on one Redis server whose first command loads the append script."""
+        pipe = server.pipeline(transaction=False)
+        pipe.script_load(_APPEND)
+        return pipe
+
+    @staticmethod
+    def execute(pipe):
+        """The results of a pipeline() after its script load: a call's own error as its result."""
+        return pipe.execute(raise_on_error=False)[1:]
 
     def calls(self, text, channels, command, deadline):
         """(keys, args) of each script call of one message: one, or one per channel on a
