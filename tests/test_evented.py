@@ -349,3 +349,55 @@ def test_a_websocket_not_handed_over_by_the_handler_is_closed_with_an_error(engi
     ws = types.SimpleNamespace(_sock=object(), close=lambda: closed.append(True))  # Engine.IO's driver
     assert engineio_socket._websocket_handler(ws) == []
     assert closed and "gunicorn.conf.py" in caplog.text
+
+
+@pytest.fixture
+def pool_of_one(monkeypatch):
+    """HOMEAPP_HANDLER_POOL=1, with no worker left idle by earlier tests."""
+    monkeypatch.setattr(evented, "_handler_pool", 1)
+    monkeypatch.setattr(evented, "_workers", 0)
+    monkeypatch.setattr(evented, "_idle", [])
+    monkeypatch.setattr(evented, "_waiting", evented.deque())
+    monkeypatch.setattr(evented, "_pool", set())
+
+
+@pytest.mark.parametrize("aside", [True, False])
+def test_a_handler_waiting_set_aside_does_not_hold_the_pool(pool_of_one, aside):
+    """With one worker, a socket whose handler waits (a recovering CONNECT waiting for its turn
+    to restore) holds it, and every other socket's packets wait behind it; set aside, the others
+    are handled meanwhile, and its own next packet still waits for it."""
+    server = engineio.Server(async_mode="gevent", async_handlers=False)
+    release = gevent.event.Event()
+    handled = []
+
+    def on_message(sid, data):
+        if data == "wait":
+            if aside:
+                with evented.set_aside():
+                    release.wait()
+            else:
+                release.wait()
+        handled.append((sid, data))
+    server.on("message", on_message)
+    clients = {}
+    for sid in ("waits", "live"):
+        ours, theirs = gevent.socket.socketpair()
+        plain = _socket.socket(fileno=ours.detach())
+        plain.setblocking(False)
+        sock = engineio.socket.Socket(server, sid)
+        server.sockets[sid] = sock
+        sock._websocket_handler(driver(frames.Connection(plain, b"", LIMITS)))
+        clients[sid] = theirs
+    clients["waits"].sendall(client_frame("4wait") + client_frame("4after"))
+    gevent.sleep(0.05)
+    clients["live"].sendall(client_frame("4now"))
+    gevent.sleep(0.05)
+    assert handled == ([("live", "now")] if aside else [])
+    release.set()
+    gevent.sleep(0.05)
+    assert handled == ([("live", "now"), ("waits", "wait"), ("waits", "after")] if aside
+                       else [("waits", "wait"), ("waits", "after"), ("live", "now")])
+    for sock in server.sockets.values():
+        sock.close(wait=False, abort=True)
+    for client in clients.values():
+        client.close()

@@ -492,3 +492,24 @@ def test_without_recovery_or_another_process_a_shutdown_closes_all_at_once(recov
 def test_a_negative_spread_names_the_variable():
     with pytest.raises(ConfigError, match="HOMEAPP_SHUTDOWN_SPREAD"):
         load_config({"HOMEAPP_SHUTDOWN_SPREAD": "-1"})
+
+
+def test_reconnects_waiting_for_an_idle_moment_go_on_one_at_a_time_first_come_first():
+    """A storm's reconnects wait for the process to have nothing else to do (yield_to_live); then
+    one goes on, and what became ready meanwhile (a live socket's event) goes before the next
+    one. gevent.idle() let them all go at the first idle moment, the last come first."""
+    import gevent
+    from homeapp.engine.recovery import IdleTurns
+    turns, ran = IdleTurns(), []
+
+    def reconnect(number):
+        turns.wait()
+        ran.append(f"reconnect {number}")
+        gevent.spawn(ran.append, f"live event during reconnect {number}")
+        gevent.sleep(0)  # its next step waits: the live event runs meanwhile
+    gevent.joinall([gevent.spawn(reconnect, number) for number in range(3)])
+    gevent.sleep(0.01)
+    assert ran == ["reconnect 0", "live event during reconnect 0",
+                   "reconnect 1", "live event during reconnect 1",
+                   "reconnect 2", "live event during reconnect 2"]
+

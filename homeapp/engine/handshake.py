@@ -22,6 +22,7 @@ from homeapp.engine.sessions import new_pid
 from homeapp.seams import socketio as socketio_seam
 from homeapp.store.redis_keys import EVERYONE
 from homeapp.telemetry import metrics
+from homeapp.transport import evented
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +60,20 @@ def connect(server, hub, eio_sid, data):
     its session when it can, else connect it afresh; or refuse it as the connect handler says.
     A recovery runs in one of HOMEAPP_RECOVERY_CONCURRENCY slots, or not at all; while it waits
     for one, its user counts as online (Recovery.admit), and in its turn it lets the live
-    traffic go first."""
+    traffic go first. Meanwhile it does not hold a worker of the handler pool
+    (evented.set_aside): a storm's thousand reconnects waiting their turns held all of them,
+    and the live sockets' events waited behind the restores."""
     auth, pid, offset = _split(data)
     if pid is None or hub.draining:  # a draining process refuses it: leave it to another
         outcome = _connect(server, hub, eio_sid, auth, None, pid)
         if outcome is not None:
             metrics.RECOVERIES.labels(outcome).inc()
         return
+    with evented.set_aside():
+        _recover(server, hub, eio_sid, auth, pid, offset)
+
+
+def _recover(server, hub, eio_sid, auth, pid, offset):
     recovery = hub.recovery
     recovery.yield_to_live()  # a storm's thousand CONNECTs come after the live sockets' events
     if eio_sid not in server.environ:

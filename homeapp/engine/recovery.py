@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 import gevent
 import redis
+from gevent.hub import Waiter
 
 from homeapp.engine.channels import NAMESPACE, addressed, logged, rooms_of, skipped
 from homeapp.engine.history import Budget, MemoryHistory, NotHeld, OverBudget, RedisHistory, id_key
@@ -120,6 +121,40 @@ class Replay:
         return read is None or id_key(entry_id) > id_key(read)
 
 
+class IdleTurns:
+    """Greenlets waiting for the event loop to have nothing else to do, woken one per such
+    moment, first come first. gevent.idle() wakes every greenlet waiting in it at the first idle
+    moment, one after the other before the loop looks at its sockets again: a storm's hundreds
+    of reconnects and restores then ran back to back, and a live socket's event that arrived
+    meanwhile waited behind all of them."""
+
+    def __init__(self):
+        self._waiting = deque()  # gevent Waiters, first come first
+        self._watcher = None     # the loop's idle watcher, active while some wait
+
+    def wait(self):
+        waiter = Waiter()
+        self._waiting.append(waiter)
+        if self._watcher is None:
+            self._watcher = gevent.get_hub().loop.idle()
+        if not self._watcher.active:
+            self._watcher.start(self._wake)
+        try:
+            waiter.get()
+        except BaseException:  # killed while waiting (its client went away): out of the queue
+            if waiter in self._waiting:
+                self._waiting.remove(waiter)
+            raise
+
+    def _wake(self):
+        """In the event loop, when it has nothing else to do: the first waiter goes on, until it
+        waits for something again; the others wait for the next idle moment."""
+        if self._waiting:
+            self._waiting.popleft().switch(None)
+        if not self._waiting and self._watcher.active:
+            self._watcher.stop()
+
+
 class Recovery:
     """Sessions of dropped sockets, the channels' histories, and what sockets are being restored."""
 
@@ -150,6 +185,7 @@ class Recovery:
         self.live = {}              # digest of a connected socket's pid -> its sid
         self._superseded = set()    # sids ended because their client reconnected meanwhile
         self._kept_early = None     # at shutdown: sids whose sessions were kept before closing
+        self._idle_turns = IdleTurns()  # yield_to_live()'s queue
 
     # --- delivery ------------------------------------------------------------------------
 
@@ -324,12 +360,12 @@ class Recovery:
                 and self._hub.connections.get(session.sid) is None:
             self._hub.server.start_background_task(self._end_grace, session.sid)
 
-    @staticmethod
-    def yield_to_live():
+    def yield_to_live(self):
         """Let every greenlet that can run go first (a live socket's event, a delivery), and go
         on when the event loop has nothing else to do: a storm's restores take what the live
-        traffic leaves of the process, never the other way round."""
-        gevent.idle()
+        traffic leaves of the process, never the other way round. One waiting restore goes on
+        per such moment (IdleTurns), so that what becomes ready meanwhile goes before the next."""
+        self._idle_turns.wait()
 
     def crowded(self):
         """Whether a reconnect now would find no place to wait for a turn (slot() says no)."""

@@ -20,7 +20,9 @@ for a request line, so that a shutdown can end the connections between requests.
 
 QuietAccept makes a gevent server (Server, `python app.py`'s, and the gunicorn worker's, through
 quiet_accept()) pause accepting for a moment when the process is out of descriptors, and say
-so in one line every ACCEPT_LOG_EVERY seconds: gevent logged a traceback for every failed accept.
+so in one line every ACCEPT_LOG_EVERY seconds: gevent logged a traceback for every failed accept;
+and accept ACCEPTS_PER_TURN connections per turn of the event loop, not gevent's 100, so that a
+burst of new connections (a reconnect storm) takes turns with the established ones.
 """
 import errno
 import logging
@@ -42,6 +44,9 @@ READ_BUFFER = 1024
 OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 ACCEPT_PAUSE = 0.1  # seconds without accepting after such a failure
 ACCEPT_LOG_EVERY = 10.0  # seconds between two log lines about them
+# connections accepted per turn of the event loop: a storm's handshakes take turns with the
+# established sockets' events instead of going ahead of them
+ACCEPTS_PER_TURN = 1
 
 
 def install():
@@ -171,7 +176,16 @@ class QuietAccept:
     """A gevent server's accept, which, out of descriptors, pauses for ACCEPT_PAUSE seconds and
     logs one line every ACCEPT_LOG_EVERY seconds. gevent logged each failure with a traceback and
     retried at once: the log filled as fast as clients connected. The connections wait in the
-    listen backlog meanwhile, and are accepted once descriptors free up."""
+    listen backlog meanwhile, and are accepted once descriptors free up.
+
+    It also accepts at most ACCEPTS_PER_TURN connections each time the event loop finds the
+    listening socket readable (gevent's public `max_accept`, 100 by default): each accepted
+    connection's handshake (about 0.5 ms of CPU) runs before what the loop's next turn brings,
+    so in a reconnect storm a hundred of them at a time went ahead of the established sockets'
+    events, and of what those events wait for (bench/recovery.md). The rest wait in the listen
+    backlog for the next turn, as gevent itself does with several processes on one socket."""
+
+    max_accept = ACCEPTS_PER_TURN
 
     accept_failures = 0  # since the last line about them
     accept_logged_at = None

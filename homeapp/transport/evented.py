@@ -12,6 +12,11 @@ this module back:
   with MAX_QUEUED packets waiting is not read from until they are handled. Workers stay
   (up to KEEP_IDLE of them idle) and are woken with a feed: a greenlet spawned for each
   wake-up cost about 35 µs a message at low rates in the prototype (bench/evented.md).
+- a handler that is about to wait long for something of its own (a recovering CONNECT waiting
+  for its turn to restore, homeapp/engine/handshake.py) steps out of the pool meanwhile
+  (set_aside): a reconnect storm's thousand waiting CONNECTs held every worker of the pool,
+  and the live sockets' events queued behind them for seconds (bench/recovery.md). Its own
+  socket's packets still wait for it, in order;
 - an upgrade from long-polling goes through Engine.IO's probe (2probe, 3probe, the poll's
   NOOP, 5) packet by packet in the same greenlets;
 - the end of the connection closes the socket behind the packets already waiting.
@@ -23,6 +28,7 @@ websocket to _websocket_handler here once configure() has run.
 """
 import logging
 from collections import deque
+from contextlib import contextmanager
 
 from engineio import exceptions, packet
 import gevent
@@ -43,6 +49,7 @@ _handler_pool = 1000  # workers at most (HOMEAPP_HANDLER_POOL)
 _workers = 0  # now
 _idle = []  # the Waiters of idle workers
 _waiting = deque()  # feeds with packets and no worker free for them
+_pool = set()  # the greenlets of the workers counted in _workers (not those set aside)
 
 
 def configure(config):
@@ -227,10 +234,37 @@ def _schedule(feed):
         _waiting.append(feed)
 
 
+@contextmanager
+def set_aside():
+    """While in this block the current worker does not count against HOMEAPP_HANDLER_POOL, and
+    a feed waiting for a worker gets one at once: for a handler about to wait long for its own
+    reasons, which the other sockets' events must not wait behind. Its own socket's later
+    packets still wait for it. Outside a worker (a long-polling request's greenlet), nothing."""
+    global _workers
+    me = gevent.getcurrent()
+    if me not in _pool:
+        yield
+        return
+    _pool.discard(me)
+    _workers -= 1
+    if _waiting and _workers < _handler_pool:
+        _workers += 1
+        gevent.spawn(_work, _waiting.popleft())
+    try:
+        yield
+    finally:
+        # counted again; the pool is over its bound until a worker ends (_work)
+        _workers += 1
+        _pool.add(me)
+
+
 def _work(feed):
     """A worker: one feed's packets in order, then the next feed's; idle, it waits to be
-    given one, or ends when KEEP_IDLE others are idle already."""
+    given one, or ends when KEEP_IDLE others are idle already, or when the pool is over its
+    bound (a worker set aside came back)."""
     global _workers
+    me = gevent.getcurrent()
+    _pool.add(me)
     try:
         while True:
             queue = feed.queue
@@ -243,6 +277,8 @@ def _work(feed):
             feed.queue = None
             feed.busy = False
             feed.conn.resume()
+            if _workers > _handler_pool:
+                return
             if _waiting:
                 feed = _waiting.popleft()
                 continue
@@ -252,4 +288,5 @@ def _work(feed):
             _idle.append(waiter)
             feed = waiter.get()
     finally:
+        _pool.discard(me)
         _workers -= 1
