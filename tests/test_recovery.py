@@ -512,4 +512,3 @@ def test_reconnects_waiting_for_an_idle_moment_go_on_one_at_a_time_first_come_fi
     assert ran == ["reconnect 0", "live event during reconnect 0",
                    "reconnect 1", "live event during reconnect 1",
                    "reconnect 2", "live event during reconnect 2"]
-
