@@ -109,3 +109,18 @@ def test_other_packets_engineio_decodes_pass_once_decoded(text):
                          ids=["empty", "no type", "bad base64", "deep nesting", "nesting after a space"])
 def test_what_engineio_cannot_decode_is_found_out(text):
     assert isinstance(transport._decode_error(text), Exception)
+
+
+def test_sends_to_a_socket_that_closed_warn_once(websocket_socket, caplog):
+    """Until its disconnect is handled, a closed socket is still in its rooms, and every emit to
+    them sends to it: one warning says so, not one per emit."""
+    server = websocket_socket.server
+    server.sockets[websocket_socket.sid] = websocket_socket
+    websocket_socket.closed = True
+    with caplog.at_level("DEBUG", logger=server.logger.name):
+        for _ in range(100):
+            engineio_seam.send_message(server, websocket_socket.sid, '2["newOnlineUser"]')
+    assert websocket_socket.direct_websocket.sent == []
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert [r.getMessage() for r in warnings] == [f"Cannot send to sid {websocket_socket.sid}"]
+    assert websocket_socket.sid not in server.sockets
