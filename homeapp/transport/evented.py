@@ -247,9 +247,8 @@ def set_aside():
         return
     _pool.discard(me)
     _workers -= 1
-    if _waiting and _workers < _handler_pool:
-        _workers += 1
-        gevent.spawn(_work, _waiting.popleft())
+    if _waiting and _workers < _handler_pool:  # then no worker is idle: a new one takes it
+        _schedule(_waiting.popleft())
     try:
         yield
     finally:
