@@ -16,6 +16,7 @@ from collections import deque
 
 from homeapp.engine import cluster_appends
 from homeapp.store import redis_keys
+from homeapp.transport import jsoncodec
 
 # an id's two numbers are 64-bit in Redis: anything larger is refused, and must never reach it
 MAX_PART = 2 ** 64 - 1
@@ -242,26 +243,22 @@ def _field(fields, name):
 
 
 class _Channel:
-    __slots__ = ("entries", "last", "floor")
+    __slots__ = ("entries", "last", "floor", "trimmed")
 
     def __init__(self):
-        self.entries = deque()  # (id key, id, text), oldest first
-        self.last = (0, 0)
-        self.floor = (0, 0)     # key of the last entry trimmed
+        self.entries = deque()  # (number, origin, text, room, skip), oldest first
+        self.last = 0           # number of its newest entry
+        self.floor = 0          # number of the last entry it lost
+        self.trimmed = 0        # entries it lost to `size` whose places in the order remain
 
 
-# what an entry takes beside its text: the tuple, its key, its id string and their slots
-# (sys.getsizeof, CPython 3.11); counted so that many small entries are bounded like few large
-ENTRY_OVERHEAD = 300
-
-
-def _holds(history, key):
-    """Whether a channel's history (None: forgotten) still holds the entry of `key` (it only
-    loses its oldest; one made again after it was forgotten starts later)."""
-    if history is None:
-        return False
-    entries = history.entries
-    return bool(entries) and entries[0][0] <= key
+# what an entry takes beside its text: its tuple, its number and their slots (sys.getsizeof,
+# CPython 3.11); counted so that many small entries are bounded like few large
+ENTRY_OVERHEAD = 200
+# stands for this process as the sender of its entries, in the texts read() gives
+LOCAL = "local"
+# the `room` of an entry whose text is already the message queue's, from append()
+_QUEUED = object()
 
 
 class MemoryHistory:
@@ -269,120 +266,194 @@ class MemoryHistory:
     the last `seconds`, at most `size` per channel, and at most `max_bytes` (texts and
     ENTRY_OVERHEAD each) for all channels together, the oldest of any channel dropped first:
     however many channels a client sends to, the process holds no more than that. A channel
-    without an entry for a window is forgotten, as a Redis stream expires. An entry is kept as
-    its JSON text (nothing for the garbage collector to walk)."""
+    without an entry for two windows is forgotten, as a Redis stream expires.
 
-    # appends between two looks at the window (each look is a loop over the oldest entries:
-    # once per append, it was a third of an append's cost)
+    Made for the cost of an emit, which adds an entry here: an entry is one tuple around the
+    packet text its sockets were sent (add()), so an emit is encoded once; ids are one number
+    for all channels of the process, `<start>-<number>` (the ms it started: ids of another
+    run never match), so an id costs no clock and a restore's merge of several channels is by
+    number; the order of all entries keeps a reference to each entry's channel, not an object
+    per entry; and the time is looked at once every CHECK_EVERY entries, not per entry. read()
+    gives the message queue's texts, as RedisHistory does."""
+
+    # entries between two looks at the clock and the bound (each look is a loop over the
+    # oldest entries: once per entry, it was a third of an append's cost)
     CHECK_EVERY = 64
     SWEEP_EVERY = 1000
     # past the bound, entries are dropped until this share of it is free again, so that the next
-    # appends do not each drop one
+    # entries do not each drop one
     SLACK = 1 / 64
 
     def __init__(self, seconds, size, max_bytes=None):
         self._seconds = seconds
-        self._window_ms = int(seconds * 1000)
         self._size = size
         self._max_bytes = float("inf") if max_bytes is None else max_bytes
         self._low_bytes = self._max_bytes - self._max_bytes * self.SLACK
         self._channels = {}
-        self._checks = self.CHECK_EVERY  # appends until the next look at the window
+        self._start = int(time.time() * 1000)
+        self._prefix = f"{self._start}-"
+        self.number = 0  # of the last entry of any channel
+        self._checks = self.CHECK_EVERY  # entries until the next look
         self._sweeps = self.SWEEP_EVERY // self.CHECK_EVERY  # looks until the next sweep
-        # every entry held, in the order appended across channels: (channel, key), names and
-        # numbers only, which the garbage collector stops walking; one already trimmed from
-        # its channel (by `size`) stays here until it comes to the front, or until those
-        # outnumber the entries held (then this is rebuilt)
+        # (number, monotonic time) at each look, for one window and for two: the entries up to
+        # a number were all added by then. _expired: entries up to it are past the window;
+        # _idle: a channel whose last entry is up to it has had none for two windows
+        self._marks = deque()
+        self._marks_idle = deque()
+        self._expired = self._idle = 0
+        # the channel of every entry held, in the order added across channels (references, no
+        # object per entry); an entry its channel dropped by `size` keeps its place here until
+        # it comes to the front, or until those outnumber the entries held (then this is
+        # rebuilt)
         self._order = deque()
         self._trimmed = 0
         self.bytes = 0  # what the entries held take, counted as above
 
-    def append(self, channel, text):
-        """Add `text` to a channel's history; returns its id."""
+    def reserve(self):
+        """The id of the next entry, which add() then adds (nothing is added in between: an
+        emit encodes its packet, with this id in its offset, before adding it)."""
+        self.number += 1
+        return self._prefix + str(self.number)
+
+    def add(self, channel, text, room, skip, origin=None):
+        """Add the entry reserved last: `text`, the packet its sockets are sent, of an emit to
+        `room` skipping `skip`; `origin`: the number of its emit's first entry when it is a
+        copy on one more channel of an emit to several."""
         history = self._channels.get(channel)
         if history is None:
             history = self._channels[channel] = _Channel()
-        ms = int(time.time() * 1000)
-        last = history.last
-        key = history.last = (ms, 0) if ms > last[0] else (last[0], last[1] + 1)
-        entry_id = f"{key[0]}-{key[1]}"
+        number = history.last = self.number
         entries = history.entries
-        entries.append((key, entry_id, text))
-        self._order.append((channel, key))
+        entries.append((number, origin or number, text, room, skip))
+        self._order.append(history)
         self.bytes += len(text) + ENTRY_OVERHEAD
         if len(entries) > self._size:
             self._trim(history)
         self._checks -= 1
         if not self._checks or self.bytes > self._max_bytes:
-            self._look(ms)
+            self._look()
+
+    def append(self, channel, text):
+        """Add the message queue's `<sender> <number> <json>` text to a channel's history (a
+        cut; the tests); returns its id."""
+        entry_id = self.reserve()
+        self.add(channel, text, _QUEUED, None)
         return entry_id
 
-    def _look(self, ms):
+    def _look(self):
         """Drop what is past the window or the bound; now and then forget idle channels."""
         if not self._checks:
             self._checks = self.CHECK_EVERY
+            now = time.monotonic()
+            self._expired = _passed(self._marks, self.number, now, now - self._seconds, self._expired)
+            self._idle = _passed(self._marks_idle, self.number, now, now - 2 * self._seconds, self._idle)
             self._sweeps -= 1
             if not self._sweeps:
                 self._sweeps = self.SWEEP_EVERY // self.CHECK_EVERY
-                self._sweep(ms / 1000)
-        self._bound((ms - self._window_ms, 0))
+                self._sweep()
+        self._bound()
 
     def _trim(self, history):
-        """Drop a channel's oldest entry (it stays in _order, counted in _trimmed)."""
-        key, _, text = history.entries.popleft()
-        history.floor = key
-        self.bytes -= len(text) + ENTRY_OVERHEAD
+        """Drop a channel's oldest entry (its place in _order stays, counted in _trimmed)."""
+        entry = history.entries.popleft()
+        history.floor = entry[0]
+        history.trimmed += 1
+        self.bytes -= len(entry[2]) + ENTRY_OVERHEAD
         self._trimmed += 1
 
-    def _bound(self, horizon):
-        """Drop the oldest entries of all channels, in the order appended, while they are older
-        than `horizon` or all of them take more than the bound (then down to SLACK below it)."""
+    def _bound(self):
+        """Drop the oldest entries of all channels, in the order added, while they are past the
+        window or all of them take more than the bound (then down to SLACK below it)."""
         order = self._order
         limit = self._low_bytes if self.bytes > self._max_bytes else self._max_bytes
-        channels = self._channels
+        expired = self._expired
         while order:
-            channel, key = order[0]
-            history = channels.get(channel)
-            if _holds(history, key):  # then it is its channel's oldest entry
-                if key >= horizon and self.bytes <= limit:
-                    break
-                _, _, text = history.entries.popleft()
-                history.floor = key
-                self.bytes -= len(text) + ENTRY_OVERHEAD
-            else:
+            history = order[0]
+            if history.trimmed:  # the place of an entry it dropped already
+                history.trimmed -= 1
                 self._trimmed -= 1
+            else:  # its channel's oldest entry
+                entry = history.entries[0]
+                if entry[0] > expired and self.bytes <= limit:
+                    break
+                history.entries.popleft()
+                history.floor = entry[0]
+                self.bytes -= len(entry[2]) + ENTRY_OVERHEAD
             order.popleft()
         if self._trimmed > len(order) // 2 + 1000:
-            self._order = deque(item for item in order if _holds(channels.get(item[0]), item[1]))
+            self._order = compact(order)
             self._trimmed = 0
 
-    def _sweep(self, now):
-        # a channel's last entry is its last append (or later, if the clock went back)
-        idle_since = int((now - 2 * self._seconds) * 1000)
-        idle = [c for c, h in self._channels.items() if h.last[0] < idle_since]
+    def _sweep(self):
+        idle = [c for c, h in self._channels.items() if not h.entries and h.last <= self._idle]
         for channel in idle:
-            history = self._channels.pop(channel)
-            while history.entries:
-                self._trim(history)
+            del self._channels[channel]  # its places in _order, if any, go as they come to the front
 
     def newest(self, channels):
         found = {}
         for channel in channels:
             history = self._channels.get(channel)
-            found[channel] = f"{history.last[0]}-{history.last[1]}" if history else START
+            found[channel] = self._prefix + str(history.last) if history else START
         return found
 
     def read(self, positions, budget, check=True):
         found = {}
         for channel, position in positions.items():
             history = self._channels.get(channel)
-            key = id_key(position)
+            after = self._number_of(position)
             if history is None:
                 found[channel] = []
                 continue
-            if check and history.floor > key:
+            if check and history.floor > after:
                 raise NotHeld(channel)
-            entries = [(i, t) for k, i, t in history.entries if k > key]
+            entries = [(self._prefix + str(entry[0]), _queued_text(entry))
+                       for entry in history.entries if entry[0] > after]
             budget.take(len(entries), sum(len(t) for _, t in entries))
             found[channel] = entries
         return found
+
+    def _number_of(self, position):
+        """The number of the entry an id names: 0 before anything of this run, ids of a later
+        one past everything."""
+        start, number = id_key(position)
+        if start == self._start:
+            return number
+        return 0 if start < self._start else float("inf")
+
+
+def compact(order):
+    """An order of entries (a deque of references to their channels, oldest first) without
+    the places of the entries their channels dropped already: each channel's first `trimmed`
+    places are theirs (a channel only drops its oldest)."""
+    passed = {}
+    kept = deque()
+    for channel in order:
+        seen = passed.get(channel, 0)
+        if seen < channel.trimmed:
+            passed[channel] = seen + 1
+        else:
+            kept.append(channel)
+    for channel in passed:
+        channel.trimmed = 0
+    return kept
+
+
+def _passed(marks, number, now, horizon, passed):
+    """Mark that entries up to `number` were added by `now`; returns the number up to which
+    they were all added before `horizon` (`passed` when no mark is that old)."""
+    marks.append((number, now))
+    while marks[0][1] < horizon:
+        passed = marks.popleft()[0]
+    return passed
+
+
+def _queued_text(entry):
+    """An entry as the message queue's `<sender> <number> <json>` text, as RedisHistory's read
+    gives it: a packet entry's text is `2[event, *data, offset]` (an EVENT on "/")."""
+    number, origin, text, room, skip = entry
+    if room is _QUEUED:
+        return text
+    args = jsoncodec.loads(text[1:])
+    message = {"method": "emit", "event": args[0], "namespace": "/", "room": room,
+               "skip_sid": skip, "data": args[1:-1]}
+    return f"{LOCAL} {origin} {jsoncodec.dumps(message)}"

@@ -1,27 +1,21 @@
 """The client manager of a deployment without Redis, with recovery on."""
-import itertools
-
 from homeapp.engine.channels import NAMESPACE, channel_of_room, to_channel
 from homeapp.engine.copies import channels_of, copy_for
-from homeapp.seams.socketio import KeepingManager
+from homeapp.engine.history import LOCAL
+from homeapp.engine.positions import offset_of
+from homeapp.seams.socketio import KeepingManager, event_text
 from homeapp.store.redis_keys import EVERYONE
 from homeapp.transport import jsoncodec
 
-# stands for the sender in the entries of this process's histories, which only it reads
-_SENDER = "local"
-
 
 class LoggingManager(KeepingManager):
-    """The client manager of a deployment without Redis, with recovery on: it appends every emit
+    """The client manager of a deployment without Redis, with recovery on: it adds every emit
     to a channel to the channel's history in this process's memory (homeapp.engine.history),
-    and sends each copy with its offset."""
+    and sends each copy with its offset: the packet encoded once, for the history and the
+    sockets alike."""
 
     recovery = None  # set by create_app
     history = None   # a MemoryHistory, set by homeapp.engine.recovery.build_recovery
-
-    def __init__(self):
-        super().__init__()
-        self._numbers = itertools.count(1)
 
     def last_id(self, channel):
         """The id of a channel's newest entry: a socket joining it now gets what comes after."""
@@ -43,21 +37,29 @@ class LoggingManager(KeepingManager):
         """An emit to a channel goes into its history, and out with its offset."""
         if self.recovery is None or not to_channel(namespace, room):
             return False
+        data = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         message = {"method": "emit", "event": event, "namespace": namespace, "room": room,
-                   "skip_sid": skip_sid,
-                   "data": list(data) if isinstance(data, tuple) else [] if data is None else [data]}
-        origin = (_SENDER, next(self._numbers))
-        text = f"{_SENDER} {origin[1]} {jsoncodec.dumps(message)}"
+                   "skip_sid": skip_sid, "data": data}
+        history = self.history
         if isinstance(room, str):  # one channel: the copy is the message
-            self.recovery.deliver(self, message, room, self.history.append(room, text), origin)
+            entry_id = history.reserve()
+            text = event_text(self.server, event, (*data, offset_of(entry_id, room)))
+            history.add(room, text, room, skip_sid)
+            self.recovery.deliver(self, message, room, entry_id, (LOCAL, history.number), text)
             return True
+        first = None  # the number of the emit's first entry: its origin, in every channel
         for channel in channels_of(room):
             copy = copy_for(self, message, channel)
             if copy is not None:
-                self.recovery.deliver(self, copy, channel, self.history.append(channel, text), origin)
+                entry_id = history.reserve()
+                first = first or history.number
+                text = event_text(self.server, event, (*data, offset_of(entry_id, channel)))
+                history.add(channel, text, room, skip_sid, first)
+                self.recovery.deliver(self, copy, channel, entry_id, (LOCAL, first), text)
         return True
 
     def publish_cut(self, user_id, channel):
-        """Append to a channel's history that a user was taken out of it (homeapp.engine.recovery)."""
+        """Add to a channel's history that a user was taken out of it (homeapp.engine.recovery);
+        a cut is no emit, and has no origin (0)."""
         message = {"method": "cut", "namespace": NAMESPACE, "room": channel, "user": user_id}
-        self.history.append(channel, f"{_SENDER} {next(self._numbers)} {jsoncodec.dumps(message)}")
+        self.history.append(channel, f"{LOCAL} 0 {jsoncodec.dumps(message)}")

@@ -189,9 +189,10 @@ class Recovery:
 
     # --- delivery ------------------------------------------------------------------------
 
-    def deliver(self, manager, message, channel, entry_id, origin):
+    def deliver(self, manager, message, channel, entry_id, origin, text=None):
         """Send a copy of a logged emit to this process's sockets, with its offset as the last
-        argument. A socket being restored gets it later, in order after what it missed."""
+        argument (`text`: its packet, when encoded already). A socket being restored gets it
+        later, in order after what it missed."""
         if self._kept_early is not None:
             return  # shutting down: its sockets get it where they recover, from their sessions
         self.positions.delivered(channel, entry_id)
@@ -206,8 +207,8 @@ class Recovery:
             marks = self.settling.get(channel)
             if marks:
                 self._settle(channel, marks, id_key(entry_id), skip)
-        args = (*(message.get("data") or ()), offset_of(entry_id, channel))
-        emit_here(manager, message["event"], args, NAMESPACE, room=room, skip_sid=skip)
+        args = None if text is not None else (*(message.get("data") or ()), offset_of(entry_id, channel))
+        emit_here(manager, message["event"], args, NAMESPACE, room=room, skip_sid=skip, text=text)
 
     def _settle(self, channel, marks, key, skip):
         """Skip the recovered sockets that were sent this entry by their restore; forget a

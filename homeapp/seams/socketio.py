@@ -64,34 +64,44 @@ def send_packet(server, eio_sid, pkt):
 _EVENT = str(packet.EVENT)
 
 
-def emit_here(manager, event, data, namespace, room=None, skip_sid=None):
+def emit_here(manager, event, data, namespace, room=None, skip_sid=None, text=None):
     """python-socketio's delivery of an emit without an acknowledgement to the sockets of this
     process (Manager.emit), whatever the manager's class does in front of it (a queue, a
-    history): the packet encoded once, as Manager.emit does (here as TextPacket.encode would,
-    without the packet object), and its text written to each socket as it is, without the
-    Engine.IO packet and the four calls per recipient that python-socketio and Engine.IO make
-    to send it (homeapp.seams.engineio.send_message)."""
+    history): the packet encoded once, as Manager.emit does (event_text), and its text written
+    to each socket as it is, without the Engine.IO packet and the four calls per recipient that
+    python-socketio and Engine.IO make to send it (homeapp.seams.engineio.send_message).
+    `text`: that packet, when the caller encoded it already (a memory history keeps it)."""
     server = manager.server
     if "_send_eio_packet" in vars(server):  # wrapped on this server (Flask-SocketIO's test client)
+        if text is not None:
+            event, *data = server.packet_class.json.loads(text[text.index("["):])
+            data = tuple(data)
         return Manager.emit(manager, event, data, namespace, room=room, skip_sid=skip_sid)
     if namespace not in manager.rooms:
         return None
-    if isinstance(data, tuple):  # as Manager.emit: a tuple is the arguments, anything else one
-        data = list(data)
-    elif data is not None:
-        data = [data]
-    else:
-        data = []
+    if text is None:
+        text = event_text(server, event, data, namespace)
     if not isinstance(skip_sid, list):
         skip_sid = [skip_sid]
-    # Packet.encode of an EVENT without an id or attachments (TextPacket never has any)
-    text = (_EVENT if namespace == "/" else f"{_EVENT}{namespace},") \
-        + server.packet_class.json.dumps([event] + data)
     eio = server.eio
     for sid, eio_sid in manager.get_participants(namespace, room):
         if sid not in skip_sid:
             engineio_seam.send_message(eio, eio_sid, text)
     return None
+
+
+def event_text(server, event, data, namespace="/"):
+    """The text of the EVENT packet of an emit without an acknowledgement (Packet.encode of an
+    EVENT without an id or attachments, which TextPacket never has, without the packet object).
+    `data` as Manager.emit takes it: a tuple is the arguments, anything else one."""
+    if isinstance(data, tuple):
+        data = list(data)
+    elif data is not None:
+        data = [data]
+    else:
+        data = []
+    return (_EVENT if namespace == "/" else f"{_EVENT}{namespace},") \
+        + server.packet_class.json.dumps([event] + data)
 
 
 def _register(table, server, hook):
