@@ -27,7 +27,7 @@ import time
 from collections import deque
 
 from homeapp.engine.channels import CHANNEL_PREFIXES
-from homeapp.engine.history import id_key, later
+from homeapp.engine.history import compact, id_key, later
 from homeapp.store.redis_keys import EVERYONE
 
 # longest offset a client may present: an id of two 20-digit numbers and a channel's name
@@ -59,19 +59,14 @@ def parse_offset(offset):
 class _Recent:
     """A channel's recently delivered copies."""
 
-    __slots__ = ("copies", "floor", "floor_seq", "unsure_until")
+    __slots__ = ("copies", "floor", "floor_seq", "unsure_until", "trimmed")
 
     def __init__(self):
         self.copies = deque()   # (sequence, id, monotonic time), oldest first
         self.floor = None       # id of the last copy forgotten
         self.floor_seq = 0
         self.unsure_until = 0.0  # copies forgotten for room before they could be taken as received
-
-
-def _holds(recent, sequence):
-    """Whether a channel's copies (None: forgotten) still hold copy `sequence` (they only lose
-    their oldest; a channel's made again after it was forgotten start later)."""
-    return recent is not None and bool(recent.copies) and recent.copies[0][0] <= sequence
+        self.trimmed = 0        # copies forgotten out of the order of all (their places remain)
 
 
 class Positions:
@@ -95,9 +90,10 @@ class Positions:
         self.sequence = 0
         self.held = 0       # copies kept, all channels
         self._recent = {}   # channel -> _Recent
-        # (channel, sequence) of the copies kept, in delivery order (names and numbers only, which
-        # the garbage collector stops walking), and of some already forgotten (skipped, compacted)
+        # the channel of every copy kept, in delivery order (references, as in MemoryHistory's
+        # order of entries), and of some already forgotten (their channel's `trimmed`)
         self._order = deque()
+        self._trimmed = 0
         self._joins = {}    # sid -> {channel: (sequence, base id)}
         self._first = {}    # sid -> [(sequence, channel, id)] a recovery sent it
 
@@ -110,10 +106,10 @@ class Positions:
         now = time.monotonic()
         copies = recent.copies
         copies.append((sequence, entry_id, now))
-        self._order.append((channel, sequence))
+        self._order.append(recent)
         self.held += 1
         if len(copies) > self._size:
-            self._forget(recent, now)
+            self._forget(recent, now, True)
         self._checks -= 1
         if not self._checks or self.held > self._max:
             self._checks = self.CHECK_EVERY
@@ -125,33 +121,38 @@ class Positions:
         horizon = now - self._keep
         limit = self._low if self.held > self._max else self._max
         order = self._order
-        channels = self._recent
         while order:
-            name, seq = order[0]
-            oldest = channels.get(name)
-            kept = oldest.copies if oldest is not None else None
-            if kept and kept[0][0] == seq:
-                if kept[0][2] >= horizon and self.held <= limit:
+            oldest = order[0]
+            if oldest.trimmed:  # the place of a copy it forgot already
+                oldest.trimmed -= 1
+                self._trimmed -= 1
+            else:  # its channel's oldest copy
+                if oldest.copies[0][2] >= horizon and self.held <= limit:
                     break
-                self._forget(oldest, now)
+                self._forget(oldest, now, False)
             order.popleft()
-        if len(order) > 2 * self.held + 1000:
-            self._order = deque(item for item in order if _holds(channels.get(item[0]), item[1]))
+        if self._trimmed > len(order) // 2 + 1000:
+            self._order = compact(order)
+            self._trimmed = 0
 
-    def _forget(self, recent, now):
+    def _forget(self, recent, now, out_of_order):
         """Forget a channel's oldest copy; one delivered within the window may not have reached
-        its sockets yet, so a drop until then cannot be placed by the copies before it."""
+        its sockets yet, so a drop until then cannot be placed by the copies before it.
+        `out_of_order`: not at the front of the order of all (its place there remains)."""
         seq, forgotten, at = recent.copies.popleft()
         recent.floor, recent.floor_seq = forgotten, seq
         if at + self._keep > now:
             recent.unsure_until = max(recent.unsure_until, at + self._keep)
         self.held -= 1
+        if out_of_order:
+            recent.trimmed += 1
+            self._trimmed += 1
 
     def _prune(self, recent, now):
         horizon = now - self._keep
         copies = recent.copies
         while copies and copies[0][2] < horizon:
-            self._forget(recent, now)
+            self._forget(recent, now, True)
 
     def joined(self, sid, channel):
         self._joins.setdefault(sid, {})[channel] = (self.sequence, self._base(channel))
@@ -169,6 +170,8 @@ class Positions:
         recent = self._recent.pop(channel, None)
         if recent is not None:
             self.held -= len(recent.copies)
+            recent.trimmed += len(recent.copies)
+            self._trimmed += len(recent.copies)
             recent.copies.clear()
 
     def restored(self, sid, bases, sent):
