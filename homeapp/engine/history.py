@@ -15,7 +15,7 @@ import time
 from collections import deque
 
 from homeapp.engine import cluster_appends
-from homeapp.store import redis_keys
+from homeapp.store import redis_client, redis_keys
 
 # an id's two numbers are 64-bit in Redis: anything larger is refused, and must never reach it
 MAX_PART = 2 ** 64 - 1
@@ -143,9 +143,10 @@ class Appender:
         and reloading the script after a NOSCRIPT answer and sending the batch again could lose
         a message: another process may load it between two calls of the batch to one channel,
         and the second's mark then makes the first's resend a no-op. Raises RedisError when Redis
-        cannot be reached."""
+        cannot be reached: redis_client.NotConnected when nothing of the batch was sent."""
         if self._one_slot:
             return cluster_appends.append_all(self, client, messages, command)
+        redis_client.connected(client)
         pipe = self.pipeline(client)
         counts = []
         for text, channels, deadline in messages:

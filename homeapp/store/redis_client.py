@@ -84,6 +84,22 @@ def _cluster(cluster, options):
                        retry=Retry(NoBackoff(), 1), **options)
 
 
+class NotConnected(redis.ConnectionError):
+    """No connection to the server could be opened: nothing was sent to it."""
+
+
+def connected(client):
+    """Make sure `client` (one server's, not a cluster's) has a connection open, its handshake
+    answered, before something is sent whose fate must be known (homeapp.engine.durability): a
+    failure here proves that nothing reached Redis, where one after sending proves nothing.
+    Raises NotConnected."""
+    pool = client.connection_pool
+    try:
+        pool.release(pool.get_connection())
+    except redis.RedisError as exc:
+        raise NotConnected(str(exc)) from exc
+
+
 def is_cluster(client):
     """Whether `client` talks to a Redis Cluster, where a call's keys must share a hash slot."""
     return isinstance(client, RedisCluster)
