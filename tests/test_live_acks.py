@@ -13,6 +13,7 @@ import requests
 
 from tests import payloads
 from tests.cluster import Cluster
+from tests.link import Link
 from tests.live import room_of, settle
 from tests.processes import wait_until
 
@@ -128,6 +129,37 @@ def test_a_message_redis_did_not_take_in_time_is_unavailable_and_never_delivered
     b.wait_for("messageRoom", lambda p: (p[0] if isinstance(p, tuple) else p)["message"] == "again")
     settle(a, b)
     assert texts(b) == ["warm", "again"]
+
+
+def test_a_message_redis_carried_out_before_its_answer_stalled_is_acknowledged_ok():
+    """The race the chaos test met once: Redis carries out the append before the event's deadline,
+    then its answer is held up past the deadline, a Redis timeout and a retry's pause. Here the
+    sender's process reaches Redis through a link that passes what it sends and, from the append
+    on, none of the answers (as if Redis stalled right after it); the recipient's process reaches
+    Redis directly and gets the message at once. The sender's ack must agree with what the room's
+    members got: not UNAVAILABLE for a message they got, so it waits for Redis's answer."""
+    cluster = Cluster(0, **dict(SHORT, HOMEAPP_RECOVERY_SECONDS=30))
+    link = Link(cluster.redis)
+    try:
+        cluster.add_process(REDIS_URL=f"redis://127.0.0.1:{link.port}/0")
+        cluster.add_process()
+        a, b, room = pair(cluster)
+        link.mute_after(b"carried out")
+        pending = Pending(a, "message", payloads.message(a.user_id, room, "carried out"))
+        b.wait_for("messageRoom", lambda p: (p[0] if isinstance(p, tuple) else p)["message"] == "carried out")
+        # longer than the ack timeout, a Redis timeout and a retry's pause: the old code's guess
+        pending.done.wait(STALL_LONGER - 1.5)
+        link.unmute()
+        assert pending.done.wait(15), "no ack once Redis's answers came through again"
+        a.wait_for("messageRoom", lambda p: (p[0] if isinstance(p, tuple) else p)["message"] == "carried out",
+                   timeout=15)
+        settle(a, b)
+        assert texts(b) == ["warm", "carried out"]
+        assert pending.ack["ok"] is True, f"b got the message, and its sender was answered {pending.ack}"
+        assert texts(a) == ["warm", "carried out"]
+    finally:
+        link.close()
+        cluster.close()
 
 
 def post(process, body, timeout=20):
