@@ -21,10 +21,11 @@ class Redis:
         self.unsent_calls = 0
         self.lock = threading.Lock()
 
-    def send(self, batch):
+    def send(self, batch, writing):
         with self.lock:
-            if self.down:
+            if self.down:  # not reached: nothing written
                 return False
+            writing()
             self.taken += [item.text for item in batch]
             return True
 
@@ -75,7 +76,7 @@ def test_what_waited_past_the_window_is_dropped_counted_and_logged_once(caplog):
 
 
 class Answering(Redis):
-    """Takes what it is sent unless `down` (then it cannot be reached: nothing is sent, None);
+    """Takes what it is sent unless `down` (then it cannot be reached: nothing is written);
     `refuse` holds texts it answers refused (None)."""
 
     def __init__(self, down=False):
@@ -83,10 +84,11 @@ class Answering(Redis):
         self.down = down
         self.refuse = set()
 
-    def send(self, batch):
+    def send(self, batch, writing):
         with self.lock:
             if self.down:
-                return None
+                return False
+            writing()
             self.taken += [item.text for item in batch if item.text not in self.refuse]
             return [None if item.text in self.refuse else b"1-0" for item in batch]
 
@@ -136,7 +138,7 @@ class Marking(Redis):
     of one appended is answered taken), and refused when it runs past its deadline. `stall`
     makes the next send carry the batch out and lose the answer (False), as when Redis stalls
     right after running it ("after") or before ("before": it runs when Redis resumes, as the
-    resend does); `down`, no connection (None)."""
+    resend does); `down`, no connection: nothing written."""
 
     def __init__(self):
         super().__init__()
@@ -144,10 +146,11 @@ class Marking(Redis):
         self.stall = None
         self.sent = []       # texts of every copy sent, resends included
 
-    def send(self, batch):
+    def send(self, batch, writing):
         with self.lock:
             if self.down:
-                return None
+                return False
+            writing()
             self.sent += [item.text for item in batch]
             if self.stall == "before":
                 self.stall = None
@@ -221,6 +224,32 @@ def test_a_message_written_and_unanswered_for_the_whole_window_is_not_known():
     redis.down = True
     assert durability.settle(emitted) is None  # neither ok nor UNAVAILABLE: it may be delivered
     assert not box.items
+
+
+class Connecting(Redis):
+    """A Redis that takes long to connect to (stalled: each handshake times out), then fails
+    without anything written."""
+
+    def __init__(self):
+        super().__init__()
+        self.connecting = False
+        self.release = threading.Event()
+
+    def send(self, batch, writing):
+        self.connecting = True
+        self.release.wait(10)
+        self.connecting = False
+        return False
+
+
+def test_an_event_whose_messages_are_not_written_yet_is_unavailable_at_its_deadline_mid_try():
+    redis = Connecting()
+    box = outbox(redis, keep_seconds=60)
+    emitted = emit_as_event(box, "never", timeout=0.3)
+    assert durability.settle(emitted) is False
+    assert redis.connecting, "waited for the try to end"
+    redis.release.set()
+    wait_until(lambda: not box.items, 5, "a cancelled message was kept")
 
 
 def test_a_message_that_never_reached_redis_is_unavailable_at_its_deadline():

@@ -131,22 +131,25 @@ class Appender:
         """One script call, loading the script when Redis lacks it. Raises RedisError."""
         return self._script(keys=keys, args=args, client=client)
 
-    def append_all(self, client, messages, command):
+    def append_all(self, client, messages, command, writing=None):
         """Append each of `messages` ((text, channels, deadline): "<sender> <number> <json>", its
         channels, refused past `deadline`, ms since the epoch, 0: never) to its channels and
         publish it with `command` (PUBLISH or SPUBLISH), in one round trip (on a cluster, one
         per master: cluster_appends.py); per message, its calls' results, a call's own error (a
-        ResponseError) as its result.
+        ResponseError) as its result. `writing()` is called once a connection is open to each
+        server, just before anything is sent: until then, a failure proves nothing got in.
 
         By EVALSHA, after a SCRIPT LOAD at the head of the same pipeline (no round trip more):
         redis-py's pipeline asks SCRIPT EXISTS first, a round trip of its own before every batch;
         and reloading the script after a NOSCRIPT answer and sending the batch again could lose
         a message: another process may load it between two calls of the batch to one channel,
         and the second's mark then makes the first's resend a no-op. Raises RedisError when Redis
-        cannot be reached: redis_client.NotConnected when nothing of the batch was sent."""
+        cannot be reached."""
         if self._one_slot:
-            return cluster_appends.append_all(self, client, messages, command)
+            return cluster_appends.append_all(self, client, messages, command, writing)
         redis_client.connected(client)
+        if writing is not None:
+            writing()
         pipe = self.pipeline(client)
         counts = []
         for text, channels, deadline in messages:

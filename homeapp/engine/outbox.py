@@ -41,8 +41,9 @@ class Queued:
 
 
 class Outbox:
-    """`send(batch)` returns whether Redis took it; `unsent()` is called when it did not, and
-    before what waited too long is dropped (the manager gives its own sockets what they miss)."""
+    """`send(batch, writing)` returns whether Redis took it, calling `writing()` once connected,
+    just before the batch goes; `unsent()` is called when it did not, and before what waited too
+    long is dropped (the manager gives its own sockets what they miss)."""
 
     def __init__(self, server, send, unsent, keep_seconds):
         self.items = []          # Queued, oldest first
@@ -54,7 +55,7 @@ class Outbox:
         self._sending = False
         self._dropped = 0        # messages that could not be kept, since that was last logged
         self._added = 0          # seq of the last item added
-        self._written = 0        # seq of the last item ever written to Redis (maybe not taken)
+        self._written = 0        # seq of the last item ever sent to Redis (maybe not taken)
         self._taken = 0          # seq of the last item of the last batch Redis answered
         self._answered = None    # an Event, set and replaced after each attempt to send
         self._cancelled = False  # some item is cancelled: drop them before the next batch
@@ -94,11 +95,8 @@ class Outbox:
                 batch = self.items[:MAX_BATCH]
                 if not batch:
                     break
-                written, self._written = self._written, max(self._written, batch[-1].seq)
-                taken = self._send(batch)
+                taken = self._send(batch, self._writing(batch[-1].seq))
                 if not taken:
-                    if taken is None:  # it never reached Redis: no more written than before
-                        self._written = written
                     self._answer()
                     self._unsent()
                     self._server.sleep(RETRY_SECONDS)
@@ -114,6 +112,13 @@ class Outbox:
                 log.warning("message queue caught up; %d emits to other processes were dropped",
                             self._dropped)
                 self._dropped = 0
+
+    def _writing(self, last):
+        """What `send` calls once a connection to Redis is open, just before the batch goes: from
+        then on its items may get in, whatever the try's outcome."""
+        def writing():
+            self._written = max(self._written, last)
+        return writing
 
     def _answer(self):
         """Wake whoever waits for an answer from Redis."""

@@ -84,20 +84,13 @@ def _cluster(cluster, options):
                        retry=Retry(NoBackoff(), 1), **options)
 
 
-class NotConnected(redis.ConnectionError):
-    """No connection to the server could be opened: nothing was sent to it."""
-
-
 def connected(client):
     """Make sure `client` (one server's, not a cluster's) has a connection open, its handshake
-    answered, before something is sent whose fate must be known (homeapp.engine.durability): a
-    failure here proves that nothing reached Redis, where one after sending proves nothing.
-    Raises NotConnected."""
+    answered: what is sent right after goes on it. Something whose fate must be known
+    (homeapp.engine.durability) is known not to have reached Redis when this fails, where a
+    failure after sending proves nothing. Raises RedisError."""
     pool = client.connection_pool
-    try:
-        pool.release(pool.get_connection())
-    except redis.RedisError as exc:
-        raise NotConnected(str(exc)) from exc
+    pool.release(pool.get_connection())
 
 
 def is_cluster(client):
