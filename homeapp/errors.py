@@ -9,6 +9,8 @@ UNAVAILABLE = "UNAVAILABLE"
 UNKNOWN_EVENT = "UNKNOWN_EVENT"
 INTERNAL_ERROR = "INTERNAL_ERROR"
 CONFLICT = "CONFLICT"  # the backend API's Idempotency-Key reused for another request
+# backend API only (a socket gets no ack then): Redis could not tell whether it took the event
+UNKNOWN_OUTCOME = "UNKNOWN_OUTCOME"
 
 
 class EventError(Exception):

@@ -10,13 +10,15 @@ RESET = struct.pack("ii", 1, 0)
 
 
 class _Pair:
-    def __init__(self, client, upstream):
+    def __init__(self, link, client, upstream):
+        self.link = link
         self.client, self.upstream = client, upstream
         self.cut = False
         self.thread = threading.Thread(target=self._pump, daemon=True)
 
     def _pump(self):
         ends = (self.client, self.upstream)
+        link = self.link
         try:
             while not self.cut:
                 readable, _, _ = select.select(ends, [], [], 0.05)
@@ -24,7 +26,12 @@ class _Pair:
                     data = end.recv(65536)
                     if not data:  # one side closed: close the other too, as a proxy does
                         return
-                    (self.upstream if end is self.client else self.client).sendall(data)
+                    if end is self.client:
+                        if link.mute_marker is not None and link.mute_marker in data:
+                            link.muted = True  # before the server can answer this very chunk
+                        self.upstream.sendall(data)
+                    elif not link.muted:
+                        self.client.sendall(data)
         except OSError:
             return
         finally:
@@ -39,7 +46,13 @@ class Link:
 
     cut() resets every connection through it and refuses new ones (each is reset at once, as
     when the network is down) until restore(), which may point it at another process.
+    mute_after(marker): once a client sends a chunk containing `marker`, the server still gets
+    all the clients send but they get nothing back, as if the server stalled right after it
+    carried that out, until unmute().
     """
+
+    mute_marker = None
+    muted = False
 
     def __init__(self, server):
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -66,7 +79,7 @@ class Link:
                     client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)
                     client.close()
                     continue
-                pair = _Pair(client, upstream)
+                pair = _Pair(self, client, upstream)
                 self._pairs.append(pair)
             pair.thread.start()
 
@@ -83,6 +96,16 @@ class Link:
         """Forward new connections to `server` from now on."""
         with self._lock:
             self._target = server
+
+    def mute_after(self, marker):
+        self.mute_marker = marker
+
+    def unmute(self):
+        """Answers flow again: the connections that lost some are reset, new ones are whole."""
+        target = self._target
+        self.cut()
+        self.mute_marker, self.muted = None, False
+        self.restore(target)
 
     def close(self):
         self._listener.close()

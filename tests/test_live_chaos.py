@@ -47,7 +47,9 @@ PAIRS = 50
 LINKS = 4  # two into each process at first: a cut drops about a quarter of the sockets
 ENV = {**UNLIMITED, "HOMEAPP_RECOVERY_SECONDS": 60, "HOMEAPP_ACK_TIMEOUT": 3,
        "HOMEAPP_REDIS_TIMEOUT": 1, "HOMEAPP_PRESENCE_TIMEOUT": 30}
-CLIENT_ACK_TIMEOUT_MS = 15000  # longer than any ack may wait: a "timeout" is a lost answer
+# longer than any ack waits here (past the ack timeout, one written to a stalled Redis waits for
+# the stall's end and a try): a "timeout" is a lost answer
+CLIENT_ACK_TIMEOUT_MS = 15000
 CHAT = ("messageRoom", "messageResponseNotify")
 
 

@@ -21,10 +21,11 @@ class Redis:
         self.unsent_calls = 0
         self.lock = threading.Lock()
 
-    def send(self, batch):
+    def send(self, batch, writing):
         with self.lock:
-            if self.down:
+            if self.down:  # not reached: nothing written
                 return False
+            writing()
             self.taken += [item.text for item in batch]
             return True
 
@@ -75,17 +76,19 @@ def test_what_waited_past_the_window_is_dropped_counted_and_logged_once(caplog):
 
 
 class Answering(Redis):
-    """Takes what it is sent unless `down`; `refuse` holds texts it answers refused (None)."""
+    """Takes what it is sent unless `down` (then it cannot be reached: nothing is written);
+    `refuse` holds texts it answers refused (None)."""
 
     def __init__(self, down=False):
         super().__init__()
         self.down = down
         self.refuse = set()
 
-    def send(self, batch):
+    def send(self, batch, writing):
         with self.lock:
             if self.down:
                 return False
+            writing()
             self.taken += [item.text for item in batch if item.text not in self.refuse]
             return [None if item.text in self.refuse else b"1-0" for item in batch]
 
@@ -107,7 +110,7 @@ def test_an_event_waits_until_redis_took_its_emits():
     emitted = emit_as_event(box, "a", "b")
     assert [item.logged for item in emitted.items] == [False, False]  # held from its own sockets
     assert emitted.items[0].deadline > 0
-    assert durability.settle(emitted, grace=1)
+    assert durability.settle(emitted)
     assert redis.taken == ["a", "b"]
 
 
@@ -116,7 +119,7 @@ def test_emits_outside_an_event_are_not_waited_for():
     box = outbox(redis, keep_seconds=60)
     box.add(Queued(["c"], "presence", 0, True))
     assert box.items[0].deadline == 0 and box.items[0].logged
-    assert durability.settle(durability.collect(5)[0], grace=1)  # nothing emitted: at once
+    assert durability.settle(durability.collect(5)[0])  # nothing emitted: at once
 
 
 def test_what_redis_did_not_take_in_time_is_cancelled_and_never_sent():
@@ -124,33 +127,150 @@ def test_what_redis_did_not_take_in_time_is_cancelled_and_never_sent():
     box = outbox(redis, keep_seconds=60)
     emitted = emit_as_event(box, "late", timeout=0.3)
     box.add(Queued(["c"], "presence after", 0, False))
-    assert not durability.settle(emitted, grace=0.2)
+    assert not durability.settle(emitted, )
     redis.down = False
     assert box.flush(5)
     assert redis.taken == ["presence after"]
 
 
-def test_a_message_written_when_the_timeout_came_is_decided_by_redis_within_the_grace():
-    redis = Answering(down=True)
-    box = outbox(redis, keep_seconds=60)
-    emitted = emit_as_event(box, "maybe", timeout=0.2)
-    wait_until(lambda: redis.unsent_calls >= 1, 5, "never tried")
+class Marking(Redis):
+    """Stands in for Redis with the append script's marks: a message is appended once (a resend
+    of one appended is answered taken), and refused when it runs past its deadline. `stall`
+    makes the next send carry the batch out and lose the answer (False), as when Redis stalls
+    right after running it ("after") or before ("before": it runs when Redis resumes, as the
+    resend does); `down`, no connection: nothing written."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = False
+        self.stall = None
+        self.sent = []       # texts of every copy sent, resends included
+
+    def send(self, batch, writing):
+        with self.lock:
+            if self.down:
+                return False
+            writing()
+            self.sent += [item.text for item in batch]
+            if self.stall == "before":
+                self.stall = None
+                return False
+            now_ms = time.time() * 1000
+            results = []
+            for item in batch:
+                if item.text not in self.taken and item.deadline and now_ms > item.deadline:
+                    results.append(None)
+                    continue
+                if item.text not in self.taken:
+                    self.taken.append(item.text)
+                results.append(b"1-0")
+            if self.stall == "after":
+                self.stall = None
+                return False
+            return results
+
+
+def settle_in_thread(emitted):
     result = {}
-    waiter = threading.Thread(target=lambda: result.update(ok=durability.settle(emitted, grace=5)))
+    waiter = threading.Thread(target=lambda: result.update(ok=durability.settle(emitted)), daemon=True)
     waiter.start()
-    time.sleep(0.5)  # past the timeout: written once, so only Redis's answer decides
-    assert waiter.is_alive()
-    redis.down = False  # and Redis says it got in (a copy written before it stalled, say)
+    return waiter, result
+
+
+def test_a_message_redis_carried_out_before_a_stall_is_acknowledged_ok_when_it_answers():
+    """The race: Redis runs the append before the event's deadline, then stalls before its answer
+    arrives, past the deadline. The message is delivered once Redis resumes, so the ack must not
+    be UNAVAILABLE: it waits for an exact answer, a resend's, which the mark makes say taken."""
+    redis = Marking()
+    redis.stall = "after"
+    box = outbox(redis, keep_seconds=60)
+    emitted = emit_as_event(box, "landed", timeout=0.3)
+    wait_until(lambda: redis.taken == ["landed"], 5, "never sent")
+    redis.down = True  # the stall goes on: no connection, no answer
+    waiter, result = settle_in_thread(emitted)
+    time.sleep(1.5)  # past the deadline, a Redis timeout and a retry's pause
+    assert waiter.is_alive(), f"answered on a guess: {result}"
+    assert box.items and not box.items[0].cancelled  # still to be sent again
+    redis.down = False
     waiter.join(5)
     assert result == {"ok": True}
+    assert redis.sent == ["landed", "landed"]  # sent again, once, and appended once
+    assert redis.taken == ["landed"]
+
+
+def test_a_message_written_but_not_carried_out_in_time_is_refused_by_redis_and_unavailable():
+    redis = Marking()
+    redis.stall = "before"
+    box = outbox(redis, keep_seconds=60)
+    emitted = emit_as_event(box, "late", timeout=0.3)
+    wait_until(lambda: redis.sent, 5, "never sent")
+    redis.down = True
+    waiter, result = settle_in_thread(emitted)
+    time.sleep(1.0)
+    assert waiter.is_alive(), f"answered on a guess: {result}"
+    box.cancel(emitted.items)  # as an event that gives up would: a written one stays
+    redis.down = False
+    waiter.join(5)
+    assert result == {"ok": False}
+    assert redis.sent == ["late", "late"] and redis.taken == []
+
+
+def test_a_message_written_and_unanswered_for_the_whole_window_is_not_known():
+    redis = Marking()
+    redis.stall = "after"
+    box = outbox(redis, keep_seconds=1.0)
+    emitted = emit_as_event(box, "unknown", timeout=0.3)
+    wait_until(lambda: redis.sent, 5, "never sent")
+    redis.down = True
+    assert durability.settle(emitted) is None  # neither ok nor UNAVAILABLE: it may be delivered
+    assert not box.items
+
+
+class Connecting(Redis):
+    """A Redis that takes long to connect to (stalled: each handshake times out), then fails
+    without anything written."""
+
+    def __init__(self):
+        super().__init__()
+        self.connecting = False
+        self.release = threading.Event()
+
+    def send(self, batch, writing):
+        self.connecting = True
+        self.release.wait(10)
+        self.connecting = False
+        return False
+
+
+def test_an_event_whose_messages_are_not_written_yet_is_unavailable_at_its_deadline_mid_try():
+    redis = Connecting()
+    box = outbox(redis, keep_seconds=60)
+    emitted = emit_as_event(box, "never", timeout=0.3)
+    assert durability.settle(emitted) is False
+    assert redis.connecting, "waited for the try to end"
+    redis.release.set()
+    wait_until(lambda: not box.items, 5, "a cancelled message was kept")
+
+
+def test_a_message_that_never_reached_redis_is_unavailable_at_its_deadline():
+    redis = Marking()
+    redis.down = True
+    box = outbox(redis, keep_seconds=60)
+    emitted = emit_as_event(box, "never", timeout=0.3)
+    wait_until(lambda: redis.unsent_calls >= 1, 5, "never tried")
+    assert durability.settle(emitted) is False
+    redis.down = False
+    box.add(Queued(["c"], "after", 0, False))
+    assert box.flush(5)
+    assert redis.sent == ["after"]
 
 
 def test_a_message_redis_refused_past_its_deadline_is_unavailable():
     redis = Answering()
     redis.refuse.add("refused")
     box = outbox(redis, keep_seconds=60)
-    assert not durability.settle(emit_as_event(box, "fine", "refused"), grace=1)
-    assert durability.settle(emit_as_event(box, "next"), grace=1)
+    assert not durability.settle(emit_as_event(box, "fine", "refused"))
+    assert durability.settle(emit_as_event(box, "next"))
     assert redis.taken == ["fine", "next"]
 
 
@@ -162,4 +282,4 @@ def test_an_emit_dropped_for_the_backlog_makes_its_event_unavailable():
         box.drop(1, "a backlog")
     finally:
         durability.stop(token)
-    assert not durability.settle(emitted, grace=1)
+    assert not durability.settle(emitted)

@@ -19,6 +19,7 @@ from homeapp import errors
 from homeapp import names
 from homeapp.api.idempotency import Answer, Conflict, IdempotencyUnavailable, create_idempotency
 from homeapp.config import ConfigError
+from homeapp.engine import durability
 from homeapp.errors import EventError, error_payload
 from homeapp.events import dispatch
 from homeapp.identity import bearer
@@ -35,7 +36,7 @@ EVENTS = (names.MESSAGE, names.CREATE_USER_GROUP, names.ADD_USER_TO_GROUP, names
           names.DELETE_USER_ROOM, names.COMMENT_NOTIFICATION, names.RATING_NOTIFICATION)
 STATUS = {errors.VALIDATION_ERROR: 400, errors.UNKNOWN_EVENT: 400, errors.UNAUTHENTICATED: 401,
           errors.FORBIDDEN: 403, errors.CONFLICT: 409, errors.RATE_LIMITED: 429,
-          errors.INTERNAL_ERROR: 500, errors.UNAVAILABLE: 503}
+          errors.INTERNAL_ERROR: 500, errors.UNAVAILABLE: 503, errors.UNKNOWN_OUTCOME: 504}
 TOO_LARGE = 413
 MAX_KEY_LENGTH = 200
 REPLAYED = "replayed"  # the metrics outcome of an answer given again for a repeated key
@@ -208,3 +209,7 @@ def _perform(hub, event, user_id, payload):
         return _answer(200, dispatch.perform(hub, event, user_id, payload)), metrics.OK
     except EventError as error:
         return _answer(STATUS.get(error.code, 500), error_payload(error, event)), error.code
+    except durability.Unknown:  # a socket gets no ack then (a guess); a request needs an answer
+        error = EventError(errors.UNKNOWN_OUTCOME, "Redis could not tell whether it took this "
+                                                   "event: it may be delivered or not.")
+        return _answer(STATUS[error.code], error_payload(error, event)), error.code

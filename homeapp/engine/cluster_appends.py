@@ -18,7 +18,9 @@ What a master may answer besides a result:
   a redirected one were redirected too, and go again in their order.
 - nothing (a master that cannot be reached): the cluster client learns the slots again, as its
   own calls do on a dead node, and the batch is unreachable: the outbox sends it again later,
-  what got in meanwhile skipped by the marks.
+  what got in meanwhile skipped by the marks. Each master's connection is opened before any
+  pipeline goes (`writing` is called then): a master that cannot be reached at all proves that
+  nothing of the batch was sent.
 
 The results are history.Appender.append_all's: per message, its calls' results, a call's own
 error (a ResponseError) as its result.
@@ -27,13 +29,14 @@ import gevent
 import redis
 from redis.exceptions import AskError, ClusterDownError, RedisClusterException, TryAgainError
 
+from homeapp.store import redis_client
 from homeapp.store.redis_client import ClusterUnreachable
 
 # answers about the cluster, not about the call: the cluster client's own path handles them
 _REDIRECTS = (AskError, TryAgainError, ClusterDownError)
 
 
-def append_all(appender, client, messages, command):
+def append_all(appender, client, messages, command, writing=None):
     """history.Appender.append_all on the cluster client `client`. Raises RedisError when a
     master cannot be reached."""
     calls = []   # (message index, keys, args), in the batch's order
@@ -44,6 +47,14 @@ def append_all(appender, client, messages, command):
         counts.append(len(made))
     results = [None] * len(calls)
     by_node = _by_node(client, calls)
+    for node in by_node:  # before anything is sent: a failure here proves that nothing was
+        try:
+            redis_client.connected(client.get_redis_connection(node))
+        except (redis.ConnectionError, redis.TimeoutError):
+            _learn_slots(client, node)
+            raise
+    if writing is not None:
+        writing()
     if len(by_node) == 1:
         (node, positions), = by_node.items()
         answers = [_guarded(appender, client, node, [calls[p] for p in positions])]

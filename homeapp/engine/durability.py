@@ -9,7 +9,12 @@ dispatch then waits (`settle`) until the outbox's sender has seen Redis take the
 An event whose messages Redis did not take within its timeout is answered UNAVAILABLE, and
 they are never delivered: those not yet written are cancelled, and each message carries its
 deadline, past which the log's append script refuses it, so a copy written before Redis stalled
-and executed when it resumes is refused too. While this process's own sockets would otherwise
+and executed when it resumes is refused too. Once written, though, a message is not given up at
+the timeout: Redis may have carried it out just before, its answer held up by a stall, and then
+it is delivered when Redis resumes; the ack waits for Redis's answer, to that try or to a resend
+(homeapp.engine.outbox's `wait_taken`), at most for the log's window. Past that nothing can tell
+(`settle` returns None) and the event is not acknowledged at all: the client's own ack timeout
+says "not known", as when a connection drops. While this process's own sockets would otherwise
 get emits at once during an outage (homeapp.engine.message_queue's `_unsent`), an emit whose
 event waits is held back: it reaches them through Redis like any other, or never.
 """
@@ -65,15 +70,19 @@ def lost():
         emitted.lost = True
 
 
-def settle(emitted, grace):
-    """Wait until Redis took every message of `emitted`. Returns True when it did; False when it
-    did not within the timeout, or refused one, or one was lost: none of them is delivered then.
-    `grace`: how much longer to wait for Redis's answer about messages already written to it
-    when the timeout came (HOMEAPP_REDIS_TIMEOUT): only that answer tells whether one got in."""
+def settle(emitted):
+    """Wait until Redis answered for every message of `emitted`. Returns True when it took them
+    all; False when it did not (refused one, or none was written to it within the timeout), or
+    one was lost: none of them is delivered then. None when Redis could not answer within the
+    log's window for what was written to it: it may be delivered or not."""
     if emitted.lost:
         if emitted.outbox is not None:
             emitted.outbox.cancel(emitted.items)
         return False
     if not emitted.items:
         return True
-    return emitted.outbox.wait_taken(emitted.items, emitted.deadline, grace)
+    return emitted.outbox.wait_taken(emitted.items, emitted.deadline)
+
+
+class Unknown(Exception):
+    """Whether Redis took an event's messages cannot be known (`settle` returned None)."""

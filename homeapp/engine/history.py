@@ -15,7 +15,7 @@ import time
 from collections import deque
 
 from homeapp.engine import cluster_appends
-from homeapp.store import redis_keys
+from homeapp.store import redis_client, redis_keys
 from homeapp.transport import jsoncodec
 
 # an id's two numbers are 64-bit in Redis: anything larger is refused, and must never reach it
@@ -132,12 +132,13 @@ class Appender:
         """One script call, loading the script when Redis lacks it. Raises RedisError."""
         return self._script(keys=keys, args=args, client=client)
 
-    def append_all(self, client, messages, command):
+    def append_all(self, client, messages, command, writing=None):
         """Append each of `messages` ((text, channels, deadline): "<sender> <number> <json>", its
         channels, refused past `deadline`, ms since the epoch, 0: never) to its channels and
         publish it with `command` (PUBLISH or SPUBLISH), in one round trip (on a cluster, one
         per master: cluster_appends.py); per message, its calls' results, a call's own error (a
-        ResponseError) as its result.
+        ResponseError) as its result. `writing()` is called once a connection is open to each
+        server, just before anything is sent: until then, a failure proves nothing got in.
 
         By EVALSHA, after a SCRIPT LOAD at the head of the same pipeline (no round trip more):
         redis-py's pipeline asks SCRIPT EXISTS first, a round trip of its own before every batch;
@@ -146,7 +147,10 @@ class Appender:
         and the second's mark then makes the first's resend a no-op. Raises RedisError when Redis
         cannot be reached."""
         if self._one_slot:
-            return cluster_appends.append_all(self, client, messages, command)
+            return cluster_appends.append_all(self, client, messages, command, writing)
+        redis_client.connected(client)
+        if writing is not None:
+            writing()
         pipe = self.pipeline(client)
         counts = []
         for text, channels, deadline in messages:

@@ -293,16 +293,18 @@ class QueueManager(RedisQueue):
         Returns True when nothing is left (at shutdown: the last presence changes)."""
         return self._outbox.flush(timeout)
 
-    def _send(self, batch):
+    def _send(self, batch, writing):
         """Append and publish a batch in one round trip (on a cluster, one per master, at once:
-        homeapp.engine.cluster_appends). Returns False when Redis did not take it (unreachable),
-        else one result per message: None when Redis refused it (past its event's deadline, or
-        an error of its own: then it is dropped, counted and logged)."""
+        homeapp.engine.cluster_appends), calling `writing()` once connected, just before it goes.
+        Returns False when Redis did not take it (unreachable, or no answer), else one result
+        per message: None when Redis refused it (past its event's deadline, or an error of its
+        own: then it is dropped, counted and logged)."""
         try:
             client = self._redis()
             command = "SPUBLISH" if self._sharded_pubsub() else "PUBLISH"
             calls = self._appender.append_all(
-                client, [(item.text, item.channels, item.deadline) for item in batch], command)
+                client, [(item.text, item.channels, item.deadline) for item in batch], command,
+                writing)
         except redis.RedisError as exc:
             self._health.lost(exc)
             return False

@@ -3,9 +3,9 @@ task, kept while Redis cannot take them and retried every half second. What wait
 the event log's window, or arrived past the backlog bound, is dropped, counted in
 homeapp_queue_dropped_total and logged once.
 
-An event's ack waits here until Redis took what the event emitted (homeapp.engine.durability):
-`wait_taken`, woken after every attempt to send; what it gives up on is cancelled, and the
-sender skips it."""
+An event's ack waits here until Redis answered for what the event emitted
+(homeapp.engine.durability): `wait_taken`, woken after every attempt to send; what was never
+written to Redis by the event's deadline is cancelled, and the sender skips it."""
 import logging
 import time
 
@@ -25,7 +25,7 @@ class Queued:
     """A message waiting for Redis."""
 
     __slots__ = ("channels", "text", "number", "logged", "since", "deadline", "seq", "refused",
-                 "cancelled")
+                 "cancelled", "expired")
 
     def __init__(self, channels, text, number, is_logged):
         self.channels = channels
@@ -36,12 +36,14 @@ class Queued:
         self.deadline = 0        # ms since the epoch after which Redis must refuse it; 0: never
         self.seq = 0             # its place in the outbox, from 1
         self.refused = False     # Redis refused it: past its deadline
-        self.cancelled = False   # its event stopped waiting for it: never send it (again)
+        self.cancelled = False   # its event stopped waiting for it: never send it
+        self.expired = False     # dropped unanswered, past the log's window
 
 
 class Outbox:
-    """`send(batch)` returns whether Redis took it; `unsent()` is called when it did not, and
-    before what waited too long is dropped (the manager gives its own sockets what they miss)."""
+    """`send(batch, writing)` returns whether Redis took it, calling `writing()` once connected,
+    just before the batch goes; `unsent()` is called when it did not, and before what waited too
+    long is dropped (the manager gives its own sockets what they miss)."""
 
     def __init__(self, server, send, unsent, keep_seconds):
         self.items = []          # Queued, oldest first
@@ -53,7 +55,7 @@ class Outbox:
         self._sending = False
         self._dropped = 0        # messages that could not be kept, since that was last logged
         self._added = 0          # seq of the last item added
-        self._written = 0        # seq of the last item ever written to Redis (maybe not taken)
+        self._written = 0        # seq of the last item ever sent to Redis (maybe not taken)
         self._taken = 0          # seq of the last item of the last batch Redis answered
         self._answered = None    # an Event, set and replaced after each attempt to send
         self._cancelled = False  # some item is cancelled: drop them before the next batch
@@ -93,8 +95,7 @@ class Outbox:
                 batch = self.items[:MAX_BATCH]
                 if not batch:
                     break
-                self._written = max(self._written, batch[-1].seq)
-                taken = self._send(batch)
+                taken = self._send(batch, self._writing(batch[-1].seq))
                 if not taken:
                     self._answer()
                     self._unsent()
@@ -112,34 +113,48 @@ class Outbox:
                             self._dropped)
                 self._dropped = 0
 
+    def _writing(self, last):
+        """What `send` calls once a connection to Redis is open, just before the batch goes: from
+        then on its items may get in, whatever the try's outcome."""
+        def writing():
+            self._written = max(self._written, last)
+        return writing
+
     def _answer(self):
         """Wake whoever waits for an answer from Redis."""
         answered, self._answered = self._answered, self._server.eio.create_event()
         answered.set()
 
-    def wait_taken(self, items, deadline, grace):
-        """Wait until Redis took `items` (this outbox's, in order), at most until `deadline`
-        (time.monotonic()); then, if some were written to Redis, at most `grace` seconds (a Redis
-        call's timeout) and one retry's pause more for the answer to a try: a try that failed may
-        still have got in, and only Redis can tell. Returns whether Redis took them all; when
-        not, those it did not take are cancelled, and whatever Redis still holds of them it
-        refuses, past their deadline."""
-        last = items[-1].seq
-        late = deadline + grace + RETRY_SECONDS  # the next try has begun, and had its answer
+    def wait_taken(self, items, deadline):
+        """Wait until Redis answered for `items` (this outbox's, in order). Returns True when it
+        took them all; False when it did not: it refused one (past its deadline), or none of
+        them was written to it by `deadline` (time.monotonic()): they are cancelled, never sent.
+        Once written, they are not given up at the deadline: Redis may have carried them out
+        just before, its answer held up by a stall, and only its answer tells. They are sent
+        again until one comes (the sender's marks make a resend of one that got in a no-op that
+        says so, and refuse one that did not, past its deadline), at most until they expire
+        (the log's window): then returns None, not known."""
+        first, last = items[0].seq, items[-1].seq
         while True:
             answered = self._answered  # before looking: an answer after the look sets this one
+            if any(item.expired for item in items):
+                return None if self._written >= first else False
             if self._taken >= last:
                 return not any(item.refused for item in items)
             now = time.monotonic()
-            if now >= deadline and (self._written < items[0].seq or now >= late):
-                self.cancel(items)
-                return False
-            answered.wait((deadline if now < deadline else late) - now)
+            if self._written < first:
+                if now >= deadline:
+                    self.cancel(items)
+                    return False
+                answered.wait(deadline - now)
+            else:
+                answered.wait()
 
     def cancel(self, items):
-        """Never send these items (they have not been taken)."""
+        """Never send these items, unless they were written to Redis already: those are sent
+        until Redis answers for them (wait_taken)."""
         for item in items:
-            if item.seq > self._taken:
+            if item.seq > self._written:
                 item.cancelled = True
                 self._cancelled = True
 
@@ -151,7 +166,10 @@ class Outbox:
             stale += 1
         if stale:
             self._unsent()
+            for item in self.items[:stale]:
+                item.expired = True
             del self.items[:stale]
+            self._answer()
             self.drop(stale, "Redis was unreachable for longer than the event log's window")
 
     def flush(self, timeout):

@@ -16,12 +16,14 @@ from homeapp.connections import Connection
 from homeapp.engine import durability
 from homeapp.errors import EventError, error_payload
 from homeapp.presence import PresenceUnavailable
+from homeapp.seams import socketio as socketio_seam
 from homeapp.telemetry import metrics
 from homeapp.telemetry.logs import EVENT_CONTEXT
 
 log = logging.getLogger("homeapp.events")
 
 OK = {"ok": True}
+UNANSWERED = "unanswered"  # the metrics outcome of an event left without an ack (durability.Unknown)
 CONNECT, DISCONNECT = "connect", "disconnect"
 _HANDLERS = {}
 
@@ -71,6 +73,11 @@ def _run(hub, event, spec, meter, sid, data):
     except EventError as error:
         meter.refusal(error.code).inc()
         result = refuse(hub, sid, event, error)
+    except durability.Unknown:
+        meter.refusal(UNANSWERED).inc()
+        log.warning("not acknowledged: Redis could not tell, within the event log's window, "
+                    "whether it took what the event sent")
+        result = socketio_seam.no_ack(hub.server)
     finally:
         EVENT_CONTEXT.reset(context)
     meter.duration.observe(perf_counter() - started)
@@ -100,7 +107,7 @@ def _accept(hub, event, spec, conn, data, from_socket=True):
             result = _durably(hub, func, conn, data)
         else:
             result = func(hub, conn, data)
-    except EventError:
+    except (EventError, durability.Unknown):
         raise
     except PresenceUnavailable as exc:
         hub.health.lost(exc)  # logged once per outage, not per event
@@ -114,13 +121,17 @@ def _accept(hub, event, spec, conn, data, from_socket=True):
 def _durably(hub, func, conn, data):
     """Run the handler, then wait until Redis holds what it emitted: acknowledged means durable
     (docs/protocol.md). Raises EventError (UNAVAILABLE) when Redis did not take it within
-    HOMEAPP_ACK_TIMEOUT: then none of it is delivered."""
+    HOMEAPP_ACK_TIMEOUT: then none of it is delivered; durability.Unknown when Redis could not
+    tell within the event log's window whether it took it."""
     emitted, token = durability.collect(hub.config["ACK_TIMEOUT"])
     try:
         result = func(hub, conn, data)
     finally:
         durability.stop(token)
-    if not durability.settle(emitted, hub.config["REDIS_TIMEOUT"]):
+    settled = durability.settle(emitted)
+    if settled is None:
+        raise durability.Unknown()
+    if not settled:
         raise EventError(errors.UNAVAILABLE, "Redis did not take this event in time; nothing of it "
                                              "was delivered. Try again.")
     return result

@@ -104,6 +104,12 @@ def event_text(server, event, data, namespace="/"):
         + server.packet_class.json.dumps([event] + data)
 
 
+def no_ack(server):
+    """What an event handler returns to send no acknowledgement at all: python-socketio's value
+    for an event that no handler took (Server.not_handled), for which it sends none."""
+    return server.not_handled
+
+
 def _register(table, server, hook):
     if id(server) not in table:
         weakref.finalize(server, table.pop, id(server), None)

@@ -84,6 +84,15 @@ def _cluster(cluster, options):
                        retry=Retry(NoBackoff(), 1), **options)
 
 
+def connected(client):
+    """Make sure `client` (one server's, not a cluster's) has a connection open, its handshake
+    answered: what is sent right after goes on it. Something whose fate must be known
+    (homeapp.engine.durability) is known not to have reached Redis when this fails, where a
+    failure after sending proves nothing. Raises RedisError."""
+    pool = client.connection_pool
+    pool.release(pool.get_connection())
+
+
 def is_cluster(client):
     """Whether `client` talks to a Redis Cluster, where a call's keys must share a hash slot."""
     return isinstance(client, RedisCluster)
