@@ -13,6 +13,8 @@ queue for their turns, and pings every second. A process without recovery answer
 with python-socketio's own handler, which left such sockets too.
 """
 import json
+import signal
+import threading
 import time
 
 import pytest
@@ -27,7 +29,7 @@ from tests.live import new_user_id
 from tests.processes import RedisServer, ServerProcess, wait_until
 from tests.recovering import RawClient, reset
 
-PING_TIMEOUT = 3  # seconds, after a ping interval of 1
+PING_TIMEOUT = 2  # seconds, after a ping interval of 1
 OPEN = "homeapp_connected_sockets"
 ENDED = "homeapp_ended_sockets_in_rooms"
 
@@ -46,7 +48,7 @@ def server(redis):
         HOMEAPP_PING_INTERVAL=1, HOMEAPP_PING_TIMEOUT=PING_TIMEOUT,
         HOMEAPP_LOG_LEVEL="DEBUG")).start()  # a send to a socket gone is logged at debug level
     yield process
-    process.stop()
+    process.kill()  # its shutdown would hold its users' presence for the grace
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +104,15 @@ def event_packet(event, data):
     return "42" + json.dumps([event, data])
 
 
-def read_to_the_end(ws):
+def read_to_the_end(ws, pong=False):
+    """Read until the connection ends; with `pong`, answering each ping at once."""
     try:
-        while ws.recv():
-            pass
+        while True:
+            text = ws.recv()
+            if not text:
+                break
+            if pong and text == "2":
+                ws.send("3")
     except (websocket.WebSocketException, OSError):
         pass
     ws.close()
@@ -205,4 +212,39 @@ def test_a_superseded_socket_and_its_successor_that_drops_are_disconnected(serve
     for old, ws in zip(olds, news):
         reset(ws)
         old.drop()
+    assert_nothing_left(server)
+
+
+def test_reconnects_that_wait_through_a_stall_are_disconnected(server, redis):
+    """Clients that answer every ping at once, reconnecting while the process stalls (stopped, as a
+    process starved of CPU) for longer than the ping timeout: their answers wait behind their
+    CONNECTs, queued for their turns, which find them overdue when they come. (Those whose
+    CONNECT was done before the stall stay connected.)"""
+    gone = away(server, redis, 10)
+    sent = threading.Semaphore(0)
+    sockets = []
+
+    def reconnect(client):
+        ws = open_socket(server, client.user_id)
+        sockets.append(ws)
+        assert ws.recv() == "2"
+        ws.send(connect_packet(client))
+        ws.send("3")  # behind the CONNECT
+        sent.release()
+        read_to_the_end(ws, pong=True)
+
+    threads = [threading.Thread(target=reconnect, args=(client,), daemon=True) for client in gone]
+    for thread in threads:
+        thread.start()
+    for _ in gone:
+        assert sent.acquire(timeout=10), "a reconnect never sent its CONNECT"
+    server.proc.send_signal(signal.SIGSTOP)
+    time.sleep(PING_TIMEOUT + 1)
+    server.proc.send_signal(signal.SIGCONT)
+    wait_until(lambda: not all(thread.is_alive() for thread in threads), 10,
+               "the server ended no reconnect's connection")
+    for ws in sockets:
+        reset(ws)
+    for thread in threads:
+        thread.join(5)
     assert_nothing_left(server)
