@@ -77,7 +77,7 @@ def create_app(test_config=None):
         async_handlers=False,
     )
     hub = build_hub(server, config, redis_client, health)
-    metrics.watch(hub.connections, health)
+    metrics.watch(hub.connections, health, lambda: engine.ended_in_rooms(server))
     evented.configure(config)
     packets.guard(server)
     engine.attach(server, hub, reinstate)

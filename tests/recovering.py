@@ -99,9 +99,7 @@ class RawClient:
 
     def drop(self):
         """End the connection without a close: the TCP connection is reset."""
-        sock = self.ws.sock
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        sock.close()
+        reset(self.ws)
 
     def close(self):
         try:
@@ -110,9 +108,15 @@ class RawClient:
             pass
 
 
+def reset(ws):
+    """End websocket `ws`'s connection without a close: the TCP connection is reset."""
+    ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    ws.sock.close()
+
+
 def again(server, client, **kwargs):
     """Connect again as `client` would after a drop: its pid and its last offset."""
     return RawClient(server, pid=client.pid, offset=client.offset, **kwargs)
 
 
-__all__ = ["RawClient", "again", "wait_until"]
+__all__ = ["RawClient", "again", "reset", "wait_until"]

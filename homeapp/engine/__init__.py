@@ -24,9 +24,11 @@ are channels), recovery.py (keep a dropped socket's session, restore it under a 
 handshake.py (the recovering CONNECT, which calls back into the app through a hook).
 """
 from homeapp.engine import handshake
+from homeapp.engine.channels import NAMESPACE
 from homeapp.engine.memory import LoggingManager
 from homeapp.engine.message_queue import QueueManager
 from homeapp.engine.recovery import log_seconds
+from homeapp.seams.engineio import session_open
 from homeapp.seams.socketio import KeepingManager
 
 
@@ -58,3 +60,12 @@ def cut(hub, user_id, channel):
     theirs that dropped meanwhile must not get it back. Nothing to do with recovery off."""
     if hub.recovery is not None:
         hub.recovery.cut(user_id, channel)
+
+
+def ended_in_rooms(server):
+    """How many sockets this process's rooms hold whose Engine.IO session has ended: for a
+    moment while a busy process gets to their disconnects; any that stay are never disconnected
+    (the metric homeapp_ended_sockets_in_rooms, read at scrape time)."""
+    eio = server.eio
+    sockets = server.manager.rooms.get(NAMESPACE, {}).get(None, {})
+    return sum(1 for eio_sid in sockets.values() if not session_open(eio, eio_sid))

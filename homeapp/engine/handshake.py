@@ -19,6 +19,7 @@ from homeapp.engine.history import Budget, id_key
 from homeapp.engine.positions import offset_of
 from homeapp.engine.recovery import MAX_RESTORE_BYTES, Refused
 from homeapp.engine.sessions import new_pid
+from homeapp.seams import engineio as engineio_seam
 from homeapp.seams import socketio as socketio_seam
 from homeapp.store.redis_keys import EVERYONE
 from homeapp.telemetry import metrics
@@ -108,7 +109,9 @@ def _recover(server, hub, eio_sid, auth, pid, offset):
 def _connect(server, hub, eio_sid, auth, replay, pid, offset=None, outcome="fresh"):
     """Connect afresh, or restore `replay` under the `pid` presented. Returns the outcome to
     count, None when none was presented or the CONNECT was refused."""
-    environ = server.environ[eio_sid]
+    environ = server.environ.get(eio_sid)
+    if environ is None:  # its Engine.IO session ended meanwhile (a session it claimed is spent)
+        return None
     session = replay.session if replay is not None else None
     if session is None:
         return _connect_as(server, hub, eio_sid, environ, auth, None, pid, offset, outcome)
@@ -150,7 +153,13 @@ def _connect_as(server, hub, eio_sid, environ, auth, replay, pid, offset, outcom
     if session is None:
         pid = new_pid()
     elif not _restore(server, hub, conn, replay, eio_sid, offset):
-        server.disconnect(sid)  # the histories became unreadable midway: it reconnects afresh
+        # the histories became unreadable midway: its transport is closed, and its client
+        # reconnects afresh. Connected first: python-socketio disconnects no socket still
+        # connecting; and after a namespace DISCONNECT socket.io-client does not reconnect
+        server.manager.connect(sid, NAMESPACE)
+        sock = engineio_seam.session(server.eio, eio_sid)
+        if sock is not None:  # else it ended meanwhile: disconnected once the CONNECT is done
+            engineio_seam.end_session(sock)
         return "fresh"
     conn.pid = pid
     hub.recovery.connected(conn)

@@ -26,6 +26,7 @@ DISTRIBUTION = "python-socketio"
 # python-socketio's own
 _library_handle_eio_message = Server._handle_eio_message
 _library_handle_connect = Server._handle_connect
+_library_handle_disconnect = Server._handle_disconnect
 _library_send_packet = Server._send_packet
 
 # One table per replaced method: id(server) -> the hook that server registered. A server's entry
@@ -154,10 +155,23 @@ def _send_packet(self, eio_sid, pkt):
 
 
 def _handle_connect(self, eio_sid, namespace, data):
+    """The namespace CONNECT, python-socketio's or the one a server registered; then, if the
+    socket's Engine.IO session ended while it was handled, the socket's disconnect.
+
+    python-socketio passes over a socket that is still connecting when its Engine.IO session
+    ends (Server._handle_disconnect: not connected yet), and the CONNECT, when it is done, counts
+    it connected all the same: it then stayed in its rooms and among the app's sockets for good,
+    sent every emit to them. A session ends so when the write of the CONNECT reply finds its pings
+    overdue: a CONNECT that waited (a recovery's turn, a starved process: its client's PONGs wait
+    behind it, evented.py), or a client that does not answer them. A reconnect storm left 473
+    such sockets (bench/recovery.md). Its reason is not known any more: a transport close."""
     handler = _connect_handlers.get(id(self))
     if handler is None:
-        return _library_handle_connect(self, eio_sid, namespace, data)
-    return handler(self, eio_sid, namespace, data)
+        _library_handle_connect(self, eio_sid, namespace, data)
+    else:
+        handler(self, eio_sid, namespace, data)
+    if eio_sid not in self.environ:  # removed by the end of its Engine.IO session
+        _library_handle_disconnect(self, eio_sid, namespace or "/", self.reason.TRANSPORT_CLOSE)
 
 
 class FollowingManager(Manager):

@@ -150,6 +150,11 @@ REDIS_OUTAGE = Gauge(
     "homeapp_redis_outage", "1 while this process considers Redis unreachable, else 0.")
 CONNECTED_SOCKETS = Gauge(
     "homeapp_connected_sockets", "Socket.IO connections open on this process.")
+ENDED_IN_ROOMS = Gauge(
+    "homeapp_ended_sockets_in_rooms",
+    "Socket.IO sockets that this process's rooms still hold after their Engine.IO session "
+    "ended: a few for a moment while a busy process gets to their disconnects; any that stay "
+    "were never disconnected, and are sent every emit to their rooms.")
 ONLINE_USERS = Gauge(
     "homeapp_online_users", "Distinct users with a live socket (after addOnlineUser) on this process.")
 API_REQUESTS = Counter(
@@ -220,8 +225,10 @@ def counting_emits(emit):
     return counted_emit
 
 
-def watch(connections, health):
-    """Read the gauges from this app's sockets and Redis health whenever metrics are scraped."""
+def watch(connections, health, ended_in_rooms):
+    """Read the gauges from this app's sockets, rooms (`ended_in_rooms()`) and Redis health
+    whenever metrics are scraped."""
     CONNECTED_SOCKETS.set_function(lambda: len(connections))
+    ENDED_IN_ROOMS.set_function(ended_in_rooms)
     ONLINE_USERS.set_function(lambda: len({conn.user_id for conn in connections.live()}))
     REDIS_OUTAGE.set_function(lambda: 1 if health.down else 0)
