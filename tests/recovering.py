@@ -5,7 +5,9 @@ import json
 import socket
 import time
 
+import requests
 import websocket
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.processes import wait_until
 
@@ -120,3 +122,10 @@ def again(server, client, **kwargs):
 
 
 __all__ = ["RawClient", "again", "reset", "wait_until"]
+
+
+def metric(process, name, **labels):
+    """The sum of a metric's samples with these labels, as a server process's /metrics gives it."""
+    text = requests.get(process.url + "/metrics", timeout=5).text
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))

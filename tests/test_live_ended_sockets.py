@@ -18,16 +18,14 @@ import threading
 import time
 
 import pytest
-import requests
 import websocket
-from prometheus_client.parser import text_string_to_metric_families
 
 from homeapp.engine.sessions import digest
 from homeapp.store import redis_keys
 from tests.cluster import UNLIMITED, all_at_once
 from tests.live import new_user_id
 from tests.processes import RedisServer, ServerProcess, wait_until
-from tests.recovering import RawClient, reset
+from tests.recovering import RawClient, metric, reset
 
 PING_TIMEOUT = 2  # seconds, after a ping interval of 1
 OPEN = "homeapp_connected_sockets"
@@ -58,12 +56,6 @@ def plain_server():
                                  HOMEAPP_LOG_LEVEL="DEBUG")).start()
     yield process
     process.stop()
-
-
-def metric(server, name, **labels):
-    text = requests.get(server.url + "/metrics", timeout=5).text
-    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
 
 
 def member(server, user_id=None):

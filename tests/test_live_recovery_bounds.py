@@ -7,11 +7,11 @@ import time
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests import payloads
 from tests.cluster import all_at_once
 from tests.live import new_user_id
+from tests.recovering import metric
 from tests.test_live_recovery import (Deployment, assert_fresh, back, chat, deployments,
                                       everything, make_blip, member, raw, say, until_said)
 
@@ -23,12 +23,6 @@ def redis_deploy():
     made = Deployment(True, HOMEAPP_PRESENCE_GRACE=60)
     yield made
     made.close()
-
-
-def metric(process, name, **labels):
-    text = requests.get(process.url + "/metrics", timeout=5).text
-    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
 
 
 def redis_output_bytes(deploy):
