@@ -400,6 +400,37 @@ def test_an_emit_to_a_socket_being_restored_waits_and_others_get_it_at_once():
     assert logged_after[0][0] == held[0][1]
 
 
+def test_an_emit_to_a_list_of_one_channel_is_that_channel_s_copy_restoring_or_not():
+    """hub.emit(to=[channel]), as the message handler sends to its one recipient: the same
+    entry and the same packet as an emit to the room itself, held for a socket being restored."""
+    import logging
+    import socketio
+    from homeapp.engine.recovery import Recovery
+    from homeapp.engine.memory import LoggingManager
+
+    manager = LoggingManager()
+    server = socketio.Server(async_mode="threading", client_manager=manager,
+                             logger=logging.getLogger("tests.recovery"))
+    sent = []
+    server._send_eio_packet = lambda eio_sid, packet: sent.append((eio_sid, packet.data))
+    manager.history = MemoryHistory(60, 1000)
+    manager.recovery = Recovery(None, manager.history, MemorySessions(60), 5)
+    manager.recovery.positions = Positions(manager.last_id, 60, 1000)
+    restored, other = (manager.connect(eio, "/") for eio in ("eio-restored", "eio-other"))
+    for sid in (restored, other):
+        manager.enter_room(sid, "/", "user:2")
+    manager.emit("messagePage", {"roomID": "1:2"}, "/", room=["user:2"])
+    manager.recovery.restoring[restored] = held = []
+    manager.emit("messagePage", {"roomID": "1:3"}, "/", room=["user:2"])
+    assert [eio for eio, _ in sent] == ["eio-restored", "eio-other", "eio-other"]
+    entries = manager.history.read({"user:2": "0-0"}, unbounded())["user:2"]
+    assert [json.loads(text.split(" ", 2)[2])["data"] for _, text in entries] == \
+        [[{"roomID": "1:2"}], [{"roomID": "1:3"}]]
+    assert [(channel, entry_id, m["data"]) for channel, entry_id, _, m in held] == \
+        [("user:2", entries[1][0], [{"roomID": "1:3"}])]
+    assert sent[1][1].endswith(json.dumps(f"{entries[0][0]}@user:2") + "]")
+
+
 # --- presence while a storm's restores wait their turn ---------------------------------------
 
 class _Process:

@@ -38,15 +38,19 @@ class LoggingManager(KeepingManager):
         if self.recovery is None or not to_channel(namespace, room):
             return False
         data = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        if type(room) is list and len(room) == 1:  # hub.emit(to=[channel]): one room
+            room = room[0]
+        history = self.history
+        if room is None or isinstance(room, str):  # one channel: the copy is the message
+            channel = EVERYONE if room is None else room
+            entry_id = history.reserve()
+            text = event_text(self.server, event, (*data, offset_of(entry_id, channel)))
+            history.add(channel, text, room, skip_sid)
+            self.recovery.deliver_text(self, text, channel, entry_id, (LOCAL, history.number),
+                                       event, data, room, skip_sid)
+            return True
         message = {"method": "emit", "event": event, "namespace": namespace, "room": room,
                    "skip_sid": skip_sid, "data": data}
-        history = self.history
-        if isinstance(room, str):  # one channel: the copy is the message
-            entry_id = history.reserve()
-            text = event_text(self.server, event, (*data, offset_of(entry_id, room)))
-            history.add(room, text, room, skip_sid)
-            self.recovery.deliver(self, message, room, entry_id, (LOCAL, history.number), text)
-            return True
         first = None  # the number of the emit's first entry: its origin, in every channel
         for channel in channels_of(room):
             copy = copy_for(self, message, channel)

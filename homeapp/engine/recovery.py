@@ -199,16 +199,36 @@ class Recovery:
         room = message.get("room")
         skip = message.get("skip_sid")
         if self.restoring or self.settling:
-            skip = skipped(message)
-            for sid, held in self.restoring.items():
-                if sid not in skip and addressed(manager, room, sid):
-                    held.append((channel, entry_id, origin, message))
-                    skip.append(sid)
-            marks = self.settling.get(channel)
-            if marks:
-                self._settle(channel, marks, id_key(entry_id), skip)
+            skip = self._hold(manager, message, channel, entry_id, origin)
         args = None if text is not None else (*(message.get("data") or ()), offset_of(entry_id, channel))
         emit_here(manager, message["event"], args, NAMESPACE, room=room, skip_sid=skip, text=text)
+
+    def deliver_text(self, manager, text, channel, entry_id, origin, event, data, room, skip):
+        """deliver() of a one-channel emit whose packet is encoded already (`text`), as the
+        memory history sends each: the emit's message is only built while sockets are being
+        restored, which is all that needs it."""
+        if self._kept_early is not None:
+            return
+        self.positions.delivered(channel, entry_id)
+        if self.restoring or self.settling:
+            message = {"method": "emit", "event": event, "namespace": NAMESPACE, "room": room,
+                       "skip_sid": skip, "data": data}
+            skip = self._hold(manager, message, channel, entry_id, origin)
+        emit_here(manager, event, None, NAMESPACE, room=room, skip_sid=skip, text=text)
+
+    def _hold(self, manager, message, channel, entry_id, origin):
+        """Set a copy aside for the sockets being restored that it is addressed to, and leave
+        out those whose restore sent it already; returns the sids its delivery now skips."""
+        room = message.get("room")
+        skip = skipped(message)
+        for sid, held in self.restoring.items():
+            if sid not in skip and addressed(manager, room, sid):
+                held.append((channel, entry_id, origin, message))
+                skip.append(sid)
+        marks = self.settling.get(channel)
+        if marks:
+            self._settle(channel, marks, id_key(entry_id), skip)
+        return skip
 
     def _settle(self, channel, marks, key, skip):
         """Skip the recovered sockets that were sent this entry by their restore; forget a
