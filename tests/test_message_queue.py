@@ -212,3 +212,28 @@ def test_without_sharded_pub_sub_plain_channels_carry_the_same():
         for process in made:
             process.manager.close()
         server.stop()
+
+
+def test_a_slot_moving_between_masters_holds_a_batch_back_and_is_no_outage(processes):
+    """On a cluster, TRYAGAIN (a slot's keys split between two masters while it moves) can
+    outlast the cluster client's retries: the batch is sent again, and the process does not
+    declare Redis unreachable (presence would answer UNAVAILABLE to every user)."""
+    from redis.exceptions import TryAgainError
+
+    sender, receiver = processes(2)
+    socket = receiver.socket("room:11")
+    appender = sender.manager._appender
+    real, moving = appender.append_all, [2]
+
+    def append_all(*args, **kwargs):
+        if moving[0]:
+            moving[0] -= 1
+            raise TryAgainError("TRYAGAIN Multiple keys request during rehashing of slot")
+        return real(*args, **kwargs)
+
+    appender.append_all = append_all
+    sender.server.emit("messageRoom", {"n": 1}, to="room:11")
+    receiver.wait_for(socket, "messageRoom")
+    assert moving == [0]
+    assert receiver.got(socket) == [("messageRoom", {"n": 1})]
+    assert not sender.manager._health.down

@@ -32,8 +32,11 @@ from redis.exceptions import AskError, ClusterDownError, RedisClusterException, 
 from homeapp.store import redis_client
 from homeapp.store.redis_client import ClusterUnreachable
 
+# a slot moving between masters (ASK: its keys are being migrated; TRYAGAIN: a call's keys are
+# split between the two for now): no outage, the batch goes again later (RedisQueue._send)
+MOVING = (AskError, TryAgainError)
 # answers about the cluster, not about the call: the cluster client's own path handles them
-_REDIRECTS = (AskError, TryAgainError, ClusterDownError)
+_REDIRECTS = (*MOVING, ClusterDownError)
 
 
 def append_all(appender, client, messages, command, writing=None):

@@ -53,7 +53,7 @@ import time
 
 import redis
 
-from homeapp.engine import history
+from homeapp.engine import cluster_appends, history
 from homeapp.engine.channels import NAMESPACE, channel_of_room, has_channel, logged, rooms_of
 from homeapp.engine.copies import channels_of, copy_for
 from homeapp.engine.outbox import MAX_OUTBOX, Outbox, Queued
@@ -305,6 +305,10 @@ class QueueManager(RedisQueue):
             calls = self._appender.append_all(
                 client, [(item.text, item.channels, item.deadline) for item in batch], command,
                 writing)
+        except cluster_appends.MOVING as exc:  # still moving after the client's retries
+            log.warning("a slot is moving between the cluster's masters (%s): a batch of "
+                        "messages waits for it", exc)
+            return False
         except redis.RedisError as exc:
             self._health.lost(exc)
             return False
