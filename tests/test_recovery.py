@@ -368,7 +368,9 @@ def test_the_memory_history_forgets_what_is_past_its_window(monkeypatch):
 
 # --- delivery while a socket is restored ----------------------------------------------------------
 
-def test_an_emit_to_a_socket_being_restored_waits_and_others_get_it_at_once():
+def _memory_manager():
+    """A process without Redis, recovery on, whose packets are recorded, not sent: its
+    manager, and the [(eio sid, packet text)] sent."""
     import logging
     import socketio
     from homeapp.engine.recovery import Recovery
@@ -382,6 +384,11 @@ def test_an_emit_to_a_socket_being_restored_waits_and_others_get_it_at_once():
     manager.history = MemoryHistory(60, 1000)
     manager.recovery = Recovery(None, manager.history, MemorySessions(60), 5)
     manager.recovery.positions = Positions(manager.last_id, 60, 1000)
+    return manager, sent
+
+
+def test_an_emit_to_a_socket_being_restored_waits_and_others_get_it_at_once():
+    manager, sent = _memory_manager()
     restored = manager.connect("eio-restored", "/")
     other = manager.connect("eio-other", "/")
     for sid in (restored, other):
@@ -403,19 +410,7 @@ def test_an_emit_to_a_socket_being_restored_waits_and_others_get_it_at_once():
 def test_an_emit_to_a_list_of_one_channel_is_that_channel_s_copy_restoring_or_not():
     """hub.emit(to=[channel]), as the message handler sends to its one recipient: the same
     entry and the same packet as an emit to the room itself, held for a socket being restored."""
-    import logging
-    import socketio
-    from homeapp.engine.recovery import Recovery
-    from homeapp.engine.memory import LoggingManager
-
-    manager = LoggingManager()
-    server = socketio.Server(async_mode="threading", client_manager=manager,
-                             logger=logging.getLogger("tests.recovery"))
-    sent = []
-    server._send_eio_packet = lambda eio_sid, packet: sent.append((eio_sid, packet.data))
-    manager.history = MemoryHistory(60, 1000)
-    manager.recovery = Recovery(None, manager.history, MemorySessions(60), 5)
-    manager.recovery.positions = Positions(manager.last_id, 60, 1000)
+    manager, sent = _memory_manager()
     restored, other = (manager.connect(eio, "/") for eio in ("eio-restored", "eio-other"))
     for sid in (restored, other):
         manager.enter_room(sid, "/", "user:2")
