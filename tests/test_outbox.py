@@ -119,7 +119,9 @@ def test_emits_outside_an_event_are_not_waited_for():
     box = outbox(redis, keep_seconds=60)
     box.add(Queued(["c"], "presence", 0, True))
     assert box.items[0].deadline == 0 and box.items[0].logged
-    assert durability.settle(durability.collect(5)[0])  # nothing emitted: at once
+    emitted, token = durability.collect(5)
+    durability.stop(token)  # (left open, it would collect the later tests' emits)
+    assert durability.settle(emitted)  # nothing emitted: at once
 
 
 def test_what_redis_did_not_take_in_time_is_cancelled_and_never_sent():
@@ -283,3 +285,34 @@ def test_an_emit_dropped_for_the_backlog_makes_its_event_unavailable():
     finally:
         durability.stop(token)
     assert not durability.settle(emitted)
+
+
+def test_an_event_s_messages_go_in_one_batch_even_past_the_batch_size():
+    """Two batches could be taken one before and one after the event's deadline: part of the
+    event delivered, and the event answered UNAVAILABLE. So a batch ends with an event's last
+    message, and one that follows it starts the next."""
+    from homeapp.engine.outbox import MAX_BATCH
+
+    class Batches(Answering):
+        def __init__(self):
+            super().__init__(down=True)
+            self.batches = []
+
+        def send(self, batch, writing):
+            taken = super().send(batch, writing)
+            if taken:
+                self.batches.append([item.text for item in batch])
+            return taken
+
+    redis = Batches()  # down: everything waits, then goes in as few batches as it may
+    box = outbox(redis, keep_seconds=60)
+    for number in range(MAX_BATCH - 1):
+        box.add(Queued(["c"], f"m{number}", number, False))
+    emitted = emit_as_event(box, "e1", "e2", "e3")
+    box.add(Queued(["c"], "after", 0, False))
+    wait_until(lambda: redis.unsent_calls >= 1, 5, "the sender never tried")
+    redis.down = False
+    assert durability.settle(emitted) is True
+    assert box.flush(5)
+    assert [batch[-3:] for batch in redis.batches] == [["e1", "e2", "e3"], ["after"]]
+    assert len(redis.batches[0]) == MAX_BATCH + 2

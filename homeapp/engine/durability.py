@@ -59,6 +59,7 @@ def note(outbox, item):
         emitted.deadline = time.monotonic() + emitted.timeout
         emitted.expires_ms = int((time.time() + emitted.timeout) * 1000)
     item.deadline = emitted.expires_ms
+    item.follows = bool(emitted.items)
     item.logged = False  # never given to this process's sockets before Redis took it
     emitted.items.append(item)
 

@@ -25,7 +25,7 @@ class Queued:
     """A message waiting for Redis."""
 
     __slots__ = ("channels", "text", "number", "logged", "since", "deadline", "seq", "refused",
-                 "cancelled", "expired")
+                 "cancelled", "expired", "follows")
 
     def __init__(self, channels, text, number, is_logged):
         self.channels = channels
@@ -38,6 +38,7 @@ class Queued:
         self.refused = False     # Redis refused it: past its deadline
         self.cancelled = False   # its event stopped waiting for it: never send it
         self.expired = False     # dropped unanswered, past the log's window
+        self.follows = False     # not the first message of its event: goes in the same batch
 
 
 class Outbox:
@@ -92,7 +93,7 @@ class Outbox:
                 if self._cancelled:
                     self._cancelled = False
                     self.items = [item for item in self.items if not item.cancelled]
-                batch = self.items[:MAX_BATCH]
+                batch = self.items[:self._batch_end()]
                 if not batch:
                     break
                 taken = self._send(batch, self._writing(batch[-1].seq))
@@ -112,6 +113,17 @@ class Outbox:
                 log.warning("message queue caught up; %d emits to other processes were dropped",
                             self._dropped)
                 self._dropped = 0
+
+    def _batch_end(self):
+        """Where the next batch ends: at MAX_BATCH, or past it at the end of the event its last
+        message is of. An event's messages are never split between two batches, which Redis
+        could take one before and one after the event's deadline: part of an event delivered
+        and the event answered UNAVAILABLE."""
+        items = self.items
+        end = min(MAX_BATCH, len(items))
+        while end < len(items) and items[end].follows:
+            end += 1
+        return end
 
     def _writing(self, last):
         """What `send` calls once a connection to Redis is open, just before the batch goes: from
