@@ -27,7 +27,7 @@ from homeapp.engine.channels import NAMESPACE, addressed, logged, rooms_of, skip
 from homeapp.engine.history import Budget, MemoryHistory, NotHeld, OverBudget, RedisHistory, id_key
 from homeapp.engine.positions import Positions, locate, offset_of, parse_offset
 from homeapp.engine.sessions import MemorySessions, RedisSessions, Session, digest
-from homeapp.seams.socketio import emit_here
+from homeapp.seams.socketio import emit_here, event_text
 from homeapp.store.redis_keys import EVERYONE
 from homeapp.telemetry import metrics
 
@@ -193,26 +193,25 @@ class Recovery:
         """Send a copy of a logged emit to this process's sockets, with its offset as the last
         argument (`text`: its packet, when encoded already). A socket being restored gets it
         later, in order after what it missed."""
+        if text is None:
+            text = event_text(manager.server, message["event"],
+                              (*(message.get("data") or ()), offset_of(entry_id, channel)))
+        self.deliver_text(manager, text, channel, entry_id, origin, message["event"],
+                          message.get("data"), message.get("room"), message.get("skip_sid"), message)
+
+    def deliver_text(self, manager, text, channel, entry_id, origin, event, data, room, skip,
+                     message=None):
+        """deliver() of a copy whose packet is encoded already (`text`), of an emit of `event`
+        with `data` to `room` skipping `skip`. Its `message` is only needed while sockets are
+        being restored: the memory history, which sends each emit here, has it built only then
+        (a dict per emit was 2 % of a message's instructions)."""
         if self._kept_early is not None:
             return  # shutting down: its sockets get it where they recover, from their sessions
         self.positions.delivered(channel, entry_id)
-        room = message.get("room")
-        skip = message.get("skip_sid")
         if self.restoring or self.settling:
-            skip = self._hold(manager, message, channel, entry_id, origin)
-        args = None if text is not None else (*(message.get("data") or ()), offset_of(entry_id, channel))
-        emit_here(manager, message["event"], args, NAMESPACE, room=room, skip_sid=skip, text=text)
-
-    def deliver_text(self, manager, text, channel, entry_id, origin, event, data, room, skip):
-        """deliver() of a one-channel emit whose packet is encoded already (`text`), as the
-        memory history sends each: the emit's message is only built while sockets are being
-        restored, which is all that needs it."""
-        if self._kept_early is not None:
-            return
-        self.positions.delivered(channel, entry_id)
-        if self.restoring or self.settling:
-            message = {"method": "emit", "event": event, "namespace": NAMESPACE, "room": room,
-                       "skip_sid": skip, "data": data}
+            if message is None:
+                message = {"method": "emit", "event": event, "namespace": NAMESPACE,
+                           "room": room, "skip_sid": skip, "data": data}
             skip = self._hold(manager, message, channel, entry_id, origin)
         emit_here(manager, event, None, NAMESPACE, room=room, skip_sid=skip, text=text)
 
