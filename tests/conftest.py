@@ -22,6 +22,15 @@ def redis_server():
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def module_redis():
+    """A redis-server of the module's own, for a module that stops it, or whose servers leave
+    behind what the session's must not hold (a killed process's presence)."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def server_factory():
     """start(**env) runs app.py with those settings; every process is stopped at the end."""

@@ -24,7 +24,7 @@ from homeapp.engine.sessions import digest
 from homeapp.store import redis_keys
 from tests.cluster import UNLIMITED, all_at_once
 from tests.live import new_user_id
-from tests.processes import RedisServer, ServerProcess, wait_until
+from tests.processes import ServerProcess, wait_until
 from tests.recovering import RawClient, metric, reset
 
 PING_TIMEOUT = 2  # seconds, after a ping interval of 1
@@ -33,16 +33,9 @@ ENDED = "homeapp_ended_sockets_in_rooms"
 
 
 @pytest.fixture(scope="module")
-def redis():
-    server = RedisServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def server(redis):
+def server(module_redis):
     process = ServerProcess(dict(
-        UNLIMITED, REDIS_URL=redis.url, HOMEAPP_RECOVERY_SECONDS=30, HOMEAPP_RECOVERY_CONCURRENCY=1,
+        UNLIMITED, REDIS_URL=module_redis.url, HOMEAPP_RECOVERY_SECONDS=30, HOMEAPP_RECOVERY_CONCURRENCY=1,
         HOMEAPP_PING_INTERVAL=1, HOMEAPP_PING_TIMEOUT=PING_TIMEOUT,
         HOMEAPP_LOG_LEVEL="DEBUG")).start()  # a send to a socket gone is logged at debug level
     yield process
@@ -68,13 +61,13 @@ def member(server, user_id=None):
     return client
 
 
-def away(server, redis, count):
+def away(server, module_redis, count):
     """`count` members whose connections dropped, once the server kept their sessions."""
     clients = [member(server) for _ in range(count)]
     for client in clients:
         client.drop()
     keys = [redis_keys.recovery_session(digest(client.pid)) for client in clients]
-    store = redis.client()
+    store = module_redis.client()
     wait_until(lambda: store.exists(*keys) == count, 10, "the server never kept the sessions")
     return clients
 
@@ -153,8 +146,8 @@ def connect_late(server, clients, fresh):
                 + [connect(None, new_user_id()) for _ in range(fresh)])
 
 
-def test_a_reconnect_whose_pings_went_unanswered_is_disconnected(server, redis):
-    connect_late(server, away(server, redis, 3), fresh=2)
+def test_a_reconnect_whose_pings_went_unanswered_is_disconnected(server, module_redis):
+    connect_late(server, away(server, module_redis, 3), fresh=2)
     assert_nothing_left(server)
 
 
@@ -164,10 +157,10 @@ def test_without_recovery_a_connect_whose_pings_went_unanswered_is_disconnected(
     assert_nothing_left(plain_server)
 
 
-def test_reconnects_that_drop_while_they_wait_or_restore_are_disconnected(server, redis):
+def test_reconnects_that_drop_while_they_wait_or_restore_are_disconnected(server, module_redis):
     """Eight reconnects at once, restored one at a time, each dropping at its own moment: while it
     waits for its turn, or while its restore is under way."""
-    gone = away(server, redis, 8)
+    gone = away(server, module_redis, 8)
     recovered = metric(server, "homeapp_recoveries_total", outcome="recovered")
 
     def reconnect(client, pause):
@@ -207,12 +200,12 @@ def test_a_superseded_socket_and_its_successor_that_drops_are_disconnected(serve
     assert_nothing_left(server)
 
 
-def test_reconnects_that_wait_through_a_stall_are_disconnected(server, redis):
+def test_reconnects_that_wait_through_a_stall_are_disconnected(server, module_redis):
     """Clients that answer every ping at once, reconnecting while the process stalls (stopped, as a
     process starved of CPU) for longer than the ping timeout: their answers wait behind their
     CONNECTs, queued for their turns, which find them overdue when they come. (Those whose
     CONNECT was done before the stall stay connected.)"""
-    gone = away(server, redis, 10)
+    gone = away(server, module_redis, 10)
     sent = threading.Semaphore(0)
     sockets = []
 

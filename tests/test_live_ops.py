@@ -12,7 +12,7 @@ from homeapp.store import redis_keys
 from tests import payloads
 from tests.conftest import FAST
 from tests.live import Peer, new_user_id, room_of, settle
-from tests.processes import RedisServer, ServerProcess, wait_until
+from tests.processes import ServerProcess, wait_until
 
 GUNICORN = ("-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app")
 
@@ -69,17 +69,9 @@ def peers(ops_server):
 # ---------------------------------------------------------------- health and readiness
 
 @pytest.fixture(scope="module")
-def own_redis():
-    """A Redis this module stops and starts; the session's is never stopped."""
-    server = RedisServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def redis_server_with_own_redis(server_factory, own_redis):
+def redis_server_with_own_redis(server_factory, module_redis):
     # a short presence timeout: the keeper, which declares an outage over, probes every second
-    return server_factory(REDIS_URL=own_redis.url, HOMEAPP_READY_TIMEOUT=0.3,
+    return server_factory(REDIS_URL=module_redis.url, HOMEAPP_READY_TIMEOUT=0.3,
                           HOMEAPP_REDIS_TIMEOUT=0.3, HOMEAPP_PRESENCE_TIMEOUT=3, **FAST)
 
 
@@ -99,10 +91,10 @@ def set_redis(redis, up):
     ("redis", False, "/healthz", 200, "ok"),
     ("redis", False, "/readyz", 503, "unavailable"),
 ])
-def test_health_and_readiness(request, own_redis, store, redis_up, path, status, state):
+def test_health_and_readiness(request, module_redis, store, redis_up, path, status, state):
     server = request.getfixturevalue("ops_server" if store == "memory" else "redis_server_with_own_redis")
     if redis_up is not None:
-        set_redis(own_redis, redis_up)
+        set_redis(module_redis, redis_up)
     started = time.monotonic()
     answer = probe(server, path)
     assert time.monotonic() - started < 2  # a load balancer's probe never hangs
@@ -111,12 +103,12 @@ def test_health_and_readiness(request, own_redis, store, redis_up, path, status,
         assert answer[1]["reason"].startswith("redis unreachable")
 
 
-def test_redis_outage_is_counted_and_readiness_returns_with_redis(redis_server_with_own_redis, own_redis):
+def test_redis_outage_is_counted_and_readiness_returns_with_redis(redis_server_with_own_redis, module_redis):
     server = redis_server_with_own_redis
-    set_redis(own_redis, True)
+    set_redis(module_redis, True)
     wait_until(lambda: probe(server, "/readyz")[0] == 200, 10, "not ready to begin with")
     before = scrape(server)
-    set_redis(own_redis, False)
+    set_redis(module_redis, False)
     peer = Peer(server.url, new_user_id())
     try:
         ack = peer.call("addOnlineUser", {"userID": peer.user_id, "userUsername": "x"})
@@ -124,13 +116,13 @@ def test_redis_outage_is_counted_and_readiness_returns_with_redis(redis_server_w
         during = scrape(server)
         assert probe(server, "/readyz") == (503, {"status": "unavailable", "reason":
                                                   "redis unreachable: presence events answer UNAVAILABLE"})
-        set_redis(own_redis, True)
+        set_redis(module_redis, True)
         # ready once the presence keeper has seen Redis answer for a while and re-asserted
         wait_until(lambda: probe(server, "/readyz")[0] == 200, 10, "never ready again")
         after = scrape(server)
     finally:
         peer.close()
-        set_redis(own_redis, True)
+        set_redis(module_redis, True)
     # the presence keeper's probes fail too while Redis is down: at least the event's call
     assert value(during, "homeapp_redis_errors_total") >= value(before, "homeapp_redis_errors_total") + 1
     assert value(during, "homeapp_events_received_total", event="addOnlineUser", outcome="UNAVAILABLE") == \
@@ -347,12 +339,12 @@ def test_stop_signal_takes_users_offline_at_once_everywhere(redis_server, redis_
             peer.close()
 
 
-def test_sigterm_with_redis_down_still_exits_0_within_the_grace(own_redis):
-    set_redis(own_redis, True)
-    server = start({"REDIS_URL": own_redis.url, "HOMEAPP_REDIS_TIMEOUT": 0.3, "HOMEAPP_SHUTDOWN_GRACE": 3})
+def test_sigterm_with_redis_down_still_exits_0_within_the_grace(module_redis):
+    set_redis(module_redis, True)
+    server = start({"REDIS_URL": module_redis.url, "HOMEAPP_REDIS_TIMEOUT": 0.3, "HOMEAPP_SHUTDOWN_GRACE": 3})
     peers = [live_peer(server) for _ in range(3)]
     try:
-        own_redis.stop()
+        module_redis.stop()
         started = time.monotonic()
         assert server.stop(signal.SIGTERM) == 0
         assert time.monotonic() - started < 4
@@ -360,5 +352,5 @@ def test_sigterm_with_redis_down_still_exits_0_within_the_grace(own_redis):
         server.kill()
         for peer in peers:
             peer.close()
-        set_redis(own_redis, True)
+        set_redis(module_redis, True)
     assert "other processes will reap them" in server.log()

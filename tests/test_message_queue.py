@@ -49,10 +49,8 @@ class Process:
 
 
 @pytest.fixture(scope="module")
-def redis_url():
-    server = RedisServer().start()
-    yield server.url
-    server.stop()
+def redis_url(module_redis):
+    return module_redis.url
 
 
 @pytest.fixture
