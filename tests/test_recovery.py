@@ -10,7 +10,7 @@ from homeapp.config import ConfigError, load_config
 from homeapp.engine.channels import logged
 from homeapp.engine.history import (ENTRY_OVERHEAD, Appender, Budget, MemoryHistory, NotHeld, OverBudget,
                                     RedisHistory)
-from homeapp.engine.positions import Positions, locate, parse_offset
+from homeapp.engine.positions import NumberedPositions, Positions, locate, parse_offset
 from homeapp.engine.sessions import MemorySessions, RedisSessions, Session, new_pid
 from homeapp.store import redis_keys
 
@@ -383,8 +383,50 @@ def _memory_manager():
     server._send_eio_packet = lambda eio_sid, packet: sent.append((eio_sid, packet.data))
     manager.history = MemoryHistory(60, 1000)
     manager.recovery = Recovery(None, manager.history, MemorySessions(60), 5)
-    manager.recovery.positions = Positions(manager.last_id, 60, 1000)
+    manager.recovery.positions = NumberedPositions(manager.history)
     return manager, sent
+
+
+def test_without_redis_the_last_copy_a_client_got_places_it_in_every_channel():
+    """The memory history numbers the entries of all channels in one sequence, in the order
+    their copies are sent: the offset of the last copy a client got is its position in each of
+    its channels (from where it joined), and nothing is kept per copy."""
+    manager, sent = _memory_manager()
+    history, positions = manager.history, manager.recovery.positions
+    manager.emit("messageRoom", {"n": 0}, "/", room="room:b")  # before the socket joined
+    sid = manager.connect("eio-a", "/")
+    for room in ("room:a", "room:b"):
+        manager.enter_room(sid, "/", room)
+    for n, room in enumerate(["room:a", "room:b", "room:a", "room:b"], 1):
+        manager.emit("messageRoom", {"n": n}, "/", room=room)
+    offsets = [json.loads(text[1:])[-1] for eio, text in sent if eio == "eio-a"]
+    assert [o.partition("@")[2] for o in offsets] == ["room:a", "room:b", "room:a", "room:b"]
+    kept = positions.snapshot(sid)
+    base = history.read({"room:b": "0-0"}, unbounded())["room:b"][0][0]  # n=0's id
+    assert kept == {"*": [base, base, []], "room:a": [base, base, []], "room:b": [base, base, []]}
+
+    def missed(offset, anchor=None):
+        where = positions.locate(kept, anchor, offset)
+        return where and {c: [json.loads(t.split(" ", 2)[2])["data"][0]["n"] for _, t in found]
+                          for c, found in history.read(where, unbounded()).items()}
+
+    assert missed(offsets[2]) == {"*": [], "room:a": [], "room:b": [4]}   # it got 1, 2 and 3
+    assert missed(offsets[1]) == {"*": [], "room:a": [3], "room:b": [4]}
+    assert missed(None) == {"*": [], "room:a": [1, 3], "room:b": [2, 4]}  # nothing since it joined
+    assert missed(offsets[0], anchor=offsets[0]) == missed(None)  # what a restore left it at
+    # an id of its channel from before it joined moves it nowhere before where it joined
+    assert missed(f"{base}@room:b") == missed(None)
+    start = base.partition("-")[0]
+    for elsewhere in (f"1-{base.partition('-')[2]}@room:a",  # another run's
+                      f"{start}-{history.number + 1}@room:a",  # not given yet
+                      offsets[0].replace("room:a", "room:c"),  # not its channel
+                      "1-0"):
+        assert positions.locate(kept, None, elsewhere) is None
+    manager.leave_room(sid, "/", "room:b")
+    assert sorted(positions.snapshot(sid)) == ["*", "room:a"]
+    third = offsets[2].partition("@")[0]
+    positions.restored(sid, {"room:a": third}, [("room:a", third)])  # recovered there
+    assert positions.snapshot(sid)["room:a"] == [third, third, []]
 
 
 def test_an_emit_to_a_socket_being_restored_waits_and_others_get_it_at_once():

@@ -3,7 +3,7 @@ from homeapp.engine.channels import NAMESPACE, channel_of_room, to_channel
 from homeapp.engine.copies import channels_of, copy_for
 from homeapp.engine.history import LOCAL
 from homeapp.engine.positions import offset_of
-from homeapp.seams.socketio import KeepingManager, event_text
+from homeapp.seams.socketio import KeepingManager, args_text, emit_here
 from homeapp.store.redis_keys import EVERYONE
 from homeapp.transport import jsoncodec
 
@@ -35,29 +35,35 @@ class LoggingManager(KeepingManager):
 
     def keep(self, event, data, namespace, room, skip_sid):
         """An emit to a channel goes into its history, and out with its offset."""
-        if self.recovery is None or not to_channel(namespace, room):
+        if self.recovery is None:
             return False
-        data = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         if type(room) is list and len(room) == 1:  # hub.emit(to=[channel]): one room
             room = room[0]
+        if not to_channel(namespace, room):
+            return False
+        data = data if isinstance(data, tuple) else () if data is None else (data,)
         history = self.history
         if room is None or isinstance(room, str):  # one channel: the copy is the message
             channel = EVERYONE if room is None else room
             entry_id = history.reserve()
-            text = event_text(self.server, event, (*data, offset_of(entry_id, channel)))
+            text = args_text(self.server, [event, *data, offset_of(entry_id, channel)])
             history.add(channel, text, room, skip_sid)
-            self.recovery.deliver_text(self, text, channel, entry_id, (LOCAL, history.number),
-                                       event, data, room, skip_sid)
+            recovery = self.recovery
+            if recovery.restoring or recovery.settling or recovery.shutting_down:
+                recovery.deliver_text(self, text, channel, entry_id, (LOCAL, history.number),
+                                      event, data, room, skip_sid)
+            else:  # all deliver_text() would do (NumberedPositions keep nothing), less a call
+                emit_here(self, event, None, NAMESPACE, room=room, skip_sid=skip_sid, text=text)
             return True
         message = {"method": "emit", "event": event, "namespace": namespace, "room": room,
-                   "skip_sid": skip_sid, "data": data}
+                   "skip_sid": skip_sid, "data": list(data)}
         first = None  # the number of the emit's first entry: its origin, in every channel
         for channel in channels_of(room):
             copy = copy_for(self, message, channel)
             if copy is not None:
                 entry_id = history.reserve()
                 first = first or history.number
-                text = event_text(self.server, event, (*data, offset_of(entry_id, channel)))
+                text = args_text(self.server, [event, *data, offset_of(entry_id, channel)])
                 history.add(channel, text, room, skip_sid, first)
                 self.recovery.deliver(self, copy, channel, entry_id, (LOCAL, first), text)
         return True

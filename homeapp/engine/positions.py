@@ -2,10 +2,12 @@
 
 An event reaches a socket with the offset of the copy it came by, `<id>@<channel>` (the id of
 the entry in that channel's history). The client only keeps the last one it got, but a socket is
-in several channels, whose ids are not comparable. So this process numbers the copies it
-delivers (one sequence for all channels) and keeps, per channel, the recent ones (`(sequence,
-id)`), and per socket the sequence at which it joined each channel. When a socket drops, its
-session keeps per channel (docs/recovery.md):
+in several channels. Without Redis, the ids of all channels are one sequence, given in the order
+the copies are sent, so that offset places the socket in every channel (NumberedPositions). In
+Redis each channel numbers its own, which are not comparable; so (Positions) this process
+numbers the copies it delivers (one sequence for all channels) and keeps, per channel, the
+recent ones (`(sequence, id)`), and per socket the sequence at which it joined each channel.
+When a socket drops, its session keeps per channel (docs/recovery.md):
 
 - `base`: the channel's id when it joined (everything later was delivered to it after);
 - `start`: the later of `base` and the last id forgotten from the recent copies: those were
@@ -70,7 +72,8 @@ class _Recent:
 
 
 class Positions:
-    """This process's delivered copies and its sockets' joins. `base(channel)`: the id of the
+    """Where a socket is in each channel, for histories whose ids are numbered per channel (in
+    Redis): this process's delivered copies and its sockets' joins. `base(channel)`: the id of the
     last entry of a channel handled here (what a socket joining now comes after), or None.
     The recent copies of all channels together are at most `max_copies`: past it the oldest of
     any channel are forgotten first, as those of a channel past `size` are."""
@@ -205,6 +208,63 @@ class Positions:
                 start = None
             kept[channel] = [base, start, tail]
         return kept
+
+    @staticmethod
+    def locate(channels, anchor, offset):
+        return locate(channels, anchor, offset)
+
+
+class NumberedPositions:
+    """Where a socket is in each channel, for a history whose ids number the entries of all
+    channels in one sequence, in the order their copies are delivered (MemoryHistory: one
+    process, no Redis). A socket is sent its copies in that order, a restore's included
+    (homeapp.engine.handshake), so the last one its client got places it in every channel by
+    itself: at the later of that id and where it joined. Nothing is kept per copy: Positions'
+    recent copies were a fifth of what recovery added to a message, and a third of its memory.
+    An offset is taken when it names one of the session's channels and an id this run gave;
+    one that is not the client's own only moves it within what its channels were sent since it
+    joined them."""
+
+    def __init__(self, history):
+        self._history = history
+        self._joins = {}  # sid -> {channel: id of the last entry of any channel when it joined}
+
+    def delivered(self, channel, entry_id):
+        """Nothing to keep: a copy's id is its place."""
+
+    def joined(self, sid, channel):
+        self._joins.setdefault(sid, {})[channel] = self._history.last_id()
+
+    def left(self, sid, channel):
+        joins = self._joins.get(sid)
+        if joins is not None:
+            joins.pop(channel, None)
+            if not joins:
+                del self._joins[sid]
+
+    def unused(self, channel):
+        """Nothing is kept per channel."""
+
+    def restored(self, sid, bases, sent):
+        """A recovered socket stood at `bases` ({channel: id}); what it was sent (`sent`) came
+        after them, in order of their ids."""
+        self._joins.setdefault(sid, {}).update(bases)
+
+    def snapshot(self, sid):
+        """{channel: [base, start, tail]} of a socket, for its session, as Positions gives it:
+        its start is its base, and its tail empty."""
+        return {channel: [base, base, []] for channel, base in self._joins.get(sid, {}).items()}
+
+    def locate(self, channels, anchor, offset):
+        """{channel: position} for a session's `channels` and the offset its client presents,
+        or None when that offset places it nowhere."""
+        bases = {name: kept[0] for name, kept in channels.items()}
+        if offset is None or offset == anchor:
+            return None if None in bases.values() else bases
+        parsed = parse_offset(offset)
+        if parsed is None or parsed[1] not in channels or not self._history.issued(parsed[0]):
+            return None
+        return {name: later(base, parsed[0]) for name, base in bases.items()}
 
 
 def locate(channels, anchor, offset):

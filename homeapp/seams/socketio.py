@@ -105,6 +105,12 @@ def event_text(server, event, data, namespace="/"):
         + server.packet_class.json.dumps([event] + data)
 
 
+def args_text(server, args):
+    """event_text() on "/" of a list of arguments, the event's name first: for a caller that
+    has them in one list already (no tuple, and no list made of it)."""
+    return _EVENT + server.packet_class.json.dumps(args)
+
+
 def no_ack(server):
     """What an event handler returns to send no acknowledgement at all: python-socketio's value
     for an event that no handler took (Server.not_handled), for which it sends none."""
