@@ -383,7 +383,7 @@ def _memory_manager():
     server._send_eio_packet = lambda eio_sid, packet: sent.append((eio_sid, packet.data))
     manager.history = MemoryHistory(60, 1000)
     manager.recovery = Recovery(None, manager.history, MemorySessions(60), 5)
-    manager.recovery.positions = NumberedPositions(manager.history)
+    manager.recovery.positions = NumberedPositions(manager.last_id, manager.history)
     return manager, sent
 
 
@@ -403,7 +403,8 @@ def test_without_redis_the_last_copy_a_client_got_places_it_in_every_channel():
     assert [o.partition("@")[2] for o in offsets] == ["room:a", "room:b", "room:a", "room:b"]
     kept = positions.snapshot(sid)
     base = history.read({"room:b": "0-0"}, unbounded())["room:b"][0][0]  # n=0's id
-    assert kept == {"*": [base, base, []], "room:a": [base, base, []], "room:b": [base, base, []]}
+    # where it joined each: after each channel's last entry then (none: "0-0")
+    assert kept == {"*": ["0-0", "0-0", []], "room:a": ["0-0", "0-0", []], "room:b": [base, base, []]}
 
     def missed(offset, anchor=None):
         where = positions.locate(kept, anchor, offset)

@@ -393,10 +393,6 @@ class MemoryHistory:
         for channel in idle:
             del self._channels[channel]  # its places in _order, if any, go as they come to the front
 
-    def last_id(self):
-        """The id of the last entry of any channel."""
-        return self._prefix + str(self.number)
-
     def issued(self, entry_id):
         """Whether `entry_id` (a well-formed id) is one this history gave."""
         start, number = id_key(entry_id)

@@ -161,12 +161,8 @@ class Positions:
         self._joins.setdefault(sid, {})[channel] = (self.sequence, self._base(channel))
 
     def left(self, sid, channel):
-        joins = self._joins.get(sid)
-        if joins is not None:
-            joins.pop(channel, None)
-            if not joins:
-                del self._joins[sid]
-                self._first.pop(sid, None)
+        if _leave(self._joins, sid, channel):
+            self._first.pop(sid, None)
 
     def unused(self, channel):
         """No socket of this process is in `channel` any more."""
@@ -225,22 +221,19 @@ class NumberedPositions:
     one that is not the client's own only moves it within what its channels were sent since it
     joined them."""
 
-    def __init__(self, history):
+    def __init__(self, base, history):
+        self._base = base
         self._history = history
-        self._joins = {}  # sid -> {channel: id of the last entry of any channel when it joined}
+        self._joins = {}  # sid -> {channel: base id when it joined}
 
     def delivered(self, channel, entry_id):
         """Nothing to keep: a copy's id is its place."""
 
     def joined(self, sid, channel):
-        self._joins.setdefault(sid, {})[channel] = self._history.last_id()
+        self._joins.setdefault(sid, {})[channel] = self._base(channel)
 
     def left(self, sid, channel):
-        joins = self._joins.get(sid)
-        if joins is not None:
-            joins.pop(channel, None)
-            if not joins:
-                del self._joins[sid]
+        _leave(self._joins, sid, channel)
 
     def unused(self, channel):
         """Nothing is kept per channel."""
@@ -265,6 +258,19 @@ class NumberedPositions:
         if parsed is None or parsed[1] not in channels or not self._history.issued(parsed[0]):
             return None
         return {name: later(base, parsed[0]) for name, base in bases.items()}
+
+
+def _leave(joins, sid, channel):
+    """Take a socket's join of `channel` out of `joins` ({sid: {channel: ...}}); returns
+    whether it is in no channel any more."""
+    mine = joins.get(sid)
+    if mine is None:
+        return False
+    mine.pop(channel, None)
+    if mine:
+        return False
+    del joins[sid]
+    return True
 
 
 def locate(channels, anchor, offset):

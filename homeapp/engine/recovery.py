@@ -539,7 +539,7 @@ def build_recovery(hub, config, redis_client):
         history = MemoryHistory(log_seconds(config), config["HISTORY_SIZE"], config["HISTORY_MAX_BYTES"])
         sessions = MemorySessions(seconds)
         manager.history = history
-        positions = NumberedPositions(history)
+        positions = NumberedPositions(manager.last_id, history)
     recovery = Recovery(hub, history, sessions, config["PRESENCE_GRACE"],
                         config["RECOVERY_CONCURRENCY"], config["RECOVERY_MAX_ENTRIES"])
     recovery.positions = positions
