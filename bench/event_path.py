@@ -4,8 +4,8 @@
     python -m bench.event_path --tree DIR             # another checkout (git archive <commit> | tar -x -C DIR)
     python -m bench.event_path --profile              # cProfile's tables instead
 
-Each message is a text frame as socket.io-client sends it, given to an Engine.IO socket's
-receive(), as the frame path (homeapp/transport/evented.py) does: Socket.IO's decoding,
+Each message is a text frame as socket.io-client sends it, given to the socket's Feed as a
+worker of the frame path (homeapp/transport/evented.py) hands it: Engine.IO's and Socket.IO's decoding,
 dispatch, validation, the handler, its emits and the acknowledgement, down to each recipient
 socket's connection, which frames what it is sent and writes nothing. 100 rooms of two, both
 members in their room's and their own channel, as in the relay benchmark; messages go round
@@ -89,13 +89,14 @@ def main():
     parser.add_argument("--profile", action="store_true", help="print cProfile's tables instead")
     args = parser.parse_args()
     sockets = build(args.tree, args.rooms)
-    from engineio import packet
-    frames_in = [(sockets[str(2 * (n % args.rooms) + 1)], message_frame(n % args.rooms, n)) for n in range(1000)]
+    from homeapp.transport.evented import Feed
+    feeds = {user: Feed(sock, sock.direct_websocket) for user, sock in sockets.items()}
+    frames_in = [(feeds[str(2 * (n % args.rooms) + 1)], message_frame(n % args.rooms, n)) for n in range(1000)]
 
     def run(calls):
         for n in range(calls):
-            sock, text = frames_in[n % 1000]
-            sock.receive(packet.Packet(encoded_packet=text))
+            feed, text = frames_in[n % 1000]
+            feed.handle(text)
 
     run(2000)  # warm: every room has spoken
     if args.profile:

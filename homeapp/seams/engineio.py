@@ -114,6 +114,29 @@ def _ping(socket_ref, timer):
         sock.send(packet.Packet(packet.PING))
 
 
+_DIGITS = frozenset("0123456789")
+
+
+def receive_text(sock, text):
+    """Engine.IO's Socket.receive of the text message `text`, with the same outcome: the text
+    of a MESSAGE whose data is not JSON (every Socket.IO packet: its type, a digit, comes first)
+    goes to the server's message handler, run as Engine.IO runs it (its error logged, not
+    raised), without the packet object and the decoding that Engine.IO tries first. Anything
+    else, Engine.IO's logging on, or handlers run in greenlets of their own go through
+    Engine.IO's decoding and receive. Raises what Engine.IO's receive raises."""
+    server = sock.server
+    if text[:1] != "4" or text[1:2] not in _DIGITS or server.async_handlers \
+            or server.logger.isEnabledFor(logging.INFO):
+        return sock.receive(packet.Packet(encoded_packet=text))
+    handler = server.handlers.get("message")
+    if handler is not None:
+        try:
+            handler(sock.sid, text[1:])
+        except Exception:
+            server.logger.exception("message handler error")
+    return None
+
+
 def _on_websocket(sock):
     """The connection the socket writes to directly, or None (polling, upgrading)."""
     ws = sock.direct_websocket

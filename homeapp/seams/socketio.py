@@ -13,6 +13,7 @@ extension points that python-socketio's PubSubManager documents for custom queue
 (the room bookkeeping, `emit`, `initialize`, `set_server`, `_handle_emit`) is not documented
 as an extension point.
 """
+import logging
 import weakref
 
 from socketio import RedisManager, packet
@@ -136,9 +137,52 @@ def trigger_events_with(server, trigger):
     server._trigger_event = trigger
 
 
-# handle_message(server, eio_sid, data): python-socketio's own handling of an Engine.IO message,
-# decode then dispatch (the library's function itself: no frame more per message)
-handle_message = _library_handle_eio_message
+_ACK = str(packet.ACK)
+_SHORT_ID = 15  # digits of an ack id read here; a longer one is left to python-socketio
+# what python-socketio's Server or Flask-SocketIO's test client put on an instance in place of
+# the class's methods: with any of them, every packet takes the library's way
+_INSTANCE_HOOKS = ("_trigger_event", "_send_packet", "_send_eio_packet")
+
+
+def handle_message(server, eio_sid, data):
+    """python-socketio's handling of an Engine.IO message (decode, then dispatch), with the same
+    outcome. An EVENT on "/" whose arguments are a JSON array led by the event's name, with or
+    without an ack id (every event of this protocol's clients), is read from its text and its
+    handler called, and the ack written as text: no packet objects, and four calls fewer each
+    way. Anything else, a socket not connected, python-socketio's logging on, or a hook on the
+    instance goes to python-socketio's own handling, which decodes, refuses and logs it as ever."""
+    if data[:1] == _EVENT and not server.async_handlers:
+        start = data.find("[", 1)
+        ack = data[1:start]
+        if start > 0 and (not ack or (len(ack) <= _SHORT_ID and ack.isascii() and ack.isdigit())):
+            try:
+                args = server.packet_class.json.loads(data[start:])
+            except ValueError:
+                args = None  # refused by python-socketio's decoding below, as ever
+            if args.__class__ is list and args and args[0].__class__ is str \
+                    and not server.logger.isEnabledFor(logging.INFO) \
+                    and not any(hook in vars(server) for hook in _INSTANCE_HOOKS):
+                manager = server.manager
+                sid = manager.sid_from_eio_sid(eio_sid, "/")
+                if sid is not None and manager.is_connected(sid, "/"):
+                    return _handle_event(server, eio_sid, sid, args, ack)
+    return _library_handle_eio_message(server, eio_sid, data)
+
+
+def _handle_event(server, eio_sid, sid, args, ack):
+    """python-socketio's _handle_event_internal on "/": the handler, then the ack, if asked for."""
+    event = args[0]
+    handlers = server.handlers.get("/")
+    handler = handlers.get(event) if handlers is not None else None
+    if handler is None or event in server.reserved_events:  # a catch-all's, connect, disconnect
+        result = server._trigger_event(event, "/", sid, *args[1:])
+    else:
+        result = handler(sid, *args[1:])
+    if ack and result is not server.not_handled:
+        # tuples are several arguments, as python-socketio sends them
+        result = [] if result is None else list(result) if isinstance(result, tuple) else [result]
+        engineio_seam.send_message(server.eio, eio_sid,
+                                   _ACK + str(int(ack)) + server.packet_class.json.dumps(result))
 # handle_connect(server, eio_sid, namespace, data): python-socketio's own namespace CONNECT
 handle_connect = _library_handle_connect
 

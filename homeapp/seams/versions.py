@@ -17,15 +17,17 @@ from packaging.version import Version
 COVERED = {
     "python-engineio": (
         ">=4.15.1,<4.16",
-        "Socket.schedule_ping, send, poll, close and _websocket_handler, the gevent driver's _sock, "
+        "Socket.schedule_ping, send, poll, close and _websocket_handler, what Socket.receive does "
+        "with a text MESSAGE (receive_text), the gevent driver's _sock, "
         "Payload.max_decode_packets, and Server.sockets with Socket.closing and closed, read to "
         "answer 400 for a closing session (homeapp/seams/engineio.py)",
         "tests/test_transport.py tests/test_evented.py tests/test_live_transport.py "
         "tests/test_live_hostile_transport.py tests/test_live_idle.py tests/test_create_app.py "
-        "tests/test_live_polling.py"),
+        "tests/test_live_polling.py tests/test_event_reading.py"),
     "python-socketio": (
         ">=5.18.1,<5.19",
-        "Server._handle_eio_message and Packet.uses_binary_events; Server._handle_connect, "
+        "Server._handle_eio_message, what _handle_event_internal does with an EVENT on \"/\" "
+        "(handle_message) and Packet.uses_binary_events; Server._handle_connect, "
         "_send_packet and _trigger_event for the recovering CONNECT (homeapp/engine/handshake.py "
         "registers it), with the manager's pending_connect and basic_enter_room; the managers' "
         "base classes: RedisManager's _publish and _listen (documented), initialize, set_server, "
@@ -38,7 +40,8 @@ COVERED = {
         "tests/test_live_hostile.py tests/test_live_limits.py tests/test_message_queue.py "
         "tests/test_live_recovery.py tests/test_recovery.py tests/test_live_recovery_deploy.py "
         "tests/test_live_queue_outage.py tests/test_live_channels.py tests/test_live_admin.py "
-        "tests/test_create_app.py tests/test_event_refusals.py tests/test_live_admin_limits.py"),
+        "tests/test_create_app.py tests/test_event_refusals.py tests/test_live_admin_limits.py "
+        "tests/test_event_reading.py"),
     "Flask-SocketIO": (
         ">=5.7.0,<5.8",
         "init_app's options kept between apps, its server used without its decorators "

@@ -172,7 +172,10 @@ class Feed:
                          sock.sid, type(error).__name__, error)
                 return
         try:
-            sock.receive(packet.Packet(encoded_packet=message))
+            if message.__class__ is str:
+                engineio_seam.receive_text(sock, message)
+            else:
+                sock.receive(packet.Packet(encoded_packet=message))
         except exceptions.UnknownPacketError:
             pass
         except exceptions.SocketIsClosedError:
