@@ -212,3 +212,23 @@ def test_a_handler_that_fails_is_logged_and_the_socket_goes_on(eio_socket, caplo
         engineio_seam.receive_text(sock, '42["message"]')
     assert [r.getMessage() for r in caplog.records] == ["message handler error"]
     assert caplog.records[0].exc_info[0] is ZeroDivisionError
+
+
+# The emits' side: who an emit reaches (homeapp/seams/socketio.py's emit_here)
+
+@pytest.mark.parametrize("room, skip, reached", [
+    (None, None, {SENDER, OTHER}),
+    ("user:" + SENDER, None, {SENDER}),
+    ("room:" + ROOM, "eio-1", {OTHER}),
+    (["user:" + SENDER, "room:" + ROOM], None, {SENDER, OTHER}),
+    ("user:3", None, set()),
+], ids=["everyone", "one user", "a room, sender skipped", "two rooms, one copy each", "no one"])
+def test_an_emit_reaches_each_member_of_its_rooms_once(app_sockets, room, skip, reached):
+    server, sockets = app_sockets
+    manager = server.manager
+    skip_sid = None if skip is None else manager.sid_from_eio_sid(skip, "/")
+    for sock in sockets.values():
+        sock.direct_websocket.sent.clear()
+    socketio_seam.emit_here(manager, "hello", {"n": 1}, "/", room=room, skip_sid=skip_sid)
+    assert {user: sock.direct_websocket.sent for user, sock in sockets.items()} == \
+        {user: ['42["hello",{"n":1}]'] if user in reached else [] for user in sockets}

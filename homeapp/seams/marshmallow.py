@@ -54,7 +54,8 @@ class LeanSchema(Schema):
         that are never set here, which marshmallow pays per field. That was a quarter of a
         `message`'s load (bench/optimised.md). A field given a value (not None) that has no
         validators or processors is loaded by its own `_deserialize`, which is all its
-        `deserialize` would run. tests/test_schemas.py compares the two loops."""
+        `deserialize` would run; one not given or null, what `deserialize` gives or refuses.
+        tests/test_schemas.py compares the two loops."""
         if many or partial is not None or unknown != EXCLUDE or type(data) is not dict:
             return super()._deserialize(data, error_store=error_store, many=many, partial=partial,
                                         unknown=unknown, index=index)
@@ -67,9 +68,15 @@ class LeanSchema(Schema):
         for key, attribute, field, plain, dotted in plan:
             value = data.get(key, missing)
             try:
-                if plain and value is not missing and value is not None:
+                if not plain:
+                    value = field.deserialize(value, key, data)
+                elif value is not missing and value is not None:
                     value = field._deserialize(value, key, data)
-                else:
+                elif value is missing and not field.required:  # its default, as deserialize gives it
+                    value = field.load_default
+                    if callable(value):
+                        value = value()
+                elif value is not None or not field.allow_none:  # a refusal: deserialize words it
                     value = field.deserialize(value, key, data)
             except ValidationError as error:
                 error_store.store_error(error.messages, key, index=index)
@@ -83,13 +90,14 @@ class LeanSchema(Schema):
 
 
 def _plan(load_fields):
-    """(key in the payload, attribute, field, loaded by its _deserialize alone, dotted attribute)
-    of each field a schema loads, in order."""
+    """(key in the payload, attribute, field, loaded by its _deserialize alone (or its default, or
+    None), dotted attribute) of each field a schema loads, in order."""
     plan = []
     for name, field in load_fields.items():
         attribute = field.attribute or name
-        plain = (type(field).deserialize is Field.deserialize and not field.validators
-                 and not field.pre_load and not field.post_load)
+        kind = type(field)
+        plain = (kind.deserialize is Field.deserialize and kind._validate_missing is Field._validate_missing
+                 and not field.validators and not field.pre_load and not field.post_load)
         plan.append((name if field.data_key is None else field.data_key, attribute, field, plain,
                      "." in attribute))
     return tuple(plan)
@@ -108,3 +116,4 @@ class Lean:
             if built is None or built[0] != validators:
                 built = self._lean_all = (list(validators), self._validate_all)
             built[1](value)
+

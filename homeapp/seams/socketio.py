@@ -86,7 +86,13 @@ def emit_here(manager, event, data, namespace, room=None, skip_sid=None, text=No
     if not isinstance(skip_sid, list):
         skip_sid = [skip_sid]
     eio = server.eio
-    for sid, eio_sid in manager.get_participants(namespace, room):
+    if room is None or room.__class__ is str:  # one room: its members (copied, as the library
+        # does: a send can end a socket), without the library's generator
+        members = manager.rooms[namespace].get(room)
+        recipients = () if members is None else list(members.items())
+    else:
+        recipients = manager.get_participants(namespace, room)
+    for sid, eio_sid in recipients:
         if sid not in skip_sid:
             engineio_seam.send_message(eio, eio_sid, text)
     return None
@@ -139,9 +145,6 @@ def trigger_events_with(server, trigger):
 
 _ACK = str(packet.ACK)
 _SHORT_ID = 15  # digits of an ack id read here; a longer one is left to python-socketio
-# what python-socketio's Server or Flask-SocketIO's test client put on an instance in place of
-# the class's methods: with any of them, every packet takes the library's way
-_INSTANCE_HOOKS = ("_trigger_event", "_send_packet", "_send_eio_packet")
 
 
 def handle_message(server, eio_sid, data):
@@ -161,12 +164,19 @@ def handle_message(server, eio_sid, data):
                 args = None  # refused by python-socketio's decoding below, as ever
             if args.__class__ is list and args and args[0].__class__ is str \
                     and not server.logger.isEnabledFor(logging.INFO) \
-                    and not any(hook in vars(server) for hook in _INSTANCE_HOOKS):
+                    and not _hooked(server):
                 manager = server.manager
                 sid = manager.sid_from_eio_sid(eio_sid, "/")
                 if sid is not None and manager.is_connected(sid, "/"):
                     return _handle_event(server, eio_sid, sid, args, ack)
     return _library_handle_eio_message(server, eio_sid, data)
+
+
+def _hooked(server):
+    """Whether the Admin UI (_trigger_event) or Flask-SocketIO's test client (the sends) put a
+    method of their own on this server: then every packet takes python-socketio's way."""
+    own = vars(server)
+    return "_trigger_event" in own or "_send_packet" in own or "_send_eio_packet" in own
 
 
 def _handle_event(server, eio_sid, sid, args, ack):
@@ -183,6 +193,8 @@ def _handle_event(server, eio_sid, sid, args, ack):
         result = [] if result is None else list(result) if isinstance(result, tuple) else [result]
         engineio_seam.send_message(server.eio, eio_sid,
                                    _ACK + str(int(ack)) + server.packet_class.json.dumps(result))
+
+
 # handle_connect(server, eio_sid, namespace, data): python-socketio's own namespace CONNECT
 handle_connect = _library_handle_connect
 
