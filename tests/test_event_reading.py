@@ -219,10 +219,11 @@ def test_a_handler_that_fails_is_logged_and_the_socket_goes_on(eio_socket, caplo
 @pytest.mark.parametrize("room, skip, reached", [
     (None, None, {SENDER, OTHER}),
     ("user:" + SENDER, None, {SENDER}),
+    (["user:" + OTHER], None, {OTHER}),
     ("room:" + ROOM, "eio-1", {OTHER}),
     (["user:" + SENDER, "room:" + ROOM], None, {SENDER, OTHER}),
     ("user:3", None, set()),
-], ids=["everyone", "one user", "a room, sender skipped", "two rooms, one copy each", "no one"])
+], ids=["everyone", "one user", "a list of one", "a room, sender skipped", "two rooms, one copy each", "no one"])
 def test_an_emit_reaches_each_member_of_its_rooms_once(app_sockets, room, skip, reached):
     server, sockets = app_sockets
     manager = server.manager

@@ -86,6 +86,8 @@ def emit_here(manager, event, data, namespace, room=None, skip_sid=None, text=No
     if not isinstance(skip_sid, list):
         skip_sid = [skip_sid]
     eio = server.eio
+    if room.__class__ is list and len(room) == 1:  # to=[channel], as the handlers give it
+        room = room[0]
     if room is None or room.__class__ is str:  # one room: its members (copied, as the library
         # does: a send can end a socket), without the library's generator
         members = manager.rooms[namespace].get(room)
