@@ -28,7 +28,13 @@ class Boolean(Lean, fields.Boolean):
 
 
 class Integer(Lean, fields.Integer):
-    pass
+    """An int is taken as it is, as marshmallow's Integer takes it, strict or not, without its
+    checks for the other types (an abstract class's isinstance among them)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value.__class__ is int:
+            return value
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class List(Lean, fields.List):

@@ -10,6 +10,7 @@ from marshmallow.decorators import POST_LOAD, PRE_LOAD, VALIDATES, VALIDATES_SCH
 from marshmallow.error_store import ErrorStore
 from marshmallow.fields import Field
 from marshmallow.utils import set_value
+from marshmallow.validate import Validator
 
 DISTRIBUTION = "marshmallow"
 
@@ -107,13 +108,18 @@ class Lean:
     """Mixed into a marshmallow field type: marshmallow 4 builds an `And` of a field's validators
     each time a field is loaded, even when there are none, which with the inline checks of
     homeapp.schemas.common.BoundedString was a fifth of a `message`'s load. Skipped when a field
-    has no validators; built once while its validators stay the same when it has some."""
+    has no validators; built once while its validators stay the same when it has some, and
+    for a single validator object (a Range, a Regexp) that validator itself."""
 
     def _validate(self, value):
         validators = self.validators
         if validators:
             built = self.__dict__.get("_lean_all")
             if built is None or built[0] != validators:
-                built = self._lean_all = (list(validators), self._validate_all)
+                # one of marshmallow's validator objects raises what an And of it would (a
+                # message or a list of them, never a dict): called alone
+                alone = len(validators) == 1 and isinstance(validators[0], Validator)
+                built = self._lean_all = (list(validators),
+                                          validators[0] if alone else self._validate_all)
             built[1](value)
 
