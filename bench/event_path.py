@@ -5,8 +5,8 @@
     python -m bench.event_path --profile              # cProfile's tables instead
 
 Each message is a text frame as socket.io-client sends it, given to the socket's Feed as a
-worker of the frame path (homeapp/transport/evented.py) hands it: Engine.IO's and Socket.IO's decoding,
-dispatch, validation, the handler, its emits and the acknowledgement, down to each recipient
+worker of the frame path (homeapp/transport/evented.py) hands it: Engine.IO's and Socket.IO's
+decoding, dispatch, validation, the handler, its emits and the acknowledgement, down to each recipient
 socket's connection, which frames what it is sent and writes nothing. 100 rooms of two, both
 members in their room's and their own channel, as in the relay benchmark; messages go round
 the rooms. bench/metrics_overhead.py stops before the socket (no Engine.IO on either side).

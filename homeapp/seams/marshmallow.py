@@ -122,4 +122,3 @@ class Lean:
                 built = self._lean_all = (list(validators),
                                           validators[0] if alone else self._validate_all)
             built[1](value)
-
