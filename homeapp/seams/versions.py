@@ -71,7 +71,8 @@ COVERED = {
         "tests/test_live_body_timeout.py"),
     "marshmallow": (
         ">=4.4.0,<4.5",
-        "Schema._do_load and _deserialize, the field loop, and Field._validate (homeapp/seams/marshmallow.py)",
+        "Schema._do_load and _deserialize, the field loop, Field._validate, and Nested's, "
+        "List's and Integer's _deserialize (homeapp/seams/marshmallow.py)",
         "tests/test_schemas.py"),
     "redis": (
         ">=8.1.0,<8.2",
