@@ -130,7 +130,7 @@ def _emitter(server):
     manager = server.manager
 
     def emit(event, data=None, to=None, skip_sid=None):
-        manager.emit(event, data, "/", room=to, skip_sid=skip_sid)
+        manager.emit(event, data, "/", to, skip_sid)  # (namespace, room, skip_sid) by position
 
     return emit
 

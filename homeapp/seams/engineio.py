@@ -168,8 +168,8 @@ def send_message(eio, sid, text):
             # sockets in one reconnect storm (bench/recovery.md)
             eio.logger.debug("Cannot send to sid %s", sid)
         return
-    ws = _on_websocket(sock)
-    if ws is None or not sock.queue.empty():
+    ws = sock.direct_websocket  # _on_websocket(), written out: this runs once per recipient
+    if ws is None or not sock.upgraded or sock.upgrading or not sock.queue.empty():
         return _enqueue(sock, packet.Packet(packet.MESSAGE, text))
     if sock.check_ping_timeout():
         ws.send("4" + text)  # never blocks, never raises

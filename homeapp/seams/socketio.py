@@ -281,7 +281,7 @@ class KeepingManager(FollowingManager):
             return super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
                                 callback=callback, **kwargs)
         if not self.keep(event, data, namespace, room, skip_sid):
-            emit_here(self, event, data, namespace, room=room, skip_sid=skip_sid)
+            emit_here(self, event, data, namespace, room, skip_sid)
         return None
 
 
