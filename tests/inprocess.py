@@ -23,6 +23,16 @@ def local_app(**settings):
     return create_app(dict(SETTINGS, **settings))
 
 
+class RecordingConnection:
+    """A frames.Connection as a sender sees it: what it is sent is recorded, nothing written."""
+
+    def __init__(self):
+        self.sent = []
+
+    def send(self, data):
+        self.sent.append(data)
+
+
 class _Inbox(list):
     """The test client's queue of received packets, recorded as they arrive."""
 

@@ -1,5 +1,5 @@
 """The short way an event's text takes to its handler (homeapp/seams/socketio.py's handle_message,
-homeapp/seams/engineio.py's receive_text) against python-socketio's and Engine.IO's own: for each
+homeapp/seams/engineio.py's receive_message) against python-socketio's and Engine.IO's own: for each
 packet a client can send, the same handler calls, the same frames to every socket, the same
 refusal, and the short way taken exactly where it says it is."""
 import json
@@ -11,7 +11,7 @@ from engineio import packet
 from homeapp import errors
 from homeapp.seams import engineio as engineio_seam
 from homeapp.seams import socketio as socketio_seam
-from tests.inprocess import local_app
+from tests.inprocess import RecordingConnection, local_app
 
 SENDER, OTHER = "1", "2"
 ROOM = f"{SENDER}:{OTHER}"
@@ -62,14 +62,6 @@ PACKETS = [
 ]
 
 
-class _Connection:
-    def __init__(self):
-        self.sent = []
-
-    def send(self, data):
-        self.sent.append(data)
-
-
 @pytest.fixture
 def app_sockets(monkeypatch):
     """An app in this process with two connected users in their room, each an Engine.IO socket
@@ -84,7 +76,7 @@ def app_sockets(monkeypatch):
     for user in (SENDER, OTHER):
         sock = engineio.socket.Socket(server.eio, f"eio-{user}")
         sock.connected = sock.upgraded = True
-        sock.direct_websocket = _Connection()
+        sock.direct_websocket = RecordingConnection()
         server.eio.sockets[sock.sid] = sock
         sid = server.manager.connect(sock.sid, "/")
         hub.connections.open(sid, user, f"user{user}")
@@ -182,15 +174,15 @@ def eio_socket():
 
 
 @pytest.mark.parametrize("data", ['42["message",{}]', "40", "41", "49", '4{"a":1}', "4[1]", "4x",
-                                  "4", "b4AAE="],
+                                  "4", "b4AAE=", b"42"],
                          ids=["event", "connect", "disconnect", "digit", "json", "json array",
-                              "text", "empty message", "base64"])
+                              "text", "empty message", "base64", "bytes"])
 def test_a_message_reaches_the_handler_as_engineio_would_hand_it(eio_socket, data):
     sock, received = eio_socket
     sock.receive(packet.Packet(encoded_packet=data))
     expected = list(received)
     received.clear()
-    engineio_seam.receive_text(sock, data)
+    engineio_seam.receive_message(sock, data)
     assert received == expected and len(received) == 1
 
 
@@ -200,7 +192,7 @@ def test_the_short_way_skips_the_packet_object_only_for_socketio_text(eio_socket
     original = packet.Packet.decode
     monkeypatch.setattr(packet.Packet, "decode", lambda self, text: decoded.append(text) or original(self, text))
     for data in ('42["message",{}]', "40", '4{"a":1}', "3"):
-        engineio_seam.receive_text(sock, data)
+        engineio_seam.receive_message(sock, data)
     assert decoded == ['4{"a":1}', "3"]
     assert received == [("sid", '2["message",{}]'), ("sid", "0"), ("sid", {"a": 1})]
 
@@ -209,7 +201,7 @@ def test_a_handler_that_fails_is_logged_and_the_socket_goes_on(eio_socket, caplo
     sock, received = eio_socket
     sock.server.on("message", lambda sid, data: 1 / 0)
     with caplog.at_level("ERROR", logger=sock.server.logger.name):
-        engineio_seam.receive_text(sock, '42["message"]')
+        engineio_seam.receive_message(sock, '42["message"]')
     assert [r.getMessage() for r in caplog.records] == ["message handler error"]
     assert caplog.records[0].exc_info[0] is ZeroDivisionError
 

@@ -11,6 +11,7 @@ from homeapp.config import load_config
 from homeapp import seams
 from homeapp.seams import engineio as engineio_seam
 from homeapp.transport import websocket as transport
+from tests.inprocess import RecordingConnection
 
 CLOSE_FRAME = b"\x88\x00"
 
@@ -19,16 +20,6 @@ CLOSE_FRAME = b"\x88\x00"
 def installed():
     """The frame path as create_app installs it: explicitly, never by importing."""
     seams.install(load_config({}))
-
-
-class _Connection:
-    """A frames.Connection as a sender sees it: what it is sent is recorded."""
-
-    def __init__(self):
-        self.sent = []
-
-    def send(self, data):
-        self.sent.append(data)
 
 
 @pytest.fixture
@@ -41,7 +32,7 @@ def engineio_socket():
 def websocket_socket(engineio_socket):
     """An Engine.IO socket past its upgrade, as evented.py leaves it."""
     engineio_socket.connected = engineio_socket.upgraded = True
-    engineio_socket.direct_websocket = _Connection()
+    engineio_socket.direct_websocket = RecordingConnection()
     return engineio_socket
 
 

@@ -2,8 +2,8 @@
 
 These subclasses skip marshmallow's validator step when a field has no validators
 (homeapp/seams/marshmallow.py's Lean), load a nested object, a list of them and an int with
-fewer calls (LeanNested, LeanList, LeanInteger), and behave otherwise as marshmallow's own (String aside,
-below). The schemas import their field types from here.
+fewer calls (LeanNested, LeanList, LeanInteger), and behave otherwise as marshmallow's own
+(String aside, below). The schemas import their field types from here.
 """
 from marshmallow import fields
 

@@ -117,21 +117,22 @@ def _ping(socket_ref, timer):
 _DIGITS = frozenset("0123456789")
 
 
-def receive_text(sock, text):
-    """Engine.IO's Socket.receive of the text message `text`, with the same outcome: the text
-    of a MESSAGE whose data is not JSON (every Socket.IO packet: its type, a digit, comes first)
-    goes to the server's message handler, run as Engine.IO runs it (its error logged, not
-    raised), without the packet object and the decoding that Engine.IO tries first. Anything
-    else, Engine.IO's logging on, or handlers run in greenlets of their own go through
-    Engine.IO's decoding and receive. Raises what Engine.IO's receive raises."""
+def receive_message(sock, message):
+    """Engine.IO's Socket.receive of a websocket message (text or bytes), with the same outcome:
+    the text of a MESSAGE whose data is not JSON (every Socket.IO packet: its type, a digit,
+    comes first) goes to the server's message handler, run as Engine.IO runs it (its error
+    logged, not raised), without the packet object and the decoding that Engine.IO tries first.
+    Anything else (bytes among it), Engine.IO's logging on, or handlers run in greenlets of
+    their own go through Engine.IO's decoding and receive. Raises what Engine.IO's receive
+    raises."""
     server = sock.server
-    if text[:1] != "4" or text[1:2] not in _DIGITS or server.async_handlers \
+    if message[:1] != "4" or message[1:2] not in _DIGITS or server.async_handlers \
             or server.logger.isEnabledFor(logging.INFO):
-        return sock.receive(packet.Packet(encoded_packet=text))
+        return sock.receive(packet.Packet(encoded_packet=message))
     handler = server.handlers.get("message")
     if handler is not None:
         try:
-            handler(sock.sid, text[1:])
+            handler(sock.sid, message[1:])
         except Exception:
             server.logger.exception("message handler error")
     return None
@@ -168,8 +169,8 @@ def send_message(eio, sid, text):
             # sockets in one reconnect storm (bench/recovery.md)
             eio.logger.debug("Cannot send to sid %s", sid)
         return
-    ws = sock.direct_websocket  # _on_websocket(), written out: this runs once per recipient
-    if ws is None or not sock.upgraded or sock.upgrading or not sock.queue.empty():
+    ws = _on_websocket(sock)
+    if ws is None or not sock.queue.empty():
         return _enqueue(sock, packet.Packet(packet.MESSAGE, text))
     if sock.check_ping_timeout():
         ws.send("4" + text)  # never blocks, never raises

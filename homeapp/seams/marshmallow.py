@@ -96,12 +96,18 @@ def _plan(load_fields):
     plan = []
     for name, field in load_fields.items():
         attribute = field.attribute or name
-        kind = type(field)
-        plain = (kind.deserialize is Field.deserialize and kind._validate_missing is Field._validate_missing
-                 and not field.validators and not field.pre_load and not field.post_load)
-        plan.append((name if field.data_key is None else field.data_key, attribute, field, plain,
-                     "." in attribute))
+        plan.append((name if field.data_key is None else field.data_key, attribute, field,
+                     _plain(field), "." in attribute))
     return tuple(plan)
+
+
+def _plain(field):
+    """Whether all a field's deserialize runs for a value given (not None) is its own
+    _deserialize: marshmallow's deserialize and missing-value check, no validators, no
+    processors."""
+    kind = type(field)
+    return (kind.deserialize is Field.deserialize and kind._validate_missing is Field._validate_missing
+            and not field.validators and not field.pre_load and not field.post_load)
 
 
 class Lean:
@@ -140,16 +146,15 @@ class LeanNested:
 
 
 class LeanList:
-    """Mixed into marshmallow's List: a JSON array of objects for a LeanNested without
-    validators or processors (an event's list of entries) has each object loaded by the
+    """Mixed into marshmallow's List: a JSON array of objects for a plain LeanNested (an
+    event's list of entries) has each object loaded by the
     nested field's _deserialize, which is all its deserialize runs for an object; other items
     by deserialize; and the errors gathered by index, as List's loop does."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         inner = self.inner
         if kwargs or value.__class__ is not list or not isinstance(inner, LeanNested) \
-                or type(inner).deserialize is not Field.deserialize or inner.validators \
-                or inner.pre_load or inner.post_load:
+                or not _plain(inner):
             return super()._deserialize(value, attr, data, **kwargs)
         result, errors = [], {}
         for index, each in enumerate(value):
@@ -176,4 +181,3 @@ class LeanInteger:
         if value.__class__ is int:
             return value
         return super()._deserialize(value, attr, data, **kwargs)
-

@@ -18,7 +18,7 @@ COVERED = {
     "python-engineio": (
         ">=4.15.1,<4.16",
         "Socket.schedule_ping, send, poll, close and _websocket_handler, what Socket.receive does "
-        "with a text MESSAGE (receive_text), the gevent driver's _sock, "
+        "with a text MESSAGE (receive_message), the gevent driver's _sock, "
         "Payload.max_decode_packets, and Server.sockets with Socket.closing and closed, read to "
         "answer 400 for a closing session (homeapp/seams/engineio.py)",
         "tests/test_transport.py tests/test_evented.py tests/test_live_transport.py "

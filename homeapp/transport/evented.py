@@ -172,10 +172,7 @@ class Feed:
                          sock.sid, type(error).__name__, error)
                 return
         try:
-            if message.__class__ is str:
-                engineio_seam.receive_text(sock, message)
-            else:
-                sock.receive(packet.Packet(encoded_packet=message))
+            engineio_seam.receive_message(sock, message)
         except exceptions.UnknownPacketError:
             pass
         except exceptions.SocketIsClosedError:
